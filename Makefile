@@ -1,0 +1,31 @@
+# event_store_dynamo: PGXS build
+#
+#   make && make install          build and install into the PostgreSQL found by pg_config
+#   make installcheck             pg_regress against a running cluster and local stack
+#                                 (test/run-tests.sh sets both up)
+
+MODULE_big = event_store_dynamo
+OBJS = \
+	src/event_store_dynamo.o \
+	src/option.o \
+	src/scan.o \
+	src/row.o \
+	src/dynamo.o \
+	src/aws.o \
+	src/http.o \
+	src/sigv4.o \
+	src/codec.o
+
+EXTENSION = event_store_dynamo
+DATA = sql/event_store_dynamo--0.1.sql
+PGFILEDESC = "event_store_dynamo - DynamoDB event store foreign-data wrapper"
+
+REGRESS = options read errors
+REGRESS_OPTS = --load-extension=event_store_dynamo
+
+PG_CPPFLAGS = -I$(srcdir)/src -Wall -Wextra -Wno-unused-parameter -Wno-missing-field-initializers -Wno-sign-compare
+SHLIB_LINK = -lcurl -ljson-c -lcrypto
+
+PG_CONFIG ?= pg_config
+PGXS := $(shell $(PG_CONFIG) --pgxs)
+include $(PGXS)

@@ -1,0 +1,584 @@
+/*-------------------------------------------------------------------------
+ *
+ * aws.c
+ *	  Signed requests to DynamoDB and S3, the retry policy, and the mapping
+ *	  of AWS failures to PostgreSQL errors.
+ *
+ * There is one retry policy: capped exponential backoff with full jitter
+ * (a random wait between 0 and min(retry_cap_ms, retry_base_ms * 2^n)) for
+ * throttling, 5xx answers, timeouts and dropped connections, up to
+ * max_retries retries.  A refused connection or an unknown host is retried
+ * at most twice, so that a wrong endpoint fails fast.  Anything else
+ * (validation, missing table, signature and credential errors) fails at
+ * once.  Calls run concurrently and each is re-signed on every attempt.
+ *
+ *-------------------------------------------------------------------------
+ */
+#include "postgres.h"
+
+#include <json-c/json.h>
+#include <time.h>
+
+#include "common/pg_prng.h"
+#include "miscadmin.h"
+#include "pgstat.h"
+#include "storage/latch.h"
+#include "utils/memutils.h"
+#include "utils/timestamp.h"
+
+#include "aws.h"
+#include "sigv4.h"
+
+#define MAX_ERROR_TEXT 300
+#define JSON_MAX_DEPTH 512
+
+static void
+put_json_callback(void *arg)
+{
+	json_object_put((json_object *) arg);
+}
+
+void
+aws_json_own(struct json_object *obj)
+{
+	MemoryContextCallback *cb;
+
+	if (obj == NULL)
+		return;
+	cb = palloc(sizeof(MemoryContextCallback));
+	cb->func = put_json_callback;
+	cb->arg = obj;
+	MemoryContextRegisterResetCallback(CurrentMemoryContext, cb);
+}
+
+struct json_object *
+aws_json_parse(const char *data, size_t len)
+{
+	json_tokener *tok = json_tokener_new_ex(JSON_MAX_DEPTH);
+	json_object *obj;
+
+	if (tok == NULL)
+		ereport(ERROR,
+				(errcode(ERRCODE_OUT_OF_MEMORY),
+				 errmsg("out of memory")));
+	obj = json_tokener_parse_ex(tok, data, (int) len);
+	if (obj != NULL && (json_tokener_get_error(tok) != json_tokener_success ||
+						tok->char_offset != (int) len))
+	{
+		/* trailing garbage: only whitespace may follow the value */
+		for (size_t i = tok->char_offset; i < len; i++)
+			if (!isspace((unsigned char) data[i]))
+			{
+				json_object_put(obj);
+				obj = NULL;
+				break;
+			}
+	}
+	json_tokener_free(tok);
+	aws_json_own(obj);
+	return obj;
+}
+
+/*
+ * Split a base URL into what requests need: the Host header value (with
+ * the port when one is given) and the path prefix.
+ */
+static void
+split_url(const char *base, char **scheme, char **host, char **prefix)
+{
+	const char *p = strstr(base, "://");
+	const char *slash;
+
+	Assert(p != NULL);
+	*scheme = pnstrdup(base, p - base);
+	p += 3;
+	slash = strchr(p, '/');
+	if (slash)
+	{
+		*host = pnstrdup(p, slash - p);
+		*prefix = pstrdup(slash);
+	}
+	else
+	{
+		*host = pstrdup(p);
+		*prefix = pstrdup("");
+	}
+}
+
+void
+aws_dynamodb_init(AwsCall *call, const EsdConnOptions *conn,
+				  const char *operation, const char *table,
+				  const char *json_body)
+{
+	char	   *scheme;
+
+	memset(call, 0, sizeof(*call));
+	call->operation = operation;
+	call->resource = table;
+	call->is_s3 = false;
+	call->method = "POST";
+	split_url(conn->endpoint, &scheme, &call->host, &call->path);
+	if (call->path[0] == '\0')
+		call->path = "/";
+	call->url = psprintf("%s://%s%s", scheme, call->host,
+						 sigv4_uri_encode(call->path, true));
+	call->target = psprintf("DynamoDB_20120810.%s", operation);
+	call->body = pstrdup(json_body);
+	call->body_len = strlen(json_body);
+}
+
+void
+aws_s3_get_init(AwsCall *call, const EsdConnOptions *conn,
+				const char *bucket, const char *key)
+{
+	char	   *scheme;
+	char	   *host;
+	char	   *prefix;
+
+	memset(call, 0, sizeof(*call));
+	call->operation = "GetObject";
+	call->resource = psprintf("%s/%s", bucket, key);
+	call->is_s3 = true;
+	call->method = "GET";
+	split_url(conn->s3_endpoint, &scheme, &host, &prefix);
+	if (conn->s3_force_path_style)
+	{
+		call->host = host;
+		call->path = psprintf("%s/%s/%s", prefix, bucket, key);
+	}
+	else
+	{
+		call->host = psprintf("%s.%s", bucket, host);
+		call->path = psprintf("%s/%s", prefix, key);
+	}
+	call->url = psprintf("%s://%s%s", scheme, call->host,
+						 sigv4_uri_encode(call->path, true));
+}
+
+/*
+ * Sign the call for this attempt and hand it to the HTTP layer.
+ */
+static void
+start_attempt(const EsdConnOptions *conn, AwsCall *call)
+{
+	SigV4Pair	sign_headers[3];
+	int			nsign = 0;
+	SigV4Request req;
+	SigV4Result res;
+	char		amz_date[17];
+	struct curl_slist *h = NULL;
+
+	sigv4_format_amz_date((long) time(NULL), amz_date);
+
+	sign_headers[nsign++] = (SigV4Pair) {"host", call->host};
+	if (!call->is_s3)
+	{
+		sign_headers[nsign++] = (SigV4Pair) {"content-type", "application/x-amz-json-1.0"};
+		sign_headers[nsign++] = (SigV4Pair) {"x-amz-target", call->target};
+	}
+
+	memset(&req, 0, sizeof(req));
+	req.method = call->method;
+	req.path = call->path;
+	req.headers = sign_headers;
+	req.nheaders = nsign;
+	req.body = call->body;
+	req.body_len = call->body_len;
+	req.region = conn->region;
+	req.service = call->is_s3 ? "s3" : "dynamodb";
+	req.access_key_id = conn->access_key_id;
+	req.secret_access_key = conn->secret_access_key;
+	req.session_token = conn->session_token;
+	req.amz_date = amz_date;
+	sigv4_sign(&req, &res);
+
+	if (call->headers)
+		curl_slist_free_all(call->headers);
+	h = curl_slist_append(h, psprintf("Host: %s", call->host));
+	h = curl_slist_append(h, psprintf("X-Amz-Date: %s", amz_date));
+	h = curl_slist_append(h, psprintf("Authorization: %s", res.authorization));
+	if (conn->session_token && conn->session_token[0])
+		h = curl_slist_append(h, psprintf("X-Amz-Security-Token: %s", conn->session_token));
+	if (call->is_s3)
+		h = curl_slist_append(h, psprintf("X-Amz-Content-SHA256: %s", res.payload_hash));
+	else
+	{
+		h = curl_slist_append(h, "Content-Type: application/x-amz-json-1.0");
+		h = curl_slist_append(h, psprintf("X-Amz-Target: %s", call->target));
+	}
+	h = curl_slist_append(h, "Expect:");
+	h = curl_slist_append(h, "Accept:");
+	if (h == NULL)
+		ereport(ERROR,
+				(errcode(ERRCODE_OUT_OF_MEMORY),
+				 errmsg("out of memory")));
+	call->headers = h;
+
+	memset(&call->transfer, 0, sizeof(call->transfer));
+	call->transfer.method = call->method;
+	call->transfer.url = call->url;
+	call->transfer.headers = h;
+	call->transfer.body = call->body;
+	call->transfer.body_len = call->body_len;
+	call->transfer.connect_timeout_ms = conn->connect_timeout_ms;
+	call->transfer.timeout_ms = conn->request_timeout_ms;
+	call->transfer.owner = call;
+	call->attempts++;
+	http_start(&call->transfer);
+}
+
+/* Keep remote text printable and short before it goes into a message. */
+static char *
+clean_remote_text(const char *s, size_t len)
+{
+	StringInfoData buf;
+
+	initStringInfo(&buf);
+	for (size_t i = 0; i < len && buf.len < MAX_ERROR_TEXT; i++)
+	{
+		unsigned char c = (unsigned char) s[i];
+
+		appendStringInfoChar(&buf, (c >= 0x20 && c < 0x7f) ? (char) c : ' ');
+	}
+	if (len > MAX_ERROR_TEXT)
+		appendStringInfoString(&buf, "...");
+	return buf.data;
+}
+
+/* Text between <tag> and </tag> in an S3 XML error body, or NULL. */
+static char *
+xml_element(const char *body, const char *tag)
+{
+	char	   *open = psprintf("<%s>", tag);
+	char	   *close = psprintf("</%s>", tag);
+	const char *start = strstr(body, open);
+	const char *end;
+
+	if (start == NULL)
+		return NULL;
+	start += strlen(open);
+	end = strstr(start, close);
+	if (end == NULL)
+		return NULL;
+	return clean_remote_text(start, end - start);
+}
+
+/* Read the error type and message out of a failed answer. */
+static void
+parse_remote_error(AwsCall *call, const char *body, size_t len)
+{
+	call->error_type = NULL;
+	call->error_message = NULL;
+
+	if (!call->is_s3)
+	{
+		json_object *root = aws_json_parse(body, len);
+		json_object *v;
+
+		if (root && json_object_is_type(root, json_type_object))
+		{
+			if (json_object_object_get_ex(root, "__type", &v) && json_object_is_type(v, json_type_string))
+			{
+				const char *type = json_object_get_string(v);
+				const char *hash = strrchr(type, '#');
+
+				call->error_type = clean_remote_text(hash ? hash + 1 : type,
+													 strlen(hash ? hash + 1 : type));
+			}
+			if ((json_object_object_get_ex(root, "message", &v) ||
+				 json_object_object_get_ex(root, "Message", &v)) &&
+				json_object_is_type(v, json_type_string))
+				call->error_message = clean_remote_text(json_object_get_string(v),
+														json_object_get_string_len(v));
+		}
+	}
+	else if (len > 0)
+	{
+		char	   *text = pnstrdup(body, len);
+
+		call->error_type = xml_element(text, "Code");
+		call->error_message = xml_element(text, "Message");
+	}
+
+	if (call->error_type == NULL)
+		call->error_type = psprintf("HTTP %ld", call->status);
+	if (call->error_message == NULL)
+		call->error_message = len > 0 ? clean_remote_text(body, len)
+			: pstrdup("(empty response body)");
+}
+
+static bool
+type_is(const char *type, const char *const *names)
+{
+	for (; *names; names++)
+		if (strcmp(type, *names) == 0)
+			return true;
+	return false;
+}
+
+static const char *const throttling_types[] = {
+	"ProvisionedThroughputExceededException", "ThrottlingException",
+	"RequestLimitExceeded", "Throttling", "SlowDown", "TooManyRequestsException",
+	NULL
+};
+
+static const char *const auth_types[] = {
+	"UnrecognizedClientException", "InvalidSignatureException",
+	"MissingAuthenticationTokenException", "IncompleteSignatureException",
+	"AccessDeniedException", "ExpiredTokenException", "InvalidClientTokenId",
+	"SignatureDoesNotMatch", "InvalidAccessKeyId", "AccessDenied", "ExpiredToken",
+	"MissingAuthenticationToken", "AuthorizationHeaderMalformed",
+	NULL
+};
+
+/*
+ * Random wait before the next attempt: full jitter over a capped
+ * exponential.
+ */
+static long
+backoff_ms(const EsdConnOptions *conn, int attempts)
+{
+	double		ceiling = conn->retry_base_ms;
+
+	for (int i = 1; i < attempts && ceiling < conn->retry_cap_ms; i++)
+		ceiling *= 2;
+	if (ceiling > conn->retry_cap_ms)
+		ceiling = conn->retry_cap_ms;
+	return (long) (pg_prng_double(&pg_global_prng_state) * ceiling);
+}
+
+/*
+ * Decide what a finished attempt means: success, retry later, or failure.
+ */
+static void
+classify(const EsdConnOptions *conn, AwsCall *call, AwsStats *stats)
+{
+	HttpTransfer *t = &call->transfer;
+	bool		retryable = false;
+	int			budget = conn->max_retries;
+
+	call->status = t->status;
+
+	if (t->curl_code != CURLE_OK)
+	{
+		call->error_type = pstrdup(t->too_large ? "ResponseTooLarge" : curl_easy_strerror(t->curl_code));
+		call->error_message = t->too_large
+			? psprintf("the response exceeded %zu bytes", t->max_response)
+			: clean_remote_text(t->errbuf, strlen(t->errbuf));
+		call->sqlstate = ERRCODE_FDW_UNABLE_TO_ESTABLISH_CONNECTION;
+		if (t->too_large)
+			call->sqlstate = ERRCODE_FDW_ERROR;
+		else if (t->curl_code == CURLE_COULDNT_CONNECT ||
+				 t->curl_code == CURLE_COULDNT_RESOLVE_HOST ||
+				 t->curl_code == CURLE_COULDNT_RESOLVE_PROXY)
+		{
+			retryable = true;
+			budget = Min(budget, 2);
+		}
+		else
+			retryable = true;
+	}
+	else if (t->status >= 200 && t->status < 300)
+	{
+		if (call->is_s3)
+		{
+			call->response = t->response;
+			call->done = true;
+			return;
+		}
+		call->json = aws_json_parse(t->response.data, t->response.len);
+		if (call->json != NULL && json_object_is_type(call->json, json_type_object))
+		{
+			call->done = true;
+			pfree(t->response.data);
+			return;
+		}
+		call->error_type = pstrdup("MalformedResponse");
+		call->error_message = psprintf("HTTP %ld with a body that is not a JSON object: %s",
+									   t->status,
+									   clean_remote_text(t->response.data, t->response.len));
+		call->sqlstate = ERRCODE_FDW_ERROR;
+		retryable = true;
+	}
+	else
+	{
+		parse_remote_error(call, t->response.data, t->response.len);
+		if (type_is(call->error_type, throttling_types) || t->status == 429)
+		{
+			retryable = true;
+			stats->throttles++;
+			call->sqlstate = ERRCODE_INSUFFICIENT_RESOURCES;
+		}
+		else if (type_is(call->error_type, auth_types) || t->status == 403)
+			call->sqlstate = ERRCODE_INVALID_AUTHORIZATION_SPECIFICATION;
+		else if (strcmp(call->error_type, "ResourceNotFoundException") == 0 ||
+				 strcmp(call->error_type, "NoSuchBucket") == 0)
+			call->sqlstate = ERRCODE_FDW_TABLE_NOT_FOUND;
+		else if (t->status >= 500)
+		{
+			retryable = true;
+			call->sqlstate = ERRCODE_FDW_ERROR;
+		}
+		else
+			call->sqlstate = ERRCODE_FDW_ERROR;
+	}
+
+	if (retryable && call->attempts <= budget)
+	{
+		stats->retries++;
+		call->due = GetCurrentTimestamp() + (TimestampTz) backoff_ms(conn, call->attempts) * 1000;
+		return;
+	}
+	call->done = true;
+	call->failed = true;
+}
+
+static void
+count_request(AwsCall *call, AwsStats *stats)
+{
+	if (call->is_s3)
+		stats->s3_get++;
+	else if (strcmp(call->operation, "Query") == 0)
+		stats->query++;
+	else if (strcmp(call->operation, "BatchGetItem") == 0)
+		stats->batch_get++;
+	else
+		stats->other++;
+}
+
+static void
+free_headers(AwsCall **calls, int ncalls)
+{
+	for (int i = 0; i < ncalls; i++)
+		if (calls[i]->headers)
+		{
+			curl_slist_free_all(calls[i]->headers);
+			calls[i]->headers = NULL;
+		}
+}
+
+/*
+ * The scheduler: start every call that is due while there is room in
+ * flight, wait for one to finish, classify it, and repeat until all are
+ * done.
+ */
+static void
+run_calls(const EsdConnOptions *conn, AwsCall **calls, int ncalls, AwsStats *stats)
+{
+	AwsStats	scratch;
+
+	if (stats == NULL)
+	{
+		memset(&scratch, 0, sizeof(scratch));
+		stats = &scratch;
+	}
+
+	for (;;)
+	{
+		TimestampTz now = GetCurrentTimestamp();
+		TimestampTz next_due = 0;
+		int			pending = 0;
+		long		wait_ms;
+		HttpTransfer *t;
+
+		for (int i = 0; i < ncalls; i++)
+		{
+			AwsCall    *call = calls[i];
+
+			if (call->done || call->transfer.in_flight)
+			{
+				pending += call->transfer.in_flight ? 1 : 0;
+				continue;
+			}
+			pending++;
+			if (call->due <= now && http_in_flight() < conn->max_in_flight)
+			{
+				count_request(call, stats);
+				start_attempt(conn, call);
+			}
+			else if (next_due == 0 || call->due < next_due)
+				next_due = Max(call->due, now);
+		}
+		if (pending == 0)
+			break;
+
+		wait_ms = next_due ? Max(1, (long) ((next_due - now) / 1000)) : 1000;
+		if (http_in_flight() == 0)
+		{
+			/* only backoff waits remain: sleep, interruptibly */
+			(void) WaitLatch(MyLatch, WL_LATCH_SET | WL_TIMEOUT | WL_EXIT_ON_PM_DEATH,
+							 Min(wait_ms, 100), PG_WAIT_EXTENSION);
+			ResetLatch(MyLatch);
+			CHECK_FOR_INTERRUPTS();
+			continue;
+		}
+
+		t = http_wait_one(wait_ms);
+		if (t != NULL)
+			classify(conn, (AwsCall *) t->owner, stats);
+	}
+}
+
+void
+aws_execute(const EsdConnOptions *conn, AwsCall **calls, int ncalls,
+			AwsStats *stats, bool raise)
+{
+	PG_TRY();
+	{
+		run_calls(conn, calls, ncalls, stats);
+	}
+	PG_CATCH();
+	{
+		http_abort_all();
+		free_headers(calls, ncalls);
+		PG_RE_THROW();
+	}
+	PG_END_TRY();
+
+	free_headers(calls, ncalls);
+
+	if (raise)
+		for (int i = 0; i < ncalls; i++)
+			if (calls[i]->failed)
+				aws_raise(calls[i]);
+}
+
+void
+aws_execute_one(const EsdConnOptions *conn, AwsCall *call, AwsStats *stats)
+{
+	aws_execute(conn, &call, 1, stats, true);
+}
+
+/*
+ * Raise the error of a call that failed for good, with the SQLSTATE its
+ * failure maps to; the message names the operation, the resource and the
+ * remote error.
+ */
+void
+aws_raise(AwsCall *call)
+{
+	const char *hint = NULL;
+
+	if (call->sqlstate == ERRCODE_INVALID_AUTHORIZATION_SPECIFICATION)
+		hint = "Check the access_key_id, secret_access_key and session_token of the user mapping, and the server's region.";
+	else if (call->sqlstate == ERRCODE_INSUFFICIENT_RESOURCES)
+		hint = "The request was throttled on every attempt; raise the table's capacity or the server's max_retries.";
+	else if (call->sqlstate == ERRCODE_FDW_UNABLE_TO_ESTABLISH_CONNECTION)
+		hint = call->is_s3 ? "Check the server's s3_endpoint option and that the service is reachable."
+			: "Check the server's endpoint option and that the service is reachable.";
+
+	if (call->is_s3)
+		ereport(ERROR,
+				(errcode(call->sqlstate),
+				 errmsg("S3 %s of \"%s\" failed: %s", call->operation, call->resource, call->error_type),
+				 errdetail("%s (HTTP status %ld, %d attempt%s)", call->error_message, call->status,
+						   call->attempts, call->attempts == 1 ? "" : "s"),
+				 hint ? errhint("%s", hint) : 0));
+	else
+		ereport(ERROR,
+				(errcode(call->sqlstate),
+				 errmsg("DynamoDB %s on table \"%s\" failed: %s", call->operation, call->resource, call->error_type),
+				 errdetail("%s (HTTP status %ld, %d attempt%s)", call->error_message, call->status,
+						   call->attempts, call->attempts == 1 ? "" : "s"),
+				 hint ? errhint("%s", hint) : 0));
+}

@@ -1,0 +1,84 @@
+/*-------------------------------------------------------------------------
+ *
+ * aws.h
+ *	  Signed requests to DynamoDB and S3, the retry policy, and the mapping
+ *	  of AWS failures to PostgreSQL errors.
+ *
+ *-------------------------------------------------------------------------
+ */
+#ifndef ESD_AWS_H
+#define ESD_AWS_H
+
+#include "postgres.h"
+
+#include "http.h"
+#include "option.h"
+
+struct json_object;
+
+/* Counters for EXPLAIN ANALYZE and tests: requests sent, by kind. */
+typedef struct AwsStats
+{
+	int64		query;
+	int64		batch_get;
+	int64		s3_get;
+	int64		other;
+	int64		retries;
+	int64		throttles;
+} AwsStats;
+
+typedef struct AwsCall
+{
+	/* the request: filled by aws_dynamodb_init / aws_s3_get_init */
+	const char *operation;		/* "Query", "BatchGetItem", "GetObject", ... */
+	const char *resource;		/* table name, or bucket/key, for messages */
+	bool		is_s3;
+	const char *method;
+	char	   *url;
+	char	   *host;			/* Host header value */
+	char	   *path;			/* decoded path, for signing */
+	char	   *target;			/* X-Amz-Target (DynamoDB) */
+	char	   *body;
+	size_t		body_len;
+
+	/* the outcome, after aws_execute */
+	bool		done;
+	bool		failed;
+	int			attempts;
+	long		status;
+	StringInfoData response;	/* body of the successful response */
+	struct json_object *json;	/* parsed DynamoDB response; freed with its memory context */
+	int			sqlstate;		/* on failure */
+	char	   *error_type;
+	char	   *error_message;
+
+	/* private */
+	HttpTransfer transfer;
+	struct curl_slist *headers;
+	TimestampTz due;
+} AwsCall;
+
+extern void aws_dynamodb_init(AwsCall *call, const EsdConnOptions *conn,
+							  const char *operation, const char *table,
+							  const char *json_body);
+extern void aws_s3_get_init(AwsCall *call, const EsdConnOptions *conn,
+							const char *bucket, const char *key);
+
+/*
+ * Run the calls concurrently (at most max_in_flight at once), retrying each
+ * under the one retry policy.  With raise, the first call that failed for
+ * good raises its error; otherwise the caller inspects call->failed and may
+ * use aws_raise(call).
+ */
+extern void aws_execute(const EsdConnOptions *conn, AwsCall **calls, int ncalls,
+						AwsStats *stats, bool raise);
+extern void aws_execute_one(const EsdConnOptions *conn, AwsCall *call,
+							AwsStats *stats);
+extern void aws_raise(AwsCall *call) pg_attribute_noreturn();
+
+/* Parse JSON with json-c; the result is released when the current memory context is. */
+extern struct json_object *aws_json_parse(const char *data, size_t len);
+/* Tie an existing json-c reference to the current memory context. */
+extern void aws_json_own(struct json_object *obj);
+
+#endif							/* ESD_AWS_H */

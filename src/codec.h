@@ -1,0 +1,51 @@
+/*-------------------------------------------------------------------------
+ *
+ * codec.h
+ *	  Conversion between DynamoDB AttributeValues (as json-c objects in
+ *	  DynamoDB's JSON wire format, e.g. {"S":"x"}, {"M":{...}}) and
+ *	  PostgreSQL values.
+ *
+ * Reading: the natural JavaScript value of an AttributeValue (what the
+ * Node adapter's unmarshalling gives) becomes jsonb: S -> string,
+ * N -> number (numeric, every digit kept), BOOL -> boolean, NULL -> null,
+ * M -> object, L -> array, SS/NS -> arrays of strings/numbers, B and BS ->
+ * base64 strings.  JSON text (the payload attribute) is parsed; text that is
+ * not JSON becomes a jsonb string.
+ *
+ * Writing: jsonb becomes the AttributeValue the Node adapter's marshalling
+ * gives the same JavaScript value (object -> M, array -> L, string -> S,
+ * number -> N, boolean -> BOOL, null -> NULL), and compact JSON text as
+ * JSON.stringify prints it.
+ *
+ *-------------------------------------------------------------------------
+ */
+#ifndef ESD_CODEC_H
+#define ESD_CODEC_H
+
+#include "postgres.h"
+#include "utils/jsonb.h"
+
+struct json_object;
+
+/* AttributeValue -> jsonb; errors name attr_name and item_id (either may be NULL) */
+extern Jsonb *codec_av_to_jsonb(struct json_object *av, const char *attr_name,
+								const char *item_id);
+
+/* plain JSON value (e.g. parsed from an S3 body) -> jsonb */
+extern Jsonb *codec_json_to_jsonb(struct json_object *value);
+
+/* JSON text -> jsonb; text that does not parse as JSON becomes a jsonb string */
+extern Jsonb *codec_json_text_to_jsonb(const char *text, size_t len);
+
+/* AttributeValue -> its plain JSON value (M -> object, S -> string, ...); new reference */
+extern struct json_object *codec_av_to_json(struct json_object *av,
+											const char *attr_name,
+											const char *item_id);
+
+/* jsonb -> AttributeValue (new json-c reference the caller must put) */
+extern struct json_object *codec_jsonb_to_av(Jsonb *jb);
+
+/* jsonb -> compact JSON text as JavaScript's JSON.stringify would print the value */
+extern char *codec_jsonb_to_compact_text(Jsonb *jb);
+
+#endif							/* ESD_CODEC_H */

@@ -1,0 +1,228 @@
+/*-------------------------------------------------------------------------
+ *
+ * http.c
+ *	  HTTP transfers over libcurl's multi interface, inside a backend.
+ *
+ * One multi handle per backend holds curl's connection cache, so keep-alive
+ * connections are reused across requests and statements.  Waiting is done
+ * in slices of at most 100 ms with CHECK_FOR_INTERRUPTS() between them: a
+ * cancel or statement_timeout ends a wait promptly.  The error path
+ * (http_abort_all) removes every transfer still in flight, so an error
+ * raised while waiting leaves no dangling easy handle behind.
+ *
+ *-------------------------------------------------------------------------
+ */
+#include "postgres.h"
+
+#include "miscadmin.h"
+#include "utils/memutils.h"
+#include "utils/timestamp.h"
+
+#include "http.h"
+
+#define WAIT_SLICE_MS 100
+
+static CURLM *multi = NULL;
+
+/* easy handles in flight, so that the error path can remove them all */
+static CURL **active = NULL;
+static int	n_in_flight = 0;
+static int	active_size = 0;
+
+static void
+track(CURL *easy)
+{
+	if (n_in_flight == active_size)
+	{
+		int			newsize = active_size == 0 ? 16 : active_size * 2;
+
+		active = active == NULL
+			? MemoryContextAlloc(TopMemoryContext, newsize * sizeof(CURL *))
+			: repalloc(active, newsize * sizeof(CURL *));
+		active_size = newsize;
+	}
+	active[n_in_flight++] = easy;
+}
+
+static void
+untrack(CURL *easy)
+{
+	for (int i = 0; i < n_in_flight; i++)
+		if (active[i] == easy)
+		{
+			active[i] = active[--n_in_flight];
+			return;
+		}
+}
+
+static CURLM *
+get_multi(void)
+{
+	if (multi == NULL)
+	{
+		if (curl_global_init(CURL_GLOBAL_DEFAULT) != CURLE_OK)
+			ereport(ERROR,
+					(errcode(ERRCODE_FDW_ERROR),
+					 errmsg("could not initialize libcurl")));
+		multi = curl_multi_init();
+		if (multi == NULL)
+			ereport(ERROR,
+					(errcode(ERRCODE_OUT_OF_MEMORY),
+					 errmsg("could not create a libcurl multi handle")));
+		curl_multi_setopt(multi, CURLMOPT_MAXCONNECTS, 64L);
+	}
+	return multi;
+}
+
+/*
+ * Body callback: append to the transfer's buffer, refusing more than
+ * max_response bytes so a runaway response cannot exhaust memory.
+ */
+static size_t
+write_body(char *data, size_t size, size_t nmemb, void *arg)
+{
+	HttpTransfer *t = (HttpTransfer *) arg;
+	size_t		len = size * nmemb;
+
+	if ((size_t) t->response.len + len > t->max_response)
+	{
+		t->too_large = true;
+		return 0;
+	}
+	appendBinaryStringInfo(&t->response, data, (int) len);
+	return len;
+}
+
+void
+http_start(HttpTransfer *t)
+{
+	CURLM	   *m = get_multi();
+	CURL	   *easy = curl_easy_init();
+
+	if (easy == NULL)
+		ereport(ERROR,
+				(errcode(ERRCODE_OUT_OF_MEMORY),
+				 errmsg("could not create a libcurl handle")));
+
+	initStringInfo(&t->response);
+	t->errbuf[0] = '\0';
+	t->status = 0;
+	t->curl_code = CURLE_OK;
+	t->too_large = false;
+	if (t->max_response == 0)
+		t->max_response = 64 * 1024 * 1024;
+
+	curl_easy_setopt(easy, CURLOPT_NOSIGNAL, 1L);
+	curl_easy_setopt(easy, CURLOPT_URL, t->url);
+	curl_easy_setopt(easy, CURLOPT_HTTPHEADER, t->headers);
+	curl_easy_setopt(easy, CURLOPT_ERRORBUFFER, t->errbuf);
+	curl_easy_setopt(easy, CURLOPT_WRITEFUNCTION, write_body);
+	curl_easy_setopt(easy, CURLOPT_WRITEDATA, t);
+	curl_easy_setopt(easy, CURLOPT_PRIVATE, t);
+	curl_easy_setopt(easy, CURLOPT_CONNECTTIMEOUT_MS, t->connect_timeout_ms);
+	curl_easy_setopt(easy, CURLOPT_TIMEOUT_MS, t->timeout_ms);
+	curl_easy_setopt(easy, CURLOPT_TCP_KEEPALIVE, 1L);
+	curl_easy_setopt(easy, CURLOPT_FOLLOWLOCATION, 0L);
+	curl_easy_setopt(easy, CURLOPT_PROTOCOLS_STR, "http,https");
+
+	if (strcmp(t->method, "GET") == 0)
+		curl_easy_setopt(easy, CURLOPT_HTTPGET, 1L);
+	else if (strcmp(t->method, "HEAD") == 0)
+		curl_easy_setopt(easy, CURLOPT_NOBODY, 1L);
+	else
+	{
+		if (strcmp(t->method, "POST") != 0)
+			curl_easy_setopt(easy, CURLOPT_CUSTOMREQUEST, t->method);
+		curl_easy_setopt(easy, CURLOPT_POST, 1L);
+		curl_easy_setopt(easy, CURLOPT_POSTFIELDS, t->body ? t->body : "");
+		curl_easy_setopt(easy, CURLOPT_POSTFIELDSIZE_LARGE, (curl_off_t) t->body_len);
+	}
+
+	if (curl_multi_add_handle(m, easy) != CURLM_OK)
+	{
+		curl_easy_cleanup(easy);
+		ereport(ERROR,
+				(errcode(ERRCODE_FDW_ERROR),
+				 errmsg("could not start an HTTP request to \"%s\"", t->url)));
+	}
+	track(easy);
+	t->easy = easy;
+	t->in_flight = true;
+}
+
+static void
+finish(HttpTransfer *t, CURLcode code)
+{
+	curl_easy_getinfo(t->easy, CURLINFO_RESPONSE_CODE, &t->status);
+	t->curl_code = code;
+	curl_multi_remove_handle(multi, t->easy);
+	untrack(t->easy);
+	curl_easy_cleanup(t->easy);
+	t->easy = NULL;
+	t->in_flight = false;
+}
+
+HttpTransfer *
+http_wait_one(long timeout_ms)
+{
+	TimestampTz deadline = GetCurrentTimestamp() + (TimestampTz) timeout_ms * 1000;
+
+	if (multi == NULL || n_in_flight == 0)
+		return NULL;
+
+	for (;;)
+	{
+		int			running;
+		int			queued;
+		CURLMsg    *msg;
+		long		slice;
+		TimestampTz now;
+
+		CHECK_FOR_INTERRUPTS();
+
+		if (curl_multi_perform(multi, &running) != CURLM_OK)
+			ereport(ERROR,
+					(errcode(ERRCODE_FDW_ERROR),
+					 errmsg("libcurl multi interface failed")));
+
+		while ((msg = curl_multi_info_read(multi, &queued)) != NULL)
+		{
+			if (msg->msg == CURLMSG_DONE)
+			{
+				HttpTransfer *t;
+
+				curl_easy_getinfo(msg->easy_handle, CURLINFO_PRIVATE, (char **) &t);
+				finish(t, msg->data.result);
+				return t;
+			}
+		}
+
+		now = GetCurrentTimestamp();
+		if (now >= deadline)
+			return NULL;
+		slice = Min(WAIT_SLICE_MS, (long) ((deadline - now) / 1000) + 1);
+		if (curl_multi_poll(multi, NULL, 0, (int) slice, NULL) != CURLM_OK)
+			ereport(ERROR,
+					(errcode(ERRCODE_FDW_ERROR),
+					 errmsg("libcurl multi interface failed while waiting")));
+	}
+}
+
+void
+http_abort_all(void)
+{
+	while (n_in_flight > 0)
+	{
+		CURL	   *easy = active[--n_in_flight];
+
+		/* the transfers' own memory may be gone already: touch only curl's */
+		curl_multi_remove_handle(multi, easy);
+		curl_easy_cleanup(easy);
+	}
+}
+
+int
+http_in_flight(void)
+{
+	return n_in_flight;
+}

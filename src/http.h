@@ -1,0 +1,63 @@
+/*-------------------------------------------------------------------------
+ *
+ * http.h
+ *	  HTTP transfers over libcurl's multi interface, inside a backend.
+ *
+ * Knows nothing of AWS: it moves bytes.  Several transfers can be in flight
+ * at once; waiting for them checks for interrupts, so query cancel and
+ * statement_timeout work even when the remote side never answers.
+ *
+ *-------------------------------------------------------------------------
+ */
+#ifndef ESD_HTTP_H
+#define ESD_HTTP_H
+
+#include <curl/curl.h>
+
+#include "lib/stringinfo.h"
+
+typedef struct HttpTransfer
+{
+	/* request, set by the caller */
+	const char *method;
+	const char *url;
+	struct curl_slist *headers;
+	const char *body;
+	size_t		body_len;
+	long		connect_timeout_ms;
+	long		timeout_ms;
+	size_t		max_response;	/* a larger body fails the transfer */
+
+	/* result */
+	CURLcode	curl_code;
+	long		status;
+	StringInfoData response;
+	char		errbuf[CURL_ERROR_SIZE];
+
+	/* private */
+	CURL	   *easy;
+	bool		in_flight;
+	bool		too_large;
+	void	   *owner;			/* for the caller's bookkeeping */
+} HttpTransfer;
+
+/* Start a transfer; its response buffer lives in CurrentMemoryContext. */
+extern void http_start(HttpTransfer *t);
+
+/*
+ * Wait up to timeout_ms for a transfer to finish, checking for interrupts
+ * at least every 100 ms.  Returns the finished transfer, or NULL when the
+ * time ran out.
+ */
+extern HttpTransfer *http_wait_one(long timeout_ms);
+
+/*
+ * Abandon every transfer in flight (error paths, transaction end).  Does
+ * not touch the HttpTransfer structs, whose memory may be gone already.
+ */
+extern void http_abort_all(void);
+
+/* Number of transfers in flight. */
+extern int	http_in_flight(void);
+
+#endif							/* ESD_HTTP_H */

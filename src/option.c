@@ -1,0 +1,455 @@
+/*-------------------------------------------------------------------------
+ *
+ * option.c
+ *	  Validation and lookup of event_store_dynamo options.
+ *
+ * Every option is checked when it is set (CREATE/ALTER SERVER, USER MAPPING,
+ * FOREIGN TABLE, column OPTIONS), so that a scan never starts with a value
+ * it cannot use.  Lookups apply the defaults the SPEC names.
+ *
+ *-------------------------------------------------------------------------
+ */
+#include "postgres.h"
+
+#include <curl/curl.h>
+
+#include "access/reloptions.h"
+#include "catalog/pg_attribute.h"
+#include "catalog/pg_foreign_server.h"
+#include "catalog/pg_foreign_table.h"
+#include "catalog/pg_user_mapping.h"
+#include "commands/defrem.h"
+#include "foreign/foreign.h"
+#include "lib/stringinfo.h"
+#include "utils/builtins.h"
+
+#include "option.h"
+
+typedef struct EsdOption
+{
+	const char *name;
+	Oid			context;		/* catalog in which the option may appear */
+} EsdOption;
+
+static const EsdOption valid_options[] = {
+	/* server */
+	{"region", ForeignServerRelationId},
+	{"endpoint", ForeignServerRelationId},
+	{"s3_endpoint", ForeignServerRelationId},
+	{"s3_force_path_style", ForeignServerRelationId},
+	{"connect_timeout_ms", ForeignServerRelationId},
+	{"request_timeout_ms", ForeignServerRelationId},
+	{"max_retries", ForeignServerRelationId},
+	{"retry_base_ms", ForeignServerRelationId},
+	{"retry_cap_ms", ForeignServerRelationId},
+	{"max_in_flight", ForeignServerRelationId},
+	/* user mapping */
+	{"access_key_id", UserMappingRelationId},
+	{"secret_access_key", UserMappingRelationId},
+	{"session_token", UserMappingRelationId},
+	/* foreign table */
+	{"table_name_prefix", ForeignTableRelationId},
+	{"table_name", ForeignTableRelationId},
+	{"s3_bucket", ForeignTableRelationId},
+	{"s3_key_prefix", ForeignTableRelationId},
+	{"start_month", ForeignTableRelationId},
+	{"lookahead_months", ForeignTableRelationId},
+	{"page_size", ForeignTableRelationId},
+	/* column */
+	{"attribute_name", AttributeRelationId},
+	{NULL, InvalidOid}
+};
+
+static const char *
+context_name(Oid context)
+{
+	switch (context)
+	{
+		case ForeignServerRelationId:
+			return "foreign server";
+		case UserMappingRelationId:
+			return "user mapping";
+		case ForeignTableRelationId:
+			return "foreign table";
+		case AttributeRelationId:
+			return "foreign table column";
+		default:
+			return "foreign-data wrapper";
+	}
+}
+
+/*
+ * Parse a whole number option within [min, max]; errors name the option.
+ */
+static int
+parse_int_option(DefElem *def, int min, int max)
+{
+	char	   *value = defGetString(def);
+	char	   *end;
+	long		v;
+
+	errno = 0;
+	v = strtol(value, &end, 10);
+	if (errno != 0 || end == value || *end != '\0' || v < min || v > max)
+		ereport(ERROR,
+				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+				 errmsg("invalid value for option \"%s\": \"%s\"", def->defname, value),
+				 errhint("Use a whole number from %d to %d.", min, max)));
+	return (int) v;
+}
+
+static bool
+parse_bool_option(DefElem *def)
+{
+	bool		result;
+
+	if (!parse_bool(defGetString(def), &result))
+		ereport(ERROR,
+				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+				 errmsg("invalid value for option \"%s\": \"%s\"", def->defname, defGetString(def)),
+				 errhint("Use true or false.")));
+	return result;
+}
+
+/*
+ * An endpoint must be an absolute http or https URL with a host and nothing
+ * after the path; curl's own URL parser decides.
+ */
+static void
+check_url_option(DefElem *def)
+{
+	const char *value = defGetString(def);
+	CURLU	   *url = curl_url();
+	char	   *scheme = NULL;
+	char	   *host = NULL;
+	char	   *query = NULL;
+	bool		ok;
+
+	ok = url != NULL &&
+		curl_url_set(url, CURLUPART_URL, value, 0) == CURLUE_OK &&
+		curl_url_get(url, CURLUPART_SCHEME, &scheme, 0) == CURLUE_OK &&
+		curl_url_get(url, CURLUPART_HOST, &host, 0) == CURLUE_OK &&
+		(pg_strcasecmp(scheme, "http") == 0 || pg_strcasecmp(scheme, "https") == 0) &&
+		host[0] != '\0' &&
+		curl_url_get(url, CURLUPART_QUERY, &query, 0) == CURLUE_NO_QUERY;
+
+	curl_free(scheme);
+	curl_free(host);
+	curl_free(query);
+	curl_url_cleanup(url);
+
+	if (!ok)
+		ereport(ERROR,
+				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+				 errmsg("invalid value for option \"%s\": \"%s\"", def->defname, value),
+				 errhint("Use an http or https URL such as \"https://dynamodb.us-east-1.amazonaws.com\".")));
+}
+
+/* "YYYY-MM" with a real month; returns year and month. */
+static bool
+parse_month(const char *value, int *year, int *month)
+{
+	if (strlen(value) != 7 || value[4] != '-')
+		return false;
+	for (int i = 0; i < 7; i++)
+		if (i != 4 && !isdigit((unsigned char) value[i]))
+			return false;
+	*year = atoi(value);
+	*month = atoi(value + 5);
+	return *year >= 1970 && *month >= 1 && *month <= 12;
+}
+
+static void
+check_nonempty(DefElem *def)
+{
+	if (defGetString(def)[0] == '\0')
+		ereport(ERROR,
+				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+				 errmsg("option \"%s\" must not be empty", def->defname)));
+}
+
+/*
+ * DynamoDB table names: 3 to 255 characters of [a-zA-Z0-9_.-].
+ */
+static void
+check_table_name(DefElem *def, const char *full_name)
+{
+	size_t		len = strlen(full_name);
+
+	for (const char *p = full_name; *p; p++)
+		if (!isalnum((unsigned char) *p) && *p != '_' && *p != '-' && *p != '.')
+			len = 0;
+	if (len < 3 || len > 255)
+		ereport(ERROR,
+				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+				 errmsg("invalid value for option \"%s\": \"%s\"", def->defname, defGetString(def)),
+				 errdetail("The DynamoDB table name would be \"%s\".", full_name),
+				 errhint("DynamoDB table names have 3 to 255 characters among a-z, A-Z, 0-9, '_', '-' and '.'.")));
+}
+
+PG_FUNCTION_INFO_V1(event_store_dynamo_validator);
+
+/*
+ * Validate the options given to a CREATE or ALTER of a server, user
+ * mapping, foreign table or column.
+ */
+Datum
+event_store_dynamo_validator(PG_FUNCTION_ARGS)
+{
+	List	   *options = untransformRelOptions(PG_GETARG_DATUM(0));
+	Oid			catalog = PG_GETARG_OID(1);
+	bool		has_prefix = false;
+	bool		has_name = false;
+	ListCell   *cell;
+
+	foreach(cell, options)
+	{
+		DefElem    *def = (DefElem *) lfirst(cell);
+		const EsdOption *opt;
+		int			y,
+					m;
+
+		for (opt = valid_options; opt->name; opt++)
+			if (opt->context == catalog && strcmp(opt->name, def->defname) == 0)
+				break;
+
+		if (opt->name == NULL)
+		{
+			StringInfoData buf;
+
+			initStringInfo(&buf);
+			for (opt = valid_options; opt->name; opt++)
+				if (opt->context == catalog)
+					appendStringInfo(&buf, "%s%s", buf.len > 0 ? ", " : "", opt->name);
+			ereport(ERROR,
+					(errcode(ERRCODE_FDW_INVALID_OPTION_NAME),
+					 errmsg("invalid option \"%s\" for %s", def->defname, context_name(catalog)),
+					 buf.len > 0
+					 ? errhint("Valid options in this context are: %s.", buf.data)
+					 : errhint("There are no valid options in this context.")));
+		}
+
+		if (strcmp(def->defname, "endpoint") == 0 || strcmp(def->defname, "s3_endpoint") == 0)
+			check_url_option(def);
+		else if (strcmp(def->defname, "region") == 0)
+		{
+			const char *r = defGetString(def);
+
+			check_nonempty(def);
+			for (const char *p = r; *p; p++)
+				if (!isalnum((unsigned char) *p) && *p != '-')
+					ereport(ERROR,
+							(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+							 errmsg("invalid value for option \"region\": \"%s\"", r),
+							 errhint("Use an AWS region name such as \"us-east-1\".")));
+		}
+		else if (strcmp(def->defname, "s3_force_path_style") == 0)
+			(void) parse_bool_option(def);
+		else if (strcmp(def->defname, "connect_timeout_ms") == 0 ||
+				 strcmp(def->defname, "request_timeout_ms") == 0)
+			(void) parse_int_option(def, 1, 3600 * 1000);
+		else if (strcmp(def->defname, "max_retries") == 0)
+			(void) parse_int_option(def, 0, 100);
+		else if (strcmp(def->defname, "retry_base_ms") == 0 ||
+				 strcmp(def->defname, "retry_cap_ms") == 0)
+			(void) parse_int_option(def, 1, 600 * 1000);
+		else if (strcmp(def->defname, "max_in_flight") == 0)
+			(void) parse_int_option(def, 1, 64);
+		else if (strcmp(def->defname, "access_key_id") == 0 ||
+				 strcmp(def->defname, "secret_access_key") == 0)
+			check_nonempty(def);
+		else if (strcmp(def->defname, "table_name_prefix") == 0)
+		{
+			has_prefix = true;
+			check_table_name(def, psprintf("%s%s", defGetString(def), ESD_TABLE_SUFFIX));
+		}
+		else if (strcmp(def->defname, "table_name") == 0)
+		{
+			has_name = true;
+			check_table_name(def, defGetString(def));
+		}
+		else if (strcmp(def->defname, "s3_bucket") == 0)
+			check_nonempty(def);
+		else if (strcmp(def->defname, "start_month") == 0)
+		{
+			if (!parse_month(defGetString(def), &y, &m))
+				ereport(ERROR,
+						(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+						 errmsg("invalid value for option \"start_month\": \"%s\"", defGetString(def)),
+						 errhint("Use a month as YYYY-MM, such as \"2020-01\".")));
+		}
+		else if (strcmp(def->defname, "lookahead_months") == 0)
+			(void) parse_int_option(def, 0, 120);
+		else if (strcmp(def->defname, "page_size") == 0)
+			(void) parse_int_option(def, 0, 1000000);
+		else if (strcmp(def->defname, "attribute_name") == 0)
+			check_nonempty(def);
+	}
+
+	if (has_prefix && has_name)
+		ereport(ERROR,
+				(errcode(ERRCODE_FDW_INVALID_OPTION_NAME),
+				 errmsg("options \"table_name\" and \"table_name_prefix\" cannot both be set"),
+				 errhint("\"table_name_prefix\" names the table \"<prefix>%s\" as the Node adapter does; \"table_name\" gives the full name.",
+						 ESD_TABLE_SUFFIX)));
+
+	PG_RETURN_VOID();
+}
+
+static char *
+strip_trailing_slashes(const char *url)
+{
+	char	   *copy = pstrdup(url);
+	size_t		len = strlen(copy);
+
+	while (len > 0 && copy[len - 1] == '/')
+		copy[--len] = '\0';
+	return copy;
+}
+
+/*
+ * Gather server and user mapping options, applying defaults.
+ */
+void
+esd_get_conn_options(Oid serverid, Oid userid, EsdConnOptions *opts)
+{
+	ForeignServer *server = GetForeignServer(serverid);
+	UserMapping *um = GetUserMapping(userid, serverid);
+	ListCell   *cell;
+
+	memset(opts, 0, sizeof(*opts));
+	opts->region = "us-east-1";
+	opts->connect_timeout_ms = 5000;
+	opts->request_timeout_ms = 30000;
+	opts->max_retries = 10;
+	opts->retry_base_ms = 25;
+	opts->retry_cap_ms = 2000;
+	opts->max_in_flight = 8;
+
+	foreach(cell, server->options)
+	{
+		DefElem    *def = (DefElem *) lfirst(cell);
+
+		if (strcmp(def->defname, "region") == 0)
+			opts->region = defGetString(def);
+		else if (strcmp(def->defname, "endpoint") == 0)
+			opts->endpoint = defGetString(def);
+		else if (strcmp(def->defname, "s3_endpoint") == 0)
+			opts->s3_endpoint = defGetString(def);
+		else if (strcmp(def->defname, "s3_force_path_style") == 0)
+			opts->s3_force_path_style = parse_bool_option(def);
+		else if (strcmp(def->defname, "connect_timeout_ms") == 0)
+			opts->connect_timeout_ms = parse_int_option(def, 1, 3600 * 1000);
+		else if (strcmp(def->defname, "request_timeout_ms") == 0)
+			opts->request_timeout_ms = parse_int_option(def, 1, 3600 * 1000);
+		else if (strcmp(def->defname, "max_retries") == 0)
+			opts->max_retries = parse_int_option(def, 0, 100);
+		else if (strcmp(def->defname, "retry_base_ms") == 0)
+			opts->retry_base_ms = parse_int_option(def, 1, 600 * 1000);
+		else if (strcmp(def->defname, "retry_cap_ms") == 0)
+			opts->retry_cap_ms = parse_int_option(def, 1, 600 * 1000);
+		else if (strcmp(def->defname, "max_in_flight") == 0)
+			opts->max_in_flight = parse_int_option(def, 1, 64);
+	}
+
+	foreach(cell, um->options)
+	{
+		DefElem    *def = (DefElem *) lfirst(cell);
+
+		if (strcmp(def->defname, "access_key_id") == 0)
+			opts->access_key_id = defGetString(def);
+		else if (strcmp(def->defname, "secret_access_key") == 0)
+			opts->secret_access_key = defGetString(def);
+		else if (strcmp(def->defname, "session_token") == 0)
+			opts->session_token = defGetString(def);
+	}
+
+	if (opts->endpoint == NULL)
+		opts->endpoint = psprintf("https://dynamodb.%s.amazonaws.com", opts->region);
+	if (opts->s3_endpoint == NULL)
+		opts->s3_endpoint = psprintf("https://s3.%s.amazonaws.com", opts->region);
+
+	/* one form for building URLs: no trailing slash */
+	opts->endpoint = strip_trailing_slashes(opts->endpoint);
+	opts->s3_endpoint = strip_trailing_slashes(opts->s3_endpoint);
+
+	if (opts->access_key_id == NULL || opts->secret_access_key == NULL)
+		ereport(ERROR,
+				(errcode(ERRCODE_INVALID_AUTHORIZATION_SPECIFICATION),
+				 errmsg("no AWS credentials for server \"%s\"", server->servername),
+				 errhint("Create a user mapping with options access_key_id and secret_access_key.")));
+}
+
+/*
+ * Gather foreign table options, applying defaults.
+ */
+void
+esd_get_table_options(Oid relid, EsdTableOptions *opts)
+{
+	ForeignTable *table = GetForeignTable(relid);
+	const char *prefix = "";
+	ListCell   *cell;
+
+	memset(opts, 0, sizeof(*opts));
+	opts->s3_key_prefix = "events/";
+	opts->start_year = 2020;
+	opts->start_month = 1;
+	opts->lookahead_months = 3;
+
+	foreach(cell, table->options)
+	{
+		DefElem    *def = (DefElem *) lfirst(cell);
+
+		if (strcmp(def->defname, "table_name_prefix") == 0)
+			prefix = defGetString(def);
+		else if (strcmp(def->defname, "table_name") == 0)
+			opts->table_name = defGetString(def);
+		else if (strcmp(def->defname, "s3_bucket") == 0)
+			opts->s3_bucket = defGetString(def);
+		else if (strcmp(def->defname, "s3_key_prefix") == 0)
+			opts->s3_key_prefix = defGetString(def);
+		else if (strcmp(def->defname, "start_month") == 0)
+			(void) parse_month(defGetString(def), &opts->start_year, &opts->start_month);
+		else if (strcmp(def->defname, "lookahead_months") == 0)
+			opts->lookahead_months = parse_int_option(def, 0, 120);
+		else if (strcmp(def->defname, "page_size") == 0)
+			opts->page_size = parse_int_option(def, 0, 1000000);
+	}
+
+	if (opts->table_name == NULL)
+		opts->table_name = psprintf("%s%s", prefix, ESD_TABLE_SUFFIX);
+}
+
+/*
+ * The DynamoDB attribute behind a column: its attribute_name option, or the
+ * column name with snake_case turned into the layout's camelCase.
+ */
+char *
+esd_column_attribute_name(Oid relid, AttrNumber attnum, const char *colname)
+{
+	List	   *options = GetForeignColumnOptions(relid, attnum);
+	ListCell   *cell;
+	StringInfoData buf;
+	bool		upper = false;
+
+	foreach(cell, options)
+	{
+		DefElem    *def = (DefElem *) lfirst(cell);
+
+		if (strcmp(def->defname, "attribute_name") == 0)
+			return defGetString(def);
+	}
+
+	initStringInfo(&buf);
+	for (const char *p = colname; *p; p++)
+	{
+		if (*p == '_' && buf.len > 0 && p[1] != '\0')
+			upper = true;
+		else
+		{
+			appendStringInfoChar(&buf, upper ? pg_toupper((unsigned char) *p) : *p);
+			upper = false;
+		}
+	}
+	return buf.data;
+}

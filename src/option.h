@@ -1,0 +1,55 @@
+/*-------------------------------------------------------------------------
+ *
+ * option.h
+ *	  Options of the event_store_dynamo foreign servers, user mappings,
+ *	  foreign tables and columns: validation and lookup.
+ *
+ *-------------------------------------------------------------------------
+ */
+#ifndef ESD_OPTION_H
+#define ESD_OPTION_H
+
+#include "postgres.h"
+#include "nodes/pg_list.h"
+
+#define ESD_TABLE_SUFFIX "schemeless-event-store"
+
+/* Everything a request needs to reach and authenticate with AWS. */
+typedef struct EsdConnOptions
+{
+	char	   *region;
+	char	   *endpoint;		/* DynamoDB base URL, no trailing slash */
+	char	   *s3_endpoint;	/* S3 base URL, no trailing slash */
+	bool		s3_force_path_style;
+	int			connect_timeout_ms;
+	int			request_timeout_ms;
+	int			max_retries;
+	int			retry_base_ms;
+	int			retry_cap_ms;
+	int			max_in_flight;
+
+	/* credentials, from the user mapping */
+	char	   *access_key_id;
+	char	   *secret_access_key;
+	char	   *session_token;
+} EsdConnOptions;
+
+/* What a foreign table points at. */
+typedef struct EsdTableOptions
+{
+	char	   *table_name;		/* full DynamoDB table name */
+	char	   *s3_bucket;		/* NULL when not set */
+	char	   *s3_key_prefix;
+	int			start_year;
+	int			start_month;	/* 1..12 */
+	int			lookahead_months;
+	int			page_size;		/* GSI Query Limit; 0 = as much as fits 1 MB */
+} EsdTableOptions;
+
+extern void esd_get_conn_options(Oid serverid, Oid userid, EsdConnOptions *opts);
+extern void esd_get_table_options(Oid relid, EsdTableOptions *opts);
+
+/* DynamoDB attribute name behind a column (attribute_name option or camelCase of the name) */
+extern char *esd_column_attribute_name(Oid relid, AttrNumber attnum, const char *colname);
+
+#endif							/* ESD_OPTION_H */
