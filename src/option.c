@@ -55,6 +55,13 @@ static const EsdOption valid_options[] = {
 	{"start_month", ForeignTableRelationId},
 	{"lookahead_months", ForeignTableRelationId},
 	{"page_size", ForeignTableRelationId},
+	{"read_capacity_units", ForeignTableRelationId},
+	{"write_capacity_units", ForeignTableRelationId},
+	{"billing_mode", ForeignTableRelationId},
+	{"auto_create", ForeignTableRelationId},
+	{"truncatable", ForeignTableRelationId},
+	{"offload_threshold", ForeignTableRelationId},
+	{"pushdown", ForeignTableRelationId},
 	/* column */
 	{"attribute_name", AttributeRelationId},
 	{NULL, InvalidOid}
@@ -157,6 +164,23 @@ parse_month(const char *value, int *year, int *month)
 	*year = atoi(value);
 	*month = atoi(value + 5);
 	return *year >= 1970 && *month >= 1 && *month <= 12;
+}
+
+/* billing_mode: PROVISIONED or PAY_PER_REQUEST (on demand); true for the latter */
+static bool
+parse_billing_mode(DefElem *def)
+{
+	const char *value = defGetString(def);
+
+	if (pg_strcasecmp(value, "PAY_PER_REQUEST") == 0)
+		return true;
+	if (pg_strcasecmp(value, "PROVISIONED") == 0)
+		return false;
+	ereport(ERROR,
+			(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+			 errmsg("invalid value for option \"billing_mode\": \"%s\"", value),
+			 errhint("Use PROVISIONED or PAY_PER_REQUEST.")));
+	return false;				/* keep the compiler quiet */
 }
 
 static void
@@ -282,6 +306,17 @@ event_store_dynamo_validator(PG_FUNCTION_ARGS)
 			(void) parse_int_option(def, 0, 120);
 		else if (strcmp(def->defname, "page_size") == 0)
 			(void) parse_int_option(def, 0, 1000000);
+		else if (strcmp(def->defname, "read_capacity_units") == 0 ||
+				 strcmp(def->defname, "write_capacity_units") == 0)
+			(void) parse_int_option(def, 1, 1000000);
+		else if (strcmp(def->defname, "billing_mode") == 0)
+			(void) parse_billing_mode(def);
+		else if (strcmp(def->defname, "auto_create") == 0 ||
+				 strcmp(def->defname, "truncatable") == 0 ||
+				 strcmp(def->defname, "pushdown") == 0)
+			(void) parse_bool_option(def);
+		else if (strcmp(def->defname, "offload_threshold") == 0)
+			(void) parse_int_option(def, 1024, 400 * 1024);
 		else if (strcmp(def->defname, "attribute_name") == 0)
 			check_nonempty(def);
 	}
@@ -395,6 +430,11 @@ esd_get_table_options(Oid relid, EsdTableOptions *opts)
 	opts->start_year = 2020;
 	opts->start_month = 1;
 	opts->lookahead_months = 3;
+	opts->read_capacity_units = 10;
+	opts->write_capacity_units = 10;
+	opts->auto_create = true;
+	opts->offload_threshold = 350000;
+	opts->pushdown = true;
 
 	foreach(cell, table->options)
 	{
@@ -414,6 +454,20 @@ esd_get_table_options(Oid relid, EsdTableOptions *opts)
 			opts->lookahead_months = parse_int_option(def, 0, 120);
 		else if (strcmp(def->defname, "page_size") == 0)
 			opts->page_size = parse_int_option(def, 0, 1000000);
+		else if (strcmp(def->defname, "read_capacity_units") == 0)
+			opts->read_capacity_units = parse_int_option(def, 1, 1000000);
+		else if (strcmp(def->defname, "write_capacity_units") == 0)
+			opts->write_capacity_units = parse_int_option(def, 1, 1000000);
+		else if (strcmp(def->defname, "billing_mode") == 0)
+			opts->on_demand = parse_billing_mode(def);
+		else if (strcmp(def->defname, "auto_create") == 0)
+			opts->auto_create = parse_bool_option(def);
+		else if (strcmp(def->defname, "truncatable") == 0)
+			opts->truncatable = parse_bool_option(def);
+		else if (strcmp(def->defname, "offload_threshold") == 0)
+			opts->offload_threshold = parse_int_option(def, 1024, 400 * 1024);
+		else if (strcmp(def->defname, "pushdown") == 0)
+			opts->pushdown = parse_bool_option(def);
 	}
 
 	if (opts->table_name == NULL)

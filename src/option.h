@@ -44,6 +44,13 @@ typedef struct EsdTableOptions
 	int			start_month;	/* 1..12 */
 	int			lookahead_months;
 	int			page_size;		/* GSI Query Limit; 0 = as much as fits 1 MB */
+	int			read_capacity_units;	/* for table creation */
+	int			write_capacity_units;
+	bool		on_demand;		/* billing_mode PAY_PER_REQUEST */
+	bool		auto_create;	/* the first INSERT creates a missing table */
+	bool		truncatable;	/* TRUNCATE runs reset_store */
+	int			offload_threshold;	/* item size in bytes above which INSERT offloads to S3 */
+	bool		pushdown;		/* conditions may become DynamoDB key conditions */
 } EsdTableOptions;
 
 extern void esd_get_conn_options(Oid serverid, Oid userid, EsdConnOptions *opts);
