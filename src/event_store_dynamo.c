@@ -155,7 +155,15 @@ esdBeginForeignScan(ForeignScanState *node, int eflags)
 		userid = OidIsValid(rte->checkAsUser) ? rte->checkAsUser : GetUserId();
 	}
 	esd_get_conn_options(table->serverid, userid, &state->conn);
-	state->walk = esd_walk_begin(&state->conn, &state->table, node->ss.ps.state->es_query_cxt);
+	{
+		const char **attrs = palloc(sizeof(char *) * Max(state->map->ncolumns, 1));
+
+		for (int i = 0; i < state->map->ncolumns; i++)
+			attrs[i] = state->map->columns[i].attr;
+		state->walk = esd_walk_begin(&state->conn, &state->table, attrs,
+									 state->map->ncolumns,
+									 node->ss.ps.state->es_query_cxt);
+	}
 	state->row_cxt = AllocSetContextCreate(node->ss.ps.state->es_query_cxt,
 										   "event_store_dynamo row",
 										   ALLOCSET_DEFAULT_SIZES);

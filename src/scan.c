@@ -55,12 +55,14 @@ esd_bucket_range(const EsdTableOptions *table, char ***buckets, int *nbuckets)
 
 EsdWalk *
 esd_walk_begin(const EsdConnOptions *conn, const EsdTableOptions *table,
-			   MemoryContext parent)
+			   const char **attrs, int nattrs, MemoryContext parent)
 {
 	EsdWalk    *walk = palloc0(sizeof(EsdWalk));
 
 	walk->conn = conn;
 	walk->table = table;
+	walk->attrs = attrs;
+	walk->nattrs = nattrs;
 	esd_bucket_range(table, &walk->buckets, &walk->nbuckets);
 	walk->page_cxt = AllocSetContextCreate(parent, "event_store_dynamo page",
 										   ALLOCSET_DEFAULT_SIZES);
@@ -222,6 +224,21 @@ hydrate(EsdWalk *walk, EsdKey *keys, int nkeys)
 }
 
 /*
+ * Does the query need the S3 body of this offloaded event?  Only when a
+ * column it reads is not in the item itself (payload, in practice).
+ */
+static bool
+needs_body(EsdWalk *walk, json_object *item)
+{
+	for (int i = 0; i < walk->nattrs; i++)
+		if (strcmp(walk->attrs[i], "sequence") != 0 &&
+			strcmp(walk->attrs[i], "s3Reference") != 0 &&
+			dynamo_item_attr(item, walk->attrs[i]) == NULL)
+			return true;
+	return false;
+}
+
+/*
  * Fetch the S3 bodies of the offloaded events of a page, concurrently.
  */
 static void
@@ -236,7 +253,7 @@ resolve_offloaded(EsdWalk *walk, EsdEvent *events, int nevents)
 		const char *ref = dynamo_item_string(events[i].item, "s3Reference");
 		const char *sep;
 
-		if (ref == NULL)
+		if (ref == NULL || !needs_body(walk, events[i].item))
 			continue;
 		sep = strstr(ref, "::");
 		if (sep == NULL || sep == ref || sep[2] == '\0')

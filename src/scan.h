@@ -29,6 +29,10 @@ typedef struct EsdWalk
 	const EsdConnOptions *conn;
 	const EsdTableOptions *table;
 
+	/* the attributes the rows need */
+	const char **attrs;
+	int			nattrs;
+
 	/* the buckets to walk, "YYYY-MM" each */
 	char	  **buckets;
 	int			nbuckets;
@@ -47,6 +51,7 @@ typedef struct EsdWalk
 
 extern EsdWalk *esd_walk_begin(const EsdConnOptions *conn,
 							   const EsdTableOptions *table,
+							   const char **attrs, int nattrs,
 							   MemoryContext parent);
 extern EsdEvent *esd_walk_next(EsdWalk *walk);
 extern void esd_walk_rewind(EsdWalk *walk);
