@@ -99,12 +99,14 @@ SELECT count(*) FROM events_empty;
 CREATE FUNCTION pg_temp.plan(query text) RETURNS SETOF text LANGUAGE plpgsql AS $$
 DECLARE
   line text;
+  this_month text := to_char(now() AT TIME ZONE 'UTC', 'YYYY-MM');
+  -- 2024-03 through the current month
+  walk_length int := (extract(year FROM now() AT TIME ZONE 'UTC')::int - 2024) * 12
+                     + extract(month FROM now() AT TIME ZONE 'UTC')::int - 2;
 BEGIN
   FOR line IN EXECUTE 'EXPLAIN (COSTS OFF) ' || query LOOP
-    RETURN NEXT regexp_replace(replace(line, to_char(now() AT TIME ZONE 'UTC', 'YYYY-MM'), 'CURRENT'),
-                               '\(\d+\)$', '(' || ((extract(year FROM now() AT TIME ZONE 'UTC') - 2024) * 12
-                                                   + extract(month FROM now() AT TIME ZONE 'UTC') - 2)::int
-                                                  || ' buckets from 2024-03)');
+    RETURN NEXT replace(replace(line, this_month, 'CURRENT'),
+                        '(' || walk_length || ')', '(as many as the months)');
   END LOOP;
 END $$;
 SELECT * FROM pg_temp.plan('SELECT id FROM events_from_march');
