@@ -10,17 +10,21 @@ OBJS = \
 	src/option.o \
 	src/scan.o \
 	src/row.o \
+	src/item.o \
+	src/append.o \
 	src/dynamo.o \
 	src/aws.o \
 	src/http.o \
 	src/sigv4.o \
-	src/codec.o
+	src/codec.o \
+	src/admin.o \
+	src/store.o
 
 EXTENSION = event_store_dynamo
 DATA = sql/event_store_dynamo--0.1.sql
 PGFILEDESC = "event_store_dynamo - DynamoDB event store foreign-data wrapper"
 
-REGRESS = options read errors
+REGRESS = options read errors write admin
 REGRESS_OPTS = --load-extension=event_store_dynamo
 
 PG_CPPFLAGS = -I$(srcdir)/src -Wall -Wextra -Wno-unused-parameter -Wno-missing-field-initializers -Wno-sign-compare

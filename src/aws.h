@@ -11,6 +11,8 @@
 
 #include "postgres.h"
 
+#include "datatype/timestamp.h"
+
 #include "http.h"
 #include "option.h"
 
@@ -29,7 +31,7 @@ typedef struct AwsStats
 
 typedef struct AwsCall
 {
-	/* the request: filled by aws_dynamodb_init / aws_s3_get_init */
+	/* the request: filled by aws_dynamodb_init / aws_s3_init */
 	const char *operation;		/* "Query", "BatchGetItem", "GetObject", ... */
 	const char *resource;		/* table name, or bucket/key, for messages */
 	bool		is_s3;
@@ -51,6 +53,7 @@ typedef struct AwsCall
 	int			sqlstate;		/* on failure */
 	char	   *error_type;
 	char	   *error_message;
+	struct json_object *error_json; /* parsed DynamoDB error body, when it was JSON */
 
 	/* private */
 	HttpTransfer transfer;
@@ -63,6 +66,11 @@ extern void aws_dynamodb_init(AwsCall *call, const EsdConnOptions *conn,
 							  const char *json_body);
 extern void aws_s3_get_init(AwsCall *call, const EsdConnOptions *conn,
 							const char *bucket, const char *key);
+/* Any S3 request: method, bucket, key (NULL for the bucket itself), body. */
+extern void aws_s3_init(AwsCall *call, const EsdConnOptions *conn,
+						const char *operation, const char *method,
+						const char *bucket, const char *key,
+						const char *body, size_t body_len);
 
 /*
  * Run the calls concurrently (at most max_in_flight at once), retrying each

@@ -14,10 +14,19 @@
 
 #include <json-c/json.h>
 
+#include "common/pg_prng.h"
 #include "lib/stringinfo.h"
+#include "miscadmin.h"
+#include "pgstat.h"
+#include "storage/latch.h"
+#include "utils/hsearch.h"
 #include "utils/json.h"
 
+#include "aws.h"
+#include "codec.h"
 #include "dynamo.h"
+
+#define BATCH_GET_MAX_KEYS 100
 
 /*
  * Query one page of timeBucketIndex for a month bucket, ascending by
@@ -96,4 +105,221 @@ dynamo_item_string(struct json_object *item, const char *attr)
 		json_object_is_type(s, json_type_string))
 		return json_object_get_string(s);
 	return NULL;
+}
+
+char *
+dynamo_jsonb_to_av_text(Jsonb *jb)
+{
+	json_object *av = codec_jsonb_to_av(jb);
+	char	   *text;
+
+	text = pstrdup(json_object_to_json_string_ext(av, JSON_C_TO_STRING_PLAIN |
+												  JSON_C_TO_STRING_NOSLASHESCAPE));
+	json_object_put(av);
+	return text;
+}
+
+char *
+dynamo_minify_json(const char *text, const char *what)
+{
+	json_object *value = aws_json_parse(text, strlen(text));
+
+	if (value == NULL && strcmp(text, "null") != 0)
+	{
+		/* json-c represents null as NULL: tell it from a parse failure */
+		char	   *trimmed = pstrdup(text);
+		size_t		len = strlen(trimmed);
+
+		while (len > 0 && isspace((unsigned char) trimmed[len - 1]))
+			trimmed[--len] = '\0';
+		while (isspace((unsigned char) *trimmed))
+			trimmed++;
+		if (strcmp(trimmed, "null") == 0)
+			return pstrdup("null");
+		ereport(ERROR,
+				(errcode(ERRCODE_INVALID_TEXT_REPRESENTATION),
+				 errmsg("%s is not valid JSON", what)));
+	}
+	return pstrdup(json_object_to_json_string_ext(value, JSON_C_TO_STRING_PLAIN |
+												  JSON_C_TO_STRING_NOSLASHESCAPE));
+}
+
+/* Sleep before re-sending unprocessed keys: the same backoff as retries. */
+static void
+backoff_sleep(const EsdConnOptions *conn, int round)
+{
+	long		ceiling = conn->retry_base_ms;
+
+	for (int i = 1; i < round && ceiling < conn->retry_cap_ms; i++)
+		ceiling *= 2;
+	ceiling = Min(ceiling, conn->retry_cap_ms);
+	(void) WaitLatch(MyLatch, WL_LATCH_SET | WL_TIMEOUT | WL_EXIT_ON_PM_DEATH,
+					 (long) (pg_prng_double(&pg_global_prng_state) * ceiling) + 1,
+					 PG_WAIT_EXTENSION);
+	ResetLatch(MyLatch);
+	CHECK_FOR_INTERRUPTS();
+}
+
+typedef struct HydratedEntry
+{
+	char		key[NAMEDATALEN * 8];	/* id \x01 created, truncated hash key */
+	json_object *item;
+} HydratedEntry;
+
+static char *
+composite_key(const char *id, const char *created)
+{
+	return psprintf("%s\x01%s", id, created);
+}
+
+/*
+ * Fetch the full items of keys[0..nkeys) into a hash table keyed by
+ * id and created, with concurrent BatchGetItem calls of at most 100 keys.  Keys that stay unprocessed are re-sent after a backoff;
+ * keys missing from an eventually consistent answer are asked once more
+ * with a consistent read.
+ */
+HTAB *
+dynamo_batch_get(const EsdConnOptions *conn, const char *table, const EsdKey *keys,
+				 int nkeys, bool consistent, AwsStats *stats)
+{
+	HASHCTL		ctl;
+	HTAB	   *found;
+	bool		second_look = consistent;
+	int			round = 0;
+
+	ctl.keysize = sizeof(((HydratedEntry *) 0)->key);
+	ctl.entrysize = sizeof(HydratedEntry);
+	ctl.hcxt = CurrentMemoryContext;
+	found = hash_create("event_store_dynamo hydrated items", Max(nkeys, 16), &ctl,
+						HASH_ELEM | HASH_STRINGS | HASH_CONTEXT);
+
+	while (nkeys > 0)
+	{
+		int			ncalls = (nkeys + BATCH_GET_MAX_KEYS - 1) / BATCH_GET_MAX_KEYS;
+		AwsCall   **calls = palloc(sizeof(AwsCall *) * ncalls);
+		EsdKey	   *retry = palloc(sizeof(EsdKey) * nkeys);
+		int			nretry = 0;
+
+		for (int c = 0; c < ncalls; c++)
+		{
+			int			first = c * BATCH_GET_MAX_KEYS;
+			int			n = Min(BATCH_GET_MAX_KEYS, nkeys - first);
+
+			calls[c] = palloc(sizeof(AwsCall));
+			aws_dynamodb_init(calls[c], conn, "BatchGetItem", table,
+							  dynamo_batch_get_body(table, keys + first,
+													n, consistent));
+		}
+		aws_execute(conn, calls, ncalls, stats, true);
+
+		for (int c = 0; c < ncalls; c++)
+		{
+			json_object *responses,
+					   *items,
+					   *unprocessed,
+					   *table_keys,
+					   *ukeys;
+
+			if (json_object_object_get_ex(calls[c]->json, "Responses", &responses) &&
+				json_object_object_get_ex(responses, table, &items) &&
+				json_object_is_type(items, json_type_array))
+			{
+				size_t		n = json_object_array_length(items);
+
+				for (size_t i = 0; i < n; i++)
+				{
+					json_object *item = json_object_array_get_idx(items, i);
+					const char *id = dynamo_item_string(item, "id");
+					const char *created = dynamo_item_string(item, "created");
+					HydratedEntry *e;
+
+					if (id == NULL || created == NULL)
+						continue;
+					e = hash_search(found, composite_key(id, created), HASH_ENTER, NULL);
+					e->item = item;
+				}
+			}
+			if (json_object_object_get_ex(calls[c]->json, "UnprocessedKeys", &unprocessed) &&
+				json_object_object_get_ex(unprocessed, table, &table_keys) &&
+				json_object_object_get_ex(table_keys, "Keys", &ukeys) &&
+				json_object_is_type(ukeys, json_type_array))
+			{
+				size_t		n = json_object_array_length(ukeys);
+
+				for (size_t i = 0; i < n && nretry < nkeys; i++)
+				{
+					json_object *k = json_object_array_get_idx(ukeys, i);
+					const char *id = dynamo_item_string(k, "id");
+					const char *created = dynamo_item_string(k, "created");
+
+					if (id && created)
+					{
+						retry[nretry].id = id;
+						retry[nretry].created = created;
+						nretry++;
+					}
+				}
+			}
+		}
+
+		if (nretry == 0 && !second_look)
+		{
+			/* keys neither returned nor unprocessed: ask once, consistently */
+			for (int i = 0; i < nkeys; i++)
+				if (hash_search(found, composite_key(keys[i].id, keys[i].created), HASH_FIND, NULL) == NULL)
+					retry[nretry++] = keys[i];
+			consistent = second_look = true;
+			keys = retry;
+			nkeys = nretry;
+			continue;
+		}
+
+		keys = retry;
+		nkeys = nretry;
+		if (nkeys > 0)
+			backoff_sleep(conn, ++round);
+	}
+	return found;
+}
+
+json_object *
+dynamo_batch_get_find(HTAB *found, const char *id, const char *created)
+{
+	HydratedEntry *e = hash_search(found, composite_key(id, created), HASH_FIND, NULL);
+
+	return e ? e->item : NULL;
+}
+
+int64
+dynamo_head_version(struct json_object *item, const char *stream, const char *table)
+{
+	json_object *av = dynamo_item_attr(item, "version");
+	json_object *n;
+	char	   *end;
+	int64		v;
+
+	if (av == NULL)
+		return 0;
+	if (!json_object_object_get_ex(av, "N", &n))
+		ereport(ERROR,
+				(errcode(ERRCODE_FDW_INVALID_DATA_TYPE),
+				 errmsg("stream head of \"%s\" in table \"%s\" has a version that is not a number",
+						stream, table)));
+	errno = 0;
+	v = strtoll(json_object_get_string(n), &end, 10);
+	if (errno != 0 || *end != '\0' || v < 0)
+		ereport(ERROR,
+				(errcode(ERRCODE_FDW_INVALID_DATA_TYPE),
+				 errmsg("stream head of \"%s\" in table \"%s\" has an invalid version \"%s\"",
+						stream, table, json_object_get_string(n))));
+	return v;
+}
+
+char *
+dynamo_item_id_of(const char *item_json)
+{
+	json_object *item = aws_json_parse(item_json, strlen(item_json));
+	const char *id = dynamo_item_string(item, "id");
+
+	return pstrdup(id ? id : "");
 }

@@ -11,6 +11,11 @@
 
 #include "postgres.h"
 
+#include "utils/jsonb.h"
+
+#include "aws.h"
+#include "option.h"
+
 struct json_object;
 
 #define ESD_TIME_BUCKET_INDEX "timeBucketIndex"
@@ -30,10 +35,35 @@ extern char *dynamo_bucket_query_body(const char *table, const char *bucket,
 extern char *dynamo_batch_get_body(const char *table, const EsdKey *keys,
 								   int nkeys, bool consistent);
 
+/*
+ * BatchGetItem for any number of keys: a hash table that
+ * dynamo_batch_get_find looks items up in.  UnprocessedKeys are re-sent
+ * after a backoff; keys missing from an eventually consistent answer are
+ * asked once more with a consistent read.
+ */
+extern struct HTAB *dynamo_batch_get(const EsdConnOptions *conn, const char *table,
+									 const EsdKey *keys, int nkeys, bool consistent,
+									 AwsStats *stats);
+extern struct json_object *dynamo_batch_get_find(struct HTAB *found, const char *id,
+												 const char *created);
+
 /* Value of a string attribute ({"S": ...}) of an item, or NULL. */
 extern const char *dynamo_item_string(struct json_object *item, const char *attr);
 
 /* An attribute's AttributeValue, or NULL when absent. */
 extern struct json_object *dynamo_item_attr(struct json_object *item, const char *attr);
+
+/* version of a stream head item; errors name the stream when it is not a number */
+extern int64 dynamo_head_version(struct json_object *item, const char *stream,
+								 const char *table);
+
+/* The id of an item given as DynamoDB JSON text (what "id":{"S":...} holds). */
+extern char *dynamo_item_id_of(const char *item_json);
+
+/* jsonb -> its AttributeValue as DynamoDB JSON text */
+extern char *dynamo_jsonb_to_av_text(Jsonb *jb);
+
+/* JSON text without insignificant whitespace, key order kept; errors name what */
+extern char *dynamo_minify_json(const char *text, const char *what);
 
 #endif							/* ESD_DYNAMO_H */

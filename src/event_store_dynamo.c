@@ -6,7 +6,10 @@
  *
  * A foreign table is a DynamoDB event table in the layout of the schemeless
  * event store.  A scan is a walk of its month buckets (scan.c); each event
- * becomes a row (row.c).  Conditions are checked locally for now.
+ * becomes a row (row.c).  Conditions are checked locally for now.  An
+ * INSERT turns each row into an event item (item.c) and buffers it in the
+ * transaction (append.c), which sends it at commit.  Events are immutable:
+ * UPDATE and DELETE are refused.
  *
  *-------------------------------------------------------------------------
  */
@@ -28,6 +31,9 @@
 #include "utils/memutils.h"
 #include "utils/rel.h"
 
+#include "admin.h"
+#include "append.h"
+#include "item.h"
 #include "option.h"
 #include "row.h"
 #include "scan.h"
@@ -41,6 +47,16 @@ typedef struct EsdRelationInfo
 	int			nbuckets;
 	Bitmapset  *attrs_used;
 } EsdRelationInfo;
+
+/* Run-time state of an INSERT or COPY into a foreign table. */
+typedef struct EsdModifyState
+{
+	Oid			relid;
+	EsdConnOptions conn;
+	EsdTableOptions table;
+	EsdRowMap  *map;
+	MemoryContext row_cxt;		/* reset for every row */
+} EsdModifyState;
 
 /* Run-time state of a foreign scan. */
 typedef struct EsdScanState
@@ -237,6 +253,172 @@ esdExplainForeignScan(ForeignScanState *node, ExplainState *es)
 	}
 }
 
+/*
+ * Events are immutable: UPDATE and DELETE are refused while planning, with
+ * a message saying so, before any request is sent.
+ */
+static void
+esdAddForeignUpdateTargets(PlannerInfo *root, Index rtindex,
+						   RangeTblEntry *target_rte, Relation target_relation)
+{
+	ereport(ERROR,
+			(errcode(ERRCODE_FEATURE_NOT_SUPPORTED),
+			 errmsg("cannot %s foreign table \"%s\": events are immutable",
+					root->parse->commandType == CMD_DELETE ? "delete from" : "update",
+					RelationGetRelationName(target_relation)),
+			 errhint("Append an event that records the change instead.")));
+}
+
+static int
+esdIsForeignRelUpdatable(Relation rel)
+{
+	return (1 << CMD_INSERT);
+}
+
+static List *
+esdPlanForeignModify(PlannerInfo *root, ModifyTable *plan, Index resultRelation,
+					 int subplan_index)
+{
+	if (plan->onConflictAction != ONCONFLICT_NONE)
+		ereport(ERROR,
+				(errcode(ERRCODE_FEATURE_NOT_SUPPORTED),
+				 errmsg("INSERT with ON CONFLICT is not supported on event_store_dynamo foreign tables"),
+				 errhint("A duplicate event id fails the commit with unique_violation.")));
+	return NIL;
+}
+
+/* Set up appends to a foreign table as the given role. */
+static EsdModifyState *
+begin_modify(EState *estate, ResultRelInfo *rinfo, Oid userid)
+{
+	Relation	rel = rinfo->ri_RelationDesc;
+	ForeignTable *ft = GetForeignTable(RelationGetRelid(rel));
+	EsdModifyState *state = palloc0(sizeof(EsdModifyState));
+	TupleDesc	desc = RelationGetDescr(rel);
+	List	   *attnums = NIL;
+
+	state->relid = RelationGetRelid(rel);
+	esd_get_table_options(state->relid, &state->table);
+	esd_get_conn_options(ft->serverid, userid, &state->conn);
+	for (int i = 0; i < desc->natts; i++)
+		if (!TupleDescAttr(desc, i)->attisdropped)
+			attnums = lappend_int(attnums, i + 1);
+	state->map = esd_row_map(rel, attnums);
+	state->row_cxt = AllocSetContextCreate(estate->es_query_cxt, "event_store_dynamo append",
+										   ALLOCSET_DEFAULT_SIZES);
+	if (state->table.auto_create)
+		esd_ensure_store(&state->conn, &state->table, state->relid);
+	return state;
+}
+
+static void
+esdBeginForeignModify(ModifyTableState *mtstate, ResultRelInfo *rinfo,
+					  List *fdw_private, int subplan_index, int eflags)
+{
+	EState	   *estate = mtstate->ps.state;
+	RangeTblEntry *rte;
+	Oid			userid;
+
+	if (eflags & EXEC_FLAG_EXPLAIN_ONLY)
+		return;
+	rte = exec_rt_fetch(rinfo->ri_RangeTableIndex, estate);
+	userid = OidIsValid(rte->checkAsUser) ? rte->checkAsUser : GetUserId();
+	rinfo->ri_FdwState = begin_modify(estate, rinfo, userid);
+}
+
+/* COPY FROM and tuple routing into a foreign table partition. */
+static void
+esdBeginForeignInsert(ModifyTableState *mtstate, ResultRelInfo *rinfo)
+{
+	rinfo->ri_FdwState = begin_modify(mtstate->ps.state, rinfo, GetUserId());
+}
+
+/* Turn a row into an event, buffer it, and give back what RETURNING shows. */
+static TupleTableSlot *
+append_row(EsdModifyState *state, TupleTableSlot *slot, const EsdNewEvent *ev)
+{
+	TupleDesc	desc = slot->tts_tupleDescriptor;
+	int64		seq;
+	HeapTuple	tuple;
+
+	seq = esd_append(state->relid, &state->conn, &state->table, ev);
+
+	/* the stored values: id, created, sequence, time_bucket, s3_reference */
+	esd_fill_returning(state->map, slot, ev, seq);
+	tuple = heap_form_tuple(desc, slot->tts_values, slot->tts_isnull);
+	ExecForceStoreHeapTuple(tuple, slot, true);
+	return slot;
+}
+
+static TupleTableSlot *
+esdExecForeignInsert(EState *estate, ResultRelInfo *rinfo,
+					 TupleTableSlot *slot, TupleTableSlot *planSlot)
+{
+	EsdModifyState *state = rinfo->ri_FdwState;
+	MemoryContext old;
+	EsdNewEvent ev;
+
+	MemoryContextReset(state->row_cxt);
+	old = MemoryContextSwitchTo(state->row_cxt);
+	esd_row_to_new_event(state->map, slot, &state->table, &ev);
+	slot = append_row(state, slot, &ev);
+	MemoryContextSwitchTo(old);
+	return slot;
+}
+
+/*
+ * Rows arrive in batches when neither RETURNING nor row triggers need them
+ * one at a time: the heads of the batch's new streams are then read with
+ * one BatchGetItem instead of one GetItem each.
+ */
+static int
+esdGetForeignModifyBatchSize(ResultRelInfo *rinfo)
+{
+	if (rinfo->ri_projectReturning != NULL ||
+		(rinfo->ri_TrigDesc &&
+		 (rinfo->ri_TrigDesc->trig_insert_before_row ||
+		  rinfo->ri_TrigDesc->trig_insert_after_row)))
+		return 1;
+	return 100;
+}
+
+static TupleTableSlot **
+esdExecForeignBatchInsert(EState *estate, ResultRelInfo *rinfo,
+						  TupleTableSlot **slots, TupleTableSlot **planSlots,
+						  int *numSlots)
+{
+	EsdModifyState *state = rinfo->ri_FdwState;
+	MemoryContext old;
+	EsdNewEvent *evs;
+	char	  **streams;
+
+	MemoryContextReset(state->row_cxt);
+	old = MemoryContextSwitchTo(state->row_cxt);
+	evs = palloc(sizeof(EsdNewEvent) * *numSlots);
+	streams = palloc(sizeof(char *) * *numSlots);
+	for (int i = 0; i < *numSlots; i++)
+	{
+		esd_row_to_new_event(state->map, slots[i], &state->table, &evs[i]);
+		streams[i] = evs[i].stream;
+	}
+	esd_prefetch_heads(state->relid, &state->conn, &state->table, streams, *numSlots);
+	for (int i = 0; i < *numSlots; i++)
+		slots[i] = append_row(state, slots[i], &evs[i]);
+	MemoryContextSwitchTo(old);
+	return slots;
+}
+
+static void
+esdEndForeignModify(EState *estate, ResultRelInfo *rinfo)
+{
+	/* the events stay buffered until the transaction ends */
+}
+
+static void
+esdEndForeignInsert(EState *estate, ResultRelInfo *rinfo)
+{
+}
+
 Datum
 event_store_dynamo_handler(PG_FUNCTION_ARGS)
 {
@@ -250,6 +432,20 @@ event_store_dynamo_handler(PG_FUNCTION_ARGS)
 	routine->ReScanForeignScan = esdReScanForeignScan;
 	routine->EndForeignScan = esdEndForeignScan;
 	routine->ExplainForeignScan = esdExplainForeignScan;
+
+	routine->AddForeignUpdateTargets = esdAddForeignUpdateTargets;
+	routine->IsForeignRelUpdatable = esdIsForeignRelUpdatable;
+	routine->PlanForeignModify = esdPlanForeignModify;
+	routine->BeginForeignModify = esdBeginForeignModify;
+	routine->ExecForeignInsert = esdExecForeignInsert;
+	routine->GetForeignModifyBatchSize = esdGetForeignModifyBatchSize;
+	routine->ExecForeignBatchInsert = esdExecForeignBatchInsert;
+	routine->EndForeignModify = esdEndForeignModify;
+	routine->BeginForeignInsert = esdBeginForeignInsert;
+	routine->EndForeignInsert = esdEndForeignInsert;
+
+	routine->ImportForeignSchema = esd_import_foreign_schema;
+	routine->ExecForeignTruncate = esd_exec_foreign_truncate;
 
 	PG_RETURN_POINTER(routine);
 }

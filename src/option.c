@@ -353,6 +353,8 @@ esd_get_conn_options(Oid serverid, Oid userid, EsdConnOptions *opts)
 	ListCell   *cell;
 
 	memset(opts, 0, sizeof(*opts));
+	opts->serverid = serverid;
+	opts->userid = userid;
 	opts->region = "us-east-1";
 	opts->connect_timeout_ms = 5000;
 	opts->request_timeout_ms = 30000;

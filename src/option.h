@@ -10,6 +10,7 @@
 #define ESD_OPTION_H
 
 #include "postgres.h"
+#include "access/attnum.h"
 #include "nodes/pg_list.h"
 
 #define ESD_TABLE_SUFFIX "schemeless-event-store"
@@ -17,6 +18,8 @@
 /* Everything a request needs to reach and authenticate with AWS. */
 typedef struct EsdConnOptions
 {
+	Oid			serverid;
+	Oid			userid;
 	char	   *region;
 	char	   *endpoint;		/* DynamoDB base URL, no trailing slash */
 	char	   *s3_endpoint;	/* S3 base URL, no trailing slash */

@@ -53,6 +53,8 @@ esd_row_map(Relation rel, List *attnums)
 		Form_pg_attribute att = TupleDescAttr(desc, attnum - 1);
 		EsdColumn  *col = &map->columns[map->ncolumns++];
 		Oid			infunc;
+		Oid			outfunc;
+		bool		varlena;
 
 		col->attnum = attnum;
 		col->attr = esd_column_attribute_name(RelationGetRelid(rel), attnum, NameStr(att->attname));
@@ -62,6 +64,8 @@ esd_row_map(Relation rel, List *attnums)
 		col->typmod = att->atttypmod;
 		getTypeInputInfo(col->typid, &infunc, &col->ioparam);
 		fmgr_info(infunc, &col->input);
+		getTypeOutputInfo(col->typid, &outfunc, &varlena);
+		fmgr_info(outfunc, &col->output);
 	}
 	return map;
 }

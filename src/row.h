@@ -30,6 +30,7 @@ typedef struct EsdColumn
 	Oid			typid;
 	int32		typmod;
 	FmgrInfo	input;			/* the type's input function */
+	FmgrInfo	output;			/* and its output function */
 	Oid			ioparam;
 } EsdColumn;
 

@@ -30,8 +30,6 @@
 #include "dynamo.h"
 #include "scan.h"
 
-#define BATCH_GET_MAX_KEYS 100
-
 void
 esd_bucket_range(const EsdTableOptions *table, char ***buckets, int *nbuckets)
 {
@@ -84,143 +82,6 @@ void
 esd_walk_end(EsdWalk *walk)
 {
 	MemoryContextDelete(walk->page_cxt);
-}
-
-/* Sleep before re-sending unprocessed keys: the same backoff as retries. */
-static void
-backoff_sleep(const EsdConnOptions *conn, int round)
-{
-	long		ceiling = conn->retry_base_ms;
-
-	for (int i = 1; i < round && ceiling < conn->retry_cap_ms; i++)
-		ceiling *= 2;
-	ceiling = Min(ceiling, conn->retry_cap_ms);
-	(void) WaitLatch(MyLatch, WL_LATCH_SET | WL_TIMEOUT | WL_EXIT_ON_PM_DEATH,
-					 (long) (pg_prng_double(&pg_global_prng_state) * ceiling) + 1,
-					 PG_WAIT_EXTENSION);
-	ResetLatch(MyLatch);
-	CHECK_FOR_INTERRUPTS();
-}
-
-typedef struct HydratedEntry
-{
-	char		key[NAMEDATALEN * 8];	/* id \x01 created, truncated hash key */
-	json_object *item;
-} HydratedEntry;
-
-static char *
-composite_key(const char *id, const char *created)
-{
-	return psprintf("%s\x01%s", id, created);
-}
-
-/*
- * Fetch the full items of keys[0..nkeys) into a hash table keyed by
- * id and created.  Keys that stay unprocessed are re-sent after a backoff;
- * keys missing from an eventually consistent answer are asked once more
- * with a consistent read.
- */
-static HTAB *
-hydrate(EsdWalk *walk, EsdKey *keys, int nkeys)
-{
-	HASHCTL		ctl;
-	HTAB	   *found;
-	bool		consistent = false;
-	int			round = 0;
-
-	ctl.keysize = sizeof(((HydratedEntry *) 0)->key);
-	ctl.entrysize = sizeof(HydratedEntry);
-	ctl.hcxt = CurrentMemoryContext;
-	found = hash_create("event_store_dynamo hydrated items", Max(nkeys, 16), &ctl,
-						HASH_ELEM | HASH_STRINGS | HASH_CONTEXT);
-
-	while (nkeys > 0)
-	{
-		int			ncalls = (nkeys + BATCH_GET_MAX_KEYS - 1) / BATCH_GET_MAX_KEYS;
-		AwsCall   **calls = palloc(sizeof(AwsCall *) * ncalls);
-		EsdKey	   *retry = palloc(sizeof(EsdKey) * nkeys);
-		int			nretry = 0;
-
-		for (int c = 0; c < ncalls; c++)
-		{
-			int			first = c * BATCH_GET_MAX_KEYS;
-			int			n = Min(BATCH_GET_MAX_KEYS, nkeys - first);
-
-			calls[c] = palloc(sizeof(AwsCall));
-			aws_dynamodb_init(calls[c], walk->conn, "BatchGetItem", walk->table->table_name,
-							  dynamo_batch_get_body(walk->table->table_name, keys + first,
-													n, consistent));
-		}
-		aws_execute(walk->conn, calls, ncalls, &walk->stats, true);
-
-		for (int c = 0; c < ncalls; c++)
-		{
-			json_object *responses,
-					   *items,
-					   *unprocessed,
-					   *table_keys,
-					   *ukeys;
-
-			if (json_object_object_get_ex(calls[c]->json, "Responses", &responses) &&
-				json_object_object_get_ex(responses, walk->table->table_name, &items) &&
-				json_object_is_type(items, json_type_array))
-			{
-				size_t		n = json_object_array_length(items);
-
-				for (size_t i = 0; i < n; i++)
-				{
-					json_object *item = json_object_array_get_idx(items, i);
-					const char *id = dynamo_item_string(item, "id");
-					const char *created = dynamo_item_string(item, "created");
-					HydratedEntry *e;
-
-					if (id == NULL || created == NULL)
-						continue;
-					e = hash_search(found, composite_key(id, created), HASH_ENTER, NULL);
-					e->item = item;
-				}
-			}
-			if (json_object_object_get_ex(calls[c]->json, "UnprocessedKeys", &unprocessed) &&
-				json_object_object_get_ex(unprocessed, walk->table->table_name, &table_keys) &&
-				json_object_object_get_ex(table_keys, "Keys", &ukeys) &&
-				json_object_is_type(ukeys, json_type_array))
-			{
-				size_t		n = json_object_array_length(ukeys);
-
-				for (size_t i = 0; i < n && nretry < nkeys; i++)
-				{
-					json_object *k = json_object_array_get_idx(ukeys, i);
-					const char *id = dynamo_item_string(k, "id");
-					const char *created = dynamo_item_string(k, "created");
-
-					if (id && created)
-					{
-						retry[nretry].id = id;
-						retry[nretry].created = created;
-						nretry++;
-					}
-				}
-			}
-		}
-
-		if (nretry == 0 && !consistent)
-		{
-			/* keys neither returned nor unprocessed: ask once, consistently */
-			for (int i = 0; i < nkeys; i++)
-				if (hash_search(found, composite_key(keys[i].id, keys[i].created), HASH_FIND, NULL) == NULL)
-					retry[nretry++] = keys[i];
-			consistent = true;
-			keys = retry;
-			nkeys = nretry;
-			continue;
-		}
-
-		keys = retry;
-		nkeys = nretry;
-		if (nkeys > 0)
-			backoff_sleep(walk->conn, ++round);
-	}
-	return found;
 }
 
 /*
@@ -366,14 +227,14 @@ read_page(EsdWalk *walk)
 		if (nkeys == 0)
 			continue;
 
-		found = hydrate(walk, keys, nkeys);
+		found = dynamo_batch_get(walk->conn, walk->table->table_name, keys, nkeys,
+								 false, &walk->stats);
 		walk->events = palloc(sizeof(EsdEvent) * nkeys);
 		for (int i = 0; i < nkeys; i++)
 		{
-			HydratedEntry *e = hash_search(found, composite_key(keys[i].id, keys[i].created),
-										   HASH_FIND, NULL);
+			json_object *item = dynamo_batch_get_find(found, keys[i].id, keys[i].created);
 
-			if (e == NULL)
+			if (item == NULL)
 			{
 				ereport(WARNING,
 						(errcode(ERRCODE_WARNING),
@@ -382,7 +243,7 @@ read_page(EsdWalk *walk)
 						 errdetail("The item was deleted after the index was read.")));
 				continue;
 			}
-			walk->events[walk->nevents].item = e->item;
+			walk->events[walk->nevents].item = item;
 			walk->events[walk->nevents].body = NULL;
 			walk->events[walk->nevents].id = keys[i].id;
 			walk->nevents++;

@@ -1,0 +1,1083 @@
+/*-------------------------------------------------------------------------
+ *
+ * append.c
+ *	  The write buffer: events appended in a transaction are numbered in
+ *	  their streams at once and sent to DynamoDB (and S3) at commit.
+ *
+ * Stream numbering and concurrency are the Node adapter's: the first append
+ * to a stream in a transaction reads its head (a consistent read), events
+ * are numbered head + 1, head + 2, ..., and at commit each stream's head is
+ * moved with the condition that it still holds the version read, in the
+ * same TransactWriteItems as the Puts of its events (each conditioned on
+ * attribute_not_exists(id)).
+ *
+ * Nothing is sent before the PostgreSQL transaction commits: events wait in
+ * a tuplesort (which spills to a temporary file past work_mem, so a COPY of
+ * millions of rows keeps memory flat), sorted at commit by table, stream
+ * and sequence.  A rolled-back savepoint drops its events and gives its
+ * sequence numbers back.  At pre-commit, offloaded bodies go to S3 first,
+ * then the events go out in TransactWriteItems of at most 100 actions and
+ * 4 MB, several at once when they touch different streams, each with a
+ * ClientRequestToken so that a retry after a dropped connection is not
+ * applied twice.  A commit that fits one TransactWriteItems is atomic; a
+ * larger one is atomic per DynamoDB transaction, and a failure names what
+ * was already written.  A conflict fails the commit: 40001 for a stream
+ * head that moved, 23505 for a duplicate event id.
+ *
+ *-------------------------------------------------------------------------
+ */
+#include "postgres.h"
+
+#include <json-c/json.h>
+
+#include "access/htup_details.h"
+#include "common/hashfn.h"
+#include "access/xact.h"
+#include "catalog/pg_collation.h"
+#include "catalog/pg_type.h"
+#include "executor/tuptable.h"
+#include "foreign/foreign.h"
+#include "miscadmin.h"
+#include "utils/hsearch.h"
+#include "utils/json.h"
+#include "utils/memutils.h"
+#include "utils/resowner.h"
+#include "utils/tuplesort.h"
+#include "utils/typcache.h"
+
+/* PostgreSQL's SQL function json_object would clash with json-c's type */
+#define json_object pg_sql_json_object
+#include "utils/builtins.h"
+#undef json_object
+
+#include "append.h"
+#include "aws.h"
+#include "dynamo.h"
+
+#define TXN_MAX_ACTIONS 100
+#define TXN_MAX_BYTES (4 * 1024 * 1024 - 64 * 1024)	/* margin for the envelope */
+
+/* columns of the buffered tuples */
+enum
+{
+	COL_RELID, COL_STREAM, COL_SEQ, COL_SUBID, COL_ITEM, COL_S3KEY, COL_S3BODY,
+	COL_CHECKID,
+	NCOLS
+};
+
+typedef struct StreamKey
+{
+	Oid			relid;
+	const char *stream;
+} StreamKey;
+
+/* A restore point: the next sequence when a subtransaction first touched the stream. */
+typedef struct StreamSave
+{
+	SubTransactionId subid;
+	int64		next;
+} StreamSave;
+
+typedef struct StreamState
+{
+	StreamKey	key;			/* hash key: must be first */
+	int64		next;			/* the next sequence to hand out */
+	int			nsaves;
+	int			maxsaves;
+	StreamSave *saves;
+} StreamState;
+
+/* An id a row gave, and the subtransaction that gave it. */
+typedef struct GivenId
+{
+	StreamKey	key;			/* relid and id: hash key, must be first */
+	SubTransactionId subid;
+} GivenId;
+
+/* A foreign table with buffered events, and whom it is written as. */
+typedef struct TableRef
+{
+	Oid			relid;
+	Oid			serverid;
+	Oid			userid;
+} TableRef;
+
+/* The buffer of the current transaction; NULL cxt when empty. */
+static struct
+{
+	MemoryContext cxt;
+	HTAB	   *streams;
+	HTAB	   *ids;			/* ids the rows gave, to catch duplicates at once */
+	TupleDesc	desc;
+	Tuplesortstate *sort;
+	int64		nbuffered;
+	List	   *tables;			/* TableRef * */
+	/* subtransactions that ended: parent of a committed one, or aborted */
+	SubTransactionId *parent;
+	bool	   *aborted;
+	int			nsubids;
+} buf;
+
+static bool callbacks_registered = false;
+
+static uint32
+stream_key_hash(const void *key, Size keysize)
+{
+	const StreamKey *k = key;
+
+	return hash_bytes((const unsigned char *) k->stream, strlen(k->stream)) ^ k->relid;
+}
+
+static int
+stream_key_match(const void *a, const void *b, Size keysize)
+{
+	const StreamKey *x = a;
+	const StreamKey *y = b;
+
+	return (x->relid == y->relid && strcmp(x->stream, y->stream) == 0) ? 0 : 1;
+}
+
+static void
+reset_buffer(void)
+{
+	memset(&buf, 0, sizeof(buf));
+}
+
+char *
+esd_head_id(const char *stream)
+{
+	return psprintf("%sHEAD::%s", ESD_ID_PREFIX, stream);
+}
+
+/*
+ * The tuplesort's temporary files must belong to the transaction, not to
+ * the statement that happens to add or read a row: these wrappers run each
+ * tuplesort call under the top transaction's resource owner.
+ */
+static void
+sort_begin(AttrNumber *keys, Oid *ops, Oid *colls, bool *nulls_first)
+{
+	ResourceOwner save = CurrentResourceOwner;
+
+	CurrentResourceOwner = TopTransactionResourceOwner;
+	PG_TRY();
+	{
+		buf.sort = tuplesort_begin_heap(buf.desc, 3, keys, ops, colls, nulls_first,
+										work_mem, NULL, TUPLESORT_NONE);
+	}
+	PG_FINALLY();
+	{
+		CurrentResourceOwner = save;
+	}
+	PG_END_TRY();
+}
+
+static void
+sort_put(TupleTableSlot *slot)
+{
+	ResourceOwner save = CurrentResourceOwner;
+
+	CurrentResourceOwner = TopTransactionResourceOwner;
+	PG_TRY();
+	{
+		tuplesort_puttupleslot(buf.sort, slot);
+	}
+	PG_FINALLY();
+	{
+		CurrentResourceOwner = save;
+	}
+	PG_END_TRY();
+}
+
+static void
+sort_perform(void)
+{
+	ResourceOwner save = CurrentResourceOwner;
+
+	CurrentResourceOwner = TopTransactionResourceOwner;
+	PG_TRY();
+	{
+		tuplesort_performsort(buf.sort);
+	}
+	PG_FINALLY();
+	{
+		CurrentResourceOwner = save;
+	}
+	PG_END_TRY();
+}
+
+static bool
+sort_get(TupleTableSlot *slot)
+{
+	ResourceOwner save = CurrentResourceOwner;
+	volatile bool more = false;
+
+	CurrentResourceOwner = TopTransactionResourceOwner;
+	PG_TRY();
+	{
+		more = tuplesort_gettupleslot(buf.sort, true, false, slot, NULL);
+	}
+	PG_FINALLY();
+	{
+		CurrentResourceOwner = save;
+	}
+	PG_END_TRY();
+	return more;
+}
+
+static void
+sort_end(void)
+{
+	ResourceOwner save = CurrentResourceOwner;
+
+	CurrentResourceOwner = TopTransactionResourceOwner;
+	PG_TRY();
+	{
+		tuplesort_end(buf.sort);
+		buf.sort = NULL;
+	}
+	PG_FINALLY();
+	{
+		CurrentResourceOwner = save;
+	}
+	PG_END_TRY();
+}
+
+static void xact_callback(XactEvent event, void *arg);
+static void subxact_callback(SubXactEvent event, SubTransactionId mySubid,
+							 SubTransactionId parentSubid, void *arg);
+
+static void
+ensure_buffer(void)
+{
+	HASHCTL		ctl;
+	MemoryContext old;
+	AttrNumber	keys[3] = {COL_RELID + 1, COL_STREAM + 1, COL_SEQ + 1};
+	Oid			ops[3];
+	Oid			colls[3] = {InvalidOid, C_COLLATION_OID, InvalidOid};
+	bool		nulls_first[3] = {false, false, false};
+
+	if (!callbacks_registered)
+	{
+		RegisterXactCallback(xact_callback, NULL);
+		RegisterSubXactCallback(subxact_callback, NULL);
+		callbacks_registered = true;
+	}
+	if (buf.cxt != NULL)
+		return;
+
+	buf.cxt = AllocSetContextCreate(TopTransactionContext, "event_store_dynamo appends",
+									ALLOCSET_DEFAULT_SIZES);
+	old = MemoryContextSwitchTo(buf.cxt);
+
+	ctl.keysize = sizeof(StreamKey);
+	ctl.entrysize = sizeof(StreamState);
+	ctl.hash = stream_key_hash;
+	ctl.match = stream_key_match;
+	ctl.hcxt = buf.cxt;
+	buf.streams = hash_create("event_store_dynamo streams", 256, &ctl,
+							  HASH_ELEM | HASH_FUNCTION | HASH_COMPARE | HASH_CONTEXT);
+
+	ctl.entrysize = sizeof(GivenId);
+	buf.ids = hash_create("event_store_dynamo given ids", 256, &ctl,
+						  HASH_ELEM | HASH_FUNCTION | HASH_COMPARE | HASH_CONTEXT);
+
+	buf.desc = CreateTemplateTupleDesc(NCOLS);
+	TupleDescInitEntry(buf.desc, COL_RELID + 1, "relid", OIDOID, -1, 0);
+	TupleDescInitEntry(buf.desc, COL_STREAM + 1, "stream", TEXTOID, -1, 0);
+	TupleDescInitEntryCollation(buf.desc, COL_STREAM + 1, C_COLLATION_OID);
+	TupleDescInitEntry(buf.desc, COL_SEQ + 1, "seq", INT8OID, -1, 0);
+	TupleDescInitEntry(buf.desc, COL_SUBID + 1, "subid", INT4OID, -1, 0);
+	TupleDescInitEntry(buf.desc, COL_ITEM + 1, "item", TEXTOID, -1, 0);
+	TupleDescInitEntry(buf.desc, COL_S3KEY + 1, "s3key", TEXTOID, -1, 0);
+	TupleDescInitEntry(buf.desc, COL_S3BODY + 1, "s3body", TEXTOID, -1, 0);
+	TupleDescInitEntry(buf.desc, COL_CHECKID + 1, "checkid", BOOLOID, -1, 0);
+
+	ops[0] = lookup_type_cache(OIDOID, TYPECACHE_LT_OPR)->lt_opr;
+	ops[1] = lookup_type_cache(TEXTOID, TYPECACHE_LT_OPR)->lt_opr;
+	ops[2] = lookup_type_cache(INT8OID, TYPECACHE_LT_OPR)->lt_opr;
+	sort_begin(keys, ops, colls, nulls_first);
+	MemoryContextSwitchTo(old);
+}
+
+/* Grow a zero-filled array in the buffer's context. */
+static void *
+grow_zeroed(void *array, int oldn, int newn, Size elemsize)
+{
+	char	   *grown = MemoryContextAllocZero(buf.cxt, newn * elemsize);
+
+	if (array)
+	{
+		memcpy(grown, array, oldn * elemsize);
+		pfree(array);
+	}
+	return grown;
+}
+
+/* Remember that a subtransaction ended. */
+static void
+note_subxact(SubTransactionId subid, SubTransactionId parent, bool aborted)
+{
+	if (subid >= (SubTransactionId) buf.nsubids)
+	{
+		int			n = Max((int) subid + 1, buf.nsubids * 2);
+
+		buf.parent = grow_zeroed(buf.parent, buf.nsubids, n, sizeof(SubTransactionId));
+		buf.aborted = grow_zeroed(buf.aborted, buf.nsubids, n, sizeof(bool));
+		buf.nsubids = n;
+	}
+	buf.parent[subid] = parent;
+	buf.aborted[subid] = aborted;
+}
+
+/* Is an event buffered in subtransaction subid still part of the transaction? */
+static bool
+subxact_alive(SubTransactionId subid)
+{
+	while (subid != TopSubTransactionId)
+	{
+		if (subid >= (SubTransactionId) buf.nsubids || buf.aborted[subid])
+			return subid >= (SubTransactionId) buf.nsubids ? true : false;
+		subid = buf.parent[subid];
+	}
+	return true;
+}
+
+/*
+ * A savepoint ended: a rolled-back one gives back the sequence numbers its
+ * streams handed out; a released one passes its restore points to its
+ * parent.
+ */
+static void
+subxact_callback(SubXactEvent event, SubTransactionId mySubid,
+				 SubTransactionId parentSubid, void *arg)
+{
+	HASH_SEQ_STATUS scan;
+	StreamState *st;
+	bool		aborted;
+
+	if (buf.cxt == NULL)
+		return;
+	if (event == SUBXACT_EVENT_ABORT_SUB)
+		aborted = true;
+	else if (event == SUBXACT_EVENT_COMMIT_SUB)
+		aborted = false;
+	else
+		return;
+
+	note_subxact(mySubid, parentSubid, aborted);
+
+	hash_seq_init(&scan, buf.streams);
+	while ((st = hash_seq_search(&scan)) != NULL)
+	{
+		StreamSave *top;
+
+		if (st->nsaves == 0 || st->saves[st->nsaves - 1].subid != mySubid)
+			continue;
+		top = &st->saves[st->nsaves - 1];
+		if (aborted)
+		{
+			st->next = top->next;
+			st->nsaves--;
+		}
+		else if (st->nsaves >= 2 && st->saves[st->nsaves - 2].subid == parentSubid)
+			st->nsaves--;
+		else
+			top->subid = parentSubid;
+	}
+}
+
+/* Read one stream head's version: 0 when the stream was never written. */
+static int64
+read_head(const EsdConnOptions *conn, const EsdTableOptions *table, const char *stream)
+{
+	AwsCall		call;
+	StringInfoData body;
+	json_object *item;
+
+	initStringInfo(&body);
+	appendStringInfoString(&body, "{\"TableName\":");
+	escape_json(&body, table->table_name);
+	appendStringInfoString(&body, ",\"Key\":{\"id\":{\"S\":");
+	escape_json(&body, esd_head_id(stream));
+	appendStringInfoString(&body, "},\"created\":{\"S\":\"" ESD_HEAD_CREATED "\"}},"
+						   "\"ConsistentRead\":true,\"ProjectionExpression\":\"#v\","
+						   "\"ExpressionAttributeNames\":{\"#v\":\"version\"}}");
+	aws_dynamodb_init(&call, conn, "GetItem", table->table_name, body.data);
+	aws_execute_one(conn, &call, NULL);
+
+	if (!json_object_object_get_ex(call.json, "Item", &item))
+		return 0;
+	return dynamo_head_version(item, stream, table->table_name);
+}
+
+static StreamState *
+lookup_stream(Oid relid, const char *stream, bool *found)
+{
+	StreamKey	key = {relid, stream};
+	StreamState *st = hash_search(buf.streams, &key, HASH_ENTER, found);
+
+	if (!*found)
+	{
+		st->key.stream = MemoryContextStrdup(buf.cxt, stream);
+		st->next = 0;
+		st->nsaves = 0;
+		st->maxsaves = 0;
+		st->saves = NULL;
+	}
+	return st;
+}
+
+static void
+remember_table(Oid relid, const EsdConnOptions *conn)
+{
+	ListCell   *lc;
+	TableRef   *ref;
+	MemoryContext old;
+
+	foreach(lc, buf.tables)
+		if (((TableRef *) lfirst(lc))->relid == relid)
+			return;
+	old = MemoryContextSwitchTo(buf.cxt);
+	ref = palloc(sizeof(TableRef));
+	ref->relid = relid;
+	ref->serverid = conn->serverid;
+	ref->userid = conn->userid;
+	buf.tables = lappend(buf.tables, ref);
+	MemoryContextSwitchTo(old);
+}
+
+void
+esd_prefetch_heads(Oid relid, const EsdConnOptions *conn,
+				   const EsdTableOptions *table, char **streams, int nstreams)
+{
+	EsdKey	   *keys;
+	int			nkeys = 0;
+	HTAB	   *found;
+
+	ensure_buffer();
+	keys = palloc(sizeof(EsdKey) * Max(nstreams, 1));
+	for (int i = 0; i < nstreams; i++)
+	{
+		StreamKey	key = {relid, streams[i]};
+		bool		dup = false;
+
+		if (hash_search(buf.streams, &key, HASH_FIND, NULL) != NULL)
+			continue;
+		for (int j = 0; j < nkeys && !dup; j++)
+			dup = strcmp(keys[j].id, esd_head_id(streams[i])) == 0;
+		if (dup)
+			continue;
+		keys[nkeys].id = esd_head_id(streams[i]);
+		keys[nkeys].created = ESD_HEAD_CREATED;
+		nkeys++;
+	}
+	if (nkeys == 0)
+		return;
+
+	found = dynamo_batch_get(conn, table->table_name, keys, nkeys, true, NULL);
+	for (int i = 0; i < nkeys; i++)
+	{
+		const char *stream = keys[i].id + strlen(ESD_ID_PREFIX "HEAD::");
+		json_object *item = dynamo_batch_get_find(found, keys[i].id, ESD_HEAD_CREATED);
+		bool		had;
+		StreamState *st = lookup_stream(relid, stream, &had);
+
+		st->next = (item ? dynamo_head_version(item, stream, table->table_name) : 0) + 1;
+	}
+	remember_table(relid, conn);
+}
+
+/*
+ * An id the row gave must not be given twice in the transaction (unless the
+ * first one was rolled back to a savepoint).  Ids already in the table are
+ * checked at commit.
+ */
+static void
+check_given_id(Oid relid, const EsdTableOptions *table, const char *id,
+			   SubTransactionId subid)
+{
+	StreamKey	key = {relid, id};
+	bool		found;
+	GivenId    *e = hash_search(buf.ids, &key, HASH_ENTER, &found);
+
+	if (found && subxact_alive(e->subid))
+		ereport(ERROR,
+				(errcode(ERRCODE_UNIQUE_VIOLATION),
+				 errmsg("duplicate event id \"%s\" in table \"%s\"", id, table->table_name),
+				 errdetail("This transaction already appended an event with this id.")));
+	if (!found)
+		e->key.stream = MemoryContextStrdup(buf.cxt, id);
+	e->subid = subid;
+}
+
+int64
+esd_append(Oid relid, const EsdConnOptions *conn, const EsdTableOptions *table,
+		   const EsdNewEvent *ev)
+{
+	StreamState *st;
+	bool		found;
+	int64		seq;
+	SubTransactionId subid = GetCurrentSubTransactionId();
+	Datum		values[NCOLS];
+	bool		nulls[NCOLS] = {false};
+	MemoryContext old;
+	TupleTableSlot *slot;
+
+	ensure_buffer();
+	remember_table(relid, conn);
+
+	if (ev->id_given)
+		check_given_id(relid, table, ev->id, subid);
+
+	st = lookup_stream(relid, ev->stream, &found);
+	if (!found)
+		st->next = read_head(conn, table, ev->stream) + 1;
+
+	if (ev->has_expected_sequence && ev->expected_sequence != st->next)
+		ereport(ERROR,
+				(errcode(ERRCODE_T_R_SERIALIZATION_FAILURE),
+				 errmsg("sequence " INT64_FORMAT " is not the next position of stream \"%s\" in table \"%s\"",
+						ev->expected_sequence, ev->stream, table->table_name),
+				 errdetail("The stream is at version " INT64_FORMAT ", so the next sequence is " INT64_FORMAT ".",
+						   st->next - 1, st->next),
+				 errhint("Leave sequence NULL to append at the end of the stream.")));
+
+	/* a restore point for the innermost open savepoint */
+	if (subid != TopSubTransactionId &&
+		(st->nsaves == 0 || st->saves[st->nsaves - 1].subid != subid))
+	{
+		if (st->nsaves == st->maxsaves)
+		{
+			int			n = Max(4, st->maxsaves * 2);
+
+			st->saves = grow_zeroed(st->saves, st->maxsaves, n, sizeof(StreamSave));
+			st->maxsaves = n;
+		}
+		st->saves[st->nsaves].subid = subid;
+		st->saves[st->nsaves].next = st->next;
+		st->nsaves++;
+	}
+
+	seq = st->next++;
+
+	old = MemoryContextSwitchTo(buf.cxt);
+	values[COL_RELID] = ObjectIdGetDatum(relid);
+	values[COL_STREAM] = CStringGetTextDatum(ev->stream);
+	values[COL_SEQ] = Int64GetDatum(seq);
+	values[COL_SUBID] = Int32GetDatum((int32) subid);
+	values[COL_ITEM] = CStringGetTextDatum(esd_item_json(ev, seq));
+	nulls[COL_S3KEY] = ev->s3_key == NULL;
+	values[COL_S3KEY] = ev->s3_key ? CStringGetTextDatum(ev->s3_key) : (Datum) 0;
+	nulls[COL_S3BODY] = ev->s3_body == NULL;
+	values[COL_S3BODY] = ev->s3_body ? CStringGetTextDatum(ev->s3_body) : (Datum) 0;
+	values[COL_CHECKID] = BoolGetDatum(ev->id_given);
+
+	slot = MakeSingleTupleTableSlot(buf.desc, &TTSOpsVirtual);
+	ExecClearTuple(slot);
+	memcpy(slot->tts_values, values, sizeof(values));
+	memcpy(slot->tts_isnull, nulls, sizeof(nulls));
+	ExecStoreVirtualTuple(slot);
+	sort_put(slot);
+	ExecDropSingleTupleTableSlot(slot);
+	for (int i = 0; i < NCOLS; i++)
+		if (!nulls[i] && i != COL_RELID && i != COL_SEQ && i != COL_SUBID && i != COL_CHECKID)
+			pfree(DatumGetPointer(values[i]));
+	MemoryContextSwitchTo(old);
+
+	buf.nbuffered++;
+	return seq;
+}
+
+/*
+ * Commit: one DynamoDB transaction being assembled.  Its actions are head
+ * updates and puts; acts[] says what each one is, for conflict reports.
+ */
+typedef struct TxnAction
+{
+	char	   *json;			/* the TransactItems entry */
+	bool		is_head;
+	const char *stream;
+	const char *event_id;		/* put: the item id */
+	int64		expected;		/* head: the version it must find */
+	int64		version;		/* head: the version it sets */
+} TxnAction;
+
+typedef struct Txn
+{
+	MemoryContext cxt;			/* holds the transaction until its wave is sent */
+	TxnAction  *acts;			/* in TransactItems order */
+	int			nacts;
+	int			nevents;
+	size_t		bytes;
+	int			open_head;		/* index of the current stream's head update, or -1 */
+	const char *last_stream;
+	int64		last_seq;
+	char	   *token;
+	List	   *given_ids;		/* item ids the rows gave: checked against the table first */
+	AwsCall		call;
+} Txn;
+
+typedef struct Flush
+{
+	const EsdConnOptions *conn;
+	const EsdTableOptions *table;
+	MemoryContext flush_cxt;
+	Txn		  **wave;
+	int			nwave;
+	Txn		   *cur;
+	AwsCall   **uploads;
+	int			nuploads;
+	int			maxuploads;
+	int64		written;		/* events already in DynamoDB */
+	int			txns_written;
+} Flush;
+
+static Txn *
+txn_new(Flush *f)
+{
+	MemoryContext cxt = AllocSetContextCreate(f->flush_cxt, "event_store_dynamo transaction",
+											  ALLOCSET_DEFAULT_SIZES);
+	MemoryContext old = MemoryContextSwitchTo(cxt);
+	Txn		   *t = palloc0(sizeof(Txn));
+
+	t->cxt = cxt;
+	t->acts = palloc(sizeof(TxnAction) * TXN_MAX_ACTIONS);
+	t->open_head = -1;
+	t->token = esd_uuid_v4();
+	MemoryContextSwitchTo(old);
+	return t;
+}
+
+/* Write the head update of the stream the transaction is on, now that its range is known. */
+static void
+txn_close_stream(Flush *f, Txn *t)
+{
+	TxnAction  *h;
+	StringInfoData u;
+
+	if (t->open_head < 0)
+		return;
+	h = &t->acts[t->open_head];
+	h->version = t->last_seq;
+	initStringInfo(&u);
+	appendStringInfoString(&u, "{\"Update\":{\"TableName\":");
+	escape_json(&u, f->table->table_name);
+	appendStringInfoString(&u, ",\"Key\":{\"id\":{\"S\":");
+	escape_json(&u, esd_head_id(h->stream));
+	appendStringInfo(&u, "},\"created\":{\"S\":\"" ESD_HEAD_CREATED "\"}},"
+					 "\"UpdateExpression\":\"SET #v = :new\","
+					 "\"ConditionExpression\":\"%s\","
+					 "\"ExpressionAttributeNames\":{\"#v\":\"version\"},"
+					 "\"ExpressionAttributeValues\":{\":new\":{\"N\":\"" INT64_FORMAT "\"},"
+					 "\":expected\":{\"N\":\"" INT64_FORMAT "\"}},"
+					 "\"ReturnValuesOnConditionCheckFailure\":\"ALL_OLD\"}}",
+					 h->expected == 0 ? "attribute_not_exists(#v) OR #v = :expected" : "#v = :expected",
+					 h->version, h->expected);
+	h->json = u.data;
+	t->open_head = -1;
+}
+
+static void run_wave(Flush *f);
+
+/* What a failing commit had already written, for its error detail. */
+static char *
+written_note(Flush *f)
+{
+	if (f->written == 0)
+		return pstrdup("Nothing of this commit was written.");
+	return psprintf("%lld events in %d earlier DynamoDB transactions of this commit were written and stay.",
+					(long long) f->written, f->txns_written);
+}
+
+/* The transaction being assembled is full or done: put it in the wave. */
+static void
+finish_txn(Flush *f)
+{
+	Txn		   *t = f->cur;
+
+	if (t == NULL || t->nacts == 0)
+		return;
+	txn_close_stream(f, t);
+	f->cur = NULL;
+
+	/* a stream continued from the wave's last transaction must wait for it */
+	if (f->nwave > 0)
+	{
+		Txn		   *prev = f->wave[f->nwave - 1];
+
+		for (int i = 0; i < t->nacts; i++)
+			if (t->acts[i].is_head && strcmp(t->acts[i].stream, prev->last_stream) == 0)
+			{
+				run_wave(f);
+				break;
+			}
+	}
+	f->wave[f->nwave++] = t;
+	if (f->nwave >= f->conn->max_in_flight)
+		run_wave(f);
+}
+
+/* Raise the error of a cancelled transaction: which stream moved, or which id exists. */
+static void
+report_cancelled(Flush *f, Txn *t)
+{
+	json_object *reasons = NULL;
+	const char *written = written_note(f);
+
+	if (t->call.error_json)
+		json_object_object_get_ex(t->call.error_json, "CancellationReasons", &reasons);
+
+	for (int i = 0; reasons && i < (int) json_object_array_length(reasons) && i < t->nacts; i++)
+	{
+		json_object *r = json_object_array_get_idx(reasons, i);
+		json_object *code;
+		json_object *item;
+		const char *c;
+
+		if (!json_object_object_get_ex(r, "Code", &code))
+			continue;
+		c = json_object_get_string(code);
+		if (strcmp(c, "None") == 0)
+			continue;
+		if (t->acts[i].is_head)
+		{
+			int64		found_version = -1;
+
+			if (json_object_object_get_ex(r, "Item", &item))
+				found_version = dynamo_head_version(item, t->acts[i].stream, f->table->table_name);
+			else if (strcmp(c, "ConditionalCheckFailed") == 0)
+				found_version = read_head(f->conn, f->table, t->acts[i].stream);
+			ereport(ERROR,
+					(errcode(ERRCODE_T_R_SERIALIZATION_FAILURE),
+					 errmsg("concurrent append to stream \"%s\" of table \"%s\": expected version " INT64_FORMAT ", found " INT64_FORMAT,
+							t->acts[i].stream, f->table->table_name, t->acts[i].expected,
+							found_version < 0 ? t->acts[i].expected : found_version),
+					 errdetail("DynamoDB cancelled the transaction (%s). %s",
+							   c, written),
+					 errhint("Another writer appended to the stream since this transaction read it; retry the transaction.")));
+		}
+		if (strcmp(c, "ConditionalCheckFailed") == 0)
+			ereport(ERROR,
+					(errcode(ERRCODE_UNIQUE_VIOLATION),
+					 errmsg("duplicate event id \"%s\" in table \"%s\"",
+							t->acts[i].event_id + strlen(ESD_ID_PREFIX), f->table->table_name),
+					 errdetail("An event with this id already exists. %s",
+							   written)));
+		ereport(ERROR,
+				(errcode(ERRCODE_T_R_SERIALIZATION_FAILURE),
+				 errmsg("DynamoDB cancelled the append to stream \"%s\" of table \"%s\": %s",
+						t->acts[i].stream, f->table->table_name, c),
+				 errdetail("%s", written),
+				 errhint("Retry the transaction.")));
+	}
+	ereport(ERROR,
+			(errcode(ERRCODE_T_R_SERIALIZATION_FAILURE),
+			 errmsg("DynamoDB cancelled an append transaction on table \"%s\"", f->table->table_name),
+			 errdetail("%s %s", t->call.error_message ? t->call.error_message : "", written)));
+}
+
+/*
+ * The item key is id and created, so attribute_not_exists(id) only stops an
+ * event with the same id and the same created.  Ids the rows gave are
+ * therefore looked up first (a consistent Query on id): an event with that
+ * id and any created is a duplicate.  Generated UUIDs need no look-up.
+ */
+static void
+check_ids_absent(Flush *f)
+{
+	List	   *ids = NIL;
+	AwsCall   **calls;
+	int			n = 0;
+	ListCell   *lc;
+
+	for (int i = 0; i < f->nwave; i++)
+		ids = list_concat(ids, f->wave[i]->given_ids);
+	if (ids == NIL)
+		return;
+
+	calls = palloc(sizeof(AwsCall *) * list_length(ids));
+	foreach(lc, ids)
+	{
+		StringInfoData body;
+
+		initStringInfo(&body);
+		appendStringInfoString(&body, "{\"TableName\":");
+		escape_json(&body, f->table->table_name);
+		appendStringInfoString(&body, ",\"KeyConditionExpression\":\"#i = :i\","
+							   "\"ExpressionAttributeNames\":{\"#i\":\"id\"},"
+							   "\"ExpressionAttributeValues\":{\":i\":{\"S\":");
+		escape_json(&body, lfirst(lc));
+		appendStringInfoString(&body, "}},\"ConsistentRead\":true,\"Limit\":1,"
+							   "\"ProjectionExpression\":\"#i\"}");
+		calls[n] = palloc(sizeof(AwsCall));
+		aws_dynamodb_init(calls[n], f->conn, "Query", f->table->table_name, body.data);
+		n++;
+	}
+	aws_execute(f->conn, calls, n, NULL, true);
+	for (int i = 0; i < n; i++)
+	{
+		json_object *count;
+
+		if (json_object_object_get_ex(calls[i]->json, "Count", &count) &&
+			json_object_get_int64(count) > 0)
+			ereport(ERROR,
+					(errcode(ERRCODE_UNIQUE_VIOLATION),
+					 errmsg("duplicate event id \"%s\" in table \"%s\"",
+							(char *) list_nth(ids, i) + strlen(ESD_ID_PREFIX), f->table->table_name),
+					 errdetail("An event with this id already exists. %s", written_note(f))));
+	}
+	list_free(ids);
+}
+
+/*
+ * Send the wave: the S3 bodies of its events first, then its transactions,
+ * concurrently (they touch different streams).
+ */
+static void
+run_wave(Flush *f)
+{
+	AwsCall   **calls;
+
+	if (f->nwave == 0)
+		return;
+
+	check_ids_absent(f);
+
+	if (f->nuploads > 0)
+	{
+		aws_execute(f->conn, f->uploads, f->nuploads, NULL, true);
+		f->nuploads = 0;
+	}
+
+	calls = palloc(sizeof(AwsCall *) * f->nwave);
+	for (int i = 0; i < f->nwave; i++)
+	{
+		Txn		   *t = f->wave[i];
+		StringInfoData body;
+
+		initStringInfo(&body);
+		appendStringInfoString(&body, "{\"TransactItems\":[");
+		for (int a = 0; a < t->nacts; a++)
+		{
+			if (a > 0)
+				appendStringInfoChar(&body, ',');
+			appendStringInfoString(&body, t->acts[a].json);
+		}
+		appendStringInfo(&body, "],\"ClientRequestToken\":\"%s\"}", t->token);
+		aws_dynamodb_init(&t->call, f->conn, "TransactWriteItems", f->table->table_name, body.data);
+		calls[i] = &t->call;
+	}
+	aws_execute(f->conn, calls, f->nwave, NULL, false);
+
+	for (int i = 0; i < f->nwave; i++)
+	{
+		Txn		   *t = f->wave[i];
+
+		if (!t->call.failed)
+			continue;
+		if (t->call.error_type && strcmp(t->call.error_type, "TransactionCanceledException") == 0)
+			report_cancelled(f, t);
+		aws_raise(&t->call);
+	}
+	for (int i = 0; i < f->nwave; i++)
+	{
+		f->written += f->wave[i]->nevents;
+		f->txns_written++;
+		MemoryContextDelete(f->wave[i]->cxt);
+	}
+	pfree(calls);
+	f->nwave = 0;
+}
+
+/* Add one buffered event to the transaction being assembled. */
+static void
+add_event(Flush *f, const char *stream, int64 seq, const char *item,
+		  const char *s3key, const char *s3body, bool check_id)
+{
+	bool		new_stream;
+	int			actions;
+	size_t		bytes = strlen(item) + 64;
+	Txn		   *t;
+	MemoryContext old;
+
+	new_stream = f->cur == NULL || f->cur->last_stream == NULL ||
+		strcmp(f->cur->last_stream, stream) != 0;
+	actions = new_stream ? 2 : 1;
+	if (new_stream)
+		bytes += 300 + 2 * strlen(stream);
+
+	if (f->cur && (f->cur->nacts + actions > TXN_MAX_ACTIONS ||
+				   f->cur->bytes + bytes > TXN_MAX_BYTES))
+	{
+		finish_txn(f);
+		new_stream = true;
+		actions = 2;
+	}
+	if (f->cur == NULL)
+		f->cur = txn_new(f);
+	t = f->cur;
+	old = MemoryContextSwitchTo(t->cxt);
+
+	if (new_stream)
+	{
+		TxnAction  *h = &t->acts[t->nacts];
+
+		txn_close_stream(f, t);
+		h->is_head = true;
+		h->stream = pstrdup(stream);
+		h->event_id = NULL;
+		h->expected = seq - 1;
+		t->open_head = t->nacts++;
+		t->last_stream = h->stream;
+	}
+
+	t->acts[t->nacts].is_head = false;
+	t->acts[t->nacts].stream = t->last_stream;
+	t->acts[t->nacts].event_id = dynamo_item_id_of(item);
+	if (check_id)
+		t->given_ids = lappend(t->given_ids, (char *) t->acts[t->nacts].event_id);
+	t->nacts++;
+	t->nevents++;
+	t->last_seq = seq;
+	t->bytes += bytes;
+	{
+		StringInfoData put;
+
+		initStringInfo(&put);
+		appendStringInfoString(&put, "{\"Put\":{\"TableName\":");
+		escape_json(&put, f->table->table_name);
+		appendStringInfo(&put, ",\"Item\":%s,\"ConditionExpression\":\"attribute_not_exists(id)\"}}", item);
+		t->acts[t->nacts - 1].json = put.data;
+	}
+
+	if (s3key)
+	{
+		if (f->nuploads == f->maxuploads)
+		{
+			int			n = Max(16, f->maxuploads * 2);
+
+			f->uploads = f->uploads ? repalloc(f->uploads, n * sizeof(AwsCall *))
+				: MemoryContextAlloc(f->flush_cxt, n * sizeof(AwsCall *));
+			f->maxuploads = n;
+		}
+		f->uploads[f->nuploads] = palloc(sizeof(AwsCall));	/* in the transaction's context */
+		aws_s3_init(f->uploads[f->nuploads], f->conn, "PutObject", "PUT",
+					f->table->s3_bucket, s3key, s3body, strlen(s3body));
+		f->nuploads++;
+	}
+	MemoryContextSwitchTo(old);
+}
+
+/*
+ * Pre-commit: send every live buffered event, table by table, stream by
+ * stream, in sequence order.
+ */
+static void
+flush(void)
+{
+	TupleTableSlot *slot;
+	Oid			cur_relid = InvalidOid;
+	Flush		f;
+	EsdConnOptions conn;
+	EsdTableOptions table;
+	MemoryContext flush_cxt;
+	MemoryContext old;
+
+	if (buf.cxt == NULL || buf.nbuffered == 0)
+		return;
+
+	flush_cxt = AllocSetContextCreate(buf.cxt, "event_store_dynamo commit", ALLOCSET_DEFAULT_SIZES);
+	old = MemoryContextSwitchTo(flush_cxt);
+	memset(&f, 0, sizeof(f));
+	f.flush_cxt = flush_cxt;
+	f.wave = palloc(sizeof(Txn *) * 64);
+
+	sort_perform();
+	slot = MakeSingleTupleTableSlot(buf.desc, &TTSOpsMinimalTuple);
+
+	for (;;)
+	{
+		bool		more;
+		bool		isnull;
+		Oid			relid;
+		SubTransactionId subid;
+
+		CHECK_FOR_INTERRUPTS();
+		more = sort_get(slot);
+		if (!more)
+			break;
+
+		subid = (SubTransactionId) DatumGetInt32(slot_getattr(slot, COL_SUBID + 1, &isnull));
+		if (!subxact_alive(subid))
+			continue;
+
+		relid = DatumGetObjectId(slot_getattr(slot, COL_RELID + 1, &isnull));
+		if (relid != cur_relid)
+		{
+			ListCell   *lc;
+
+			finish_txn(&f);
+			run_wave(&f);
+			foreach(lc, buf.tables)
+			{
+				TableRef   *ref = lfirst(lc);
+
+				if (ref->relid == relid)
+				{
+					esd_get_conn_options(ref->serverid, ref->userid, &conn);
+					esd_get_table_options(relid, &table);
+				}
+			}
+			f.conn = &conn;
+			f.table = &table;
+			cur_relid = relid;
+		}
+
+		{
+			Datum		s3key = slot_getattr(slot, COL_S3KEY + 1, &isnull);
+			bool		offloaded = !isnull;
+			Datum		s3body = slot_getattr(slot, COL_S3BODY + 1, &isnull);
+
+			add_event(&f,
+					  TextDatumGetCString(slot_getattr(slot, COL_STREAM + 1, &isnull)),
+					  DatumGetInt64(slot_getattr(slot, COL_SEQ + 1, &isnull)),
+					  TextDatumGetCString(slot_getattr(slot, COL_ITEM + 1, &isnull)),
+					  offloaded ? TextDatumGetCString(s3key) : NULL,
+					  offloaded ? TextDatumGetCString(s3body) : NULL,
+					  DatumGetBool(slot_getattr(slot, COL_CHECKID + 1, &isnull)));
+		}
+	}
+	finish_txn(&f);
+	run_wave(&f);
+
+	ExecDropSingleTupleTableSlot(slot);
+	sort_end();
+	MemoryContextSwitchTo(old);
+}
+
+static void
+xact_callback(XactEvent event, void *arg)
+{
+	switch (event)
+	{
+		case XACT_EVENT_PRE_COMMIT:
+		case XACT_EVENT_PARALLEL_PRE_COMMIT:
+			flush();
+			break;
+		case XACT_EVENT_PRE_PREPARE:
+			if (buf.cxt != NULL && buf.nbuffered > 0)
+				ereport(ERROR,
+						(errcode(ERRCODE_FEATURE_NOT_SUPPORTED),
+						 errmsg("cannot prepare a transaction that has appended events")));
+			break;
+		case XACT_EVENT_COMMIT:
+		case XACT_EVENT_PARALLEL_COMMIT:
+		case XACT_EVENT_ABORT:
+		case XACT_EVENT_PARALLEL_ABORT:
+		case XACT_EVENT_PREPARE:
+			/* the memory goes with TopTransactionContext, files with the resource owner */
+			reset_buffer();
+			break;
+	}
+}

@@ -1,0 +1,33 @@
+/*-------------------------------------------------------------------------
+ *
+ * append.h
+ *	  The write buffer: events appended in a transaction are numbered in
+ *	  their streams at once and sent to DynamoDB (and S3) at commit.
+ *
+ *-------------------------------------------------------------------------
+ */
+#ifndef ESD_APPEND_H
+#define ESD_APPEND_H
+
+#include "postgres.h"
+
+#include "item.h"
+#include "option.h"
+
+/*
+ * Buffer one event of foreign table relid; returns its sequence.  The first
+ * append to a stream in a transaction reads the stream head (consistent
+ * read); a sequence the caller gave must be the next one.
+ */
+extern int64 esd_append(Oid relid, const EsdConnOptions *conn,
+						const EsdTableOptions *table, const EsdNewEvent *ev);
+
+/* Read the heads of these streams (domain::identifier) in one go, ahead of their first append. */
+extern void esd_prefetch_heads(Oid relid, const EsdConnOptions *conn,
+							   const EsdTableOptions *table,
+							   char **streams, int nstreams);
+
+/* Stream head item id for a stream key "<domain>::<identifier>". */
+extern char *esd_head_id(const char *stream);
+
+#endif							/* ESD_APPEND_H */
