@@ -9,11 +9,13 @@ OBJS = \
 	src/event_store_dynamo.o \
 	src/option.o \
 	src/scan.o \
+	src/plan.o \
 	src/row.o \
 	src/item.o \
 	src/append.o \
 	src/dynamo.o \
 	src/aws.o \
+	src/credentials.o \
 	src/http.o \
 	src/sigv4.o \
 	src/codec.o \
@@ -24,7 +26,7 @@ EXTENSION = event_store_dynamo
 DATA = sql/event_store_dynamo--0.1.sql
 PGFILEDESC = "event_store_dynamo - DynamoDB event store foreign-data wrapper"
 
-REGRESS = options read errors write admin
+REGRESS = options read errors write pushdown admin credentials
 REGRESS_OPTS = --load-extension=event_store_dynamo
 
 PG_CPPFLAGS = -I$(srcdir)/src -Wall -Wextra -Wno-unused-parameter -Wno-missing-field-initializers -Wno-sign-compare

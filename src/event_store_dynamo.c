@@ -6,7 +6,9 @@
  *
  * A foreign table is a DynamoDB event table in the layout of the schemeless
  * event store.  A scan is a walk of its month buckets (scan.c); each event
- * becomes a row (row.c).  Conditions are checked locally for now.  An
+ * becomes a row (row.c).  plan.c decides which conditions become key
+ * conditions and which index a scan reads; every condition is also checked
+ * here, locally.  An
  * INSERT turns each row into an event item (item.c) and buffers it in the
  * transaction (append.c), which sends it at commit.  Events are immutable:
  * UPDATE and DELETE are refused.
@@ -24,17 +26,25 @@
 #include "foreign/foreign.h"
 #include "miscadmin.h"
 #include "nodes/makefuncs.h"
+#include "catalog/pg_type.h"
 #include "optimizer/optimizer.h"
+#include "optimizer/paths.h"
+#include "parser/parsetree.h"
 #include "optimizer/pathnode.h"
 #include "optimizer/planmain.h"
 #include "optimizer/restrictinfo.h"
 #include "utils/memutils.h"
+#include "commands/vacuum.h"
+#include "utils/lsyscache.h"
+#include "utils/sampling.h"
 #include "utils/rel.h"
+#include "utils/typcache.h"
 
 #include "admin.h"
 #include "append.h"
 #include "item.h"
 #include "option.h"
+#include "plan.h"
 #include "row.h"
 #include "scan.h"
 
@@ -46,6 +56,10 @@ typedef struct EsdRelationInfo
 	EsdTableOptions table;
 	int			nbuckets;
 	Bitmapset  *attrs_used;
+	EsdTableStats stats;
+	double		table_rows;		/* events in the table, as far as we know */
+	AttrNumber	created_attno;	/* a timestamptz column on created, or 0 */
+	AttrNumber	sequence_attno; /* an integer column on sequence, or 0 */
 } EsdRelationInfo;
 
 /* Run-time state of an INSERT or COPY into a foreign table. */
@@ -64,15 +78,38 @@ typedef struct EsdScanState
 	EsdConnOptions conn;
 	EsdTableOptions table;
 	EsdRowMap  *map;
+	EsdPushdown *pushdown;
+	List	   *expr_states;	/* the pushed conditions' values */
+	bool		planned;		/* bounds evaluated for this (re)scan */
 	EsdWalk    *walk;
 	MemoryContext row_cxt;		/* reset for every row */
 } EsdScanState;
 
 PG_FUNCTION_INFO_V1(event_store_dynamo_handler);
 
+/* Cost of one request to DynamoDB, in the planner's units. */
+#define REQUEST_COST 10.0
+
+/* Find the column of an attribute with one of the given types (first wins). */
+static AttrNumber
+column_on(Oid relid, TupleDesc desc, const char *attr, Oid t1, Oid t2, Oid t3)
+{
+	for (int i = 0; i < desc->natts; i++)
+	{
+		Form_pg_attribute att = TupleDescAttr(desc, i);
+
+		if (att->attisdropped ||
+			(att->atttypid != t1 && att->atttypid != t2 && att->atttypid != t3))
+			continue;
+		if (strcmp(esd_column_attribute_name(relid, i + 1, NameStr(att->attname)), attr) == 0)
+			return i + 1;
+	}
+	return 0;
+}
+
 /*
- * Size: a month bucket of a few thousand events is the guess until
- * DynamoDB's statistics are consulted.
+ * Size: DynamoDB's item count when DescribeTable gives one, else a few
+ * thousand events a month bucket; the pushed conditions narrow it.
  */
 static void
 esdGetForeignRelSize(PlannerInfo *root, RelOptInfo *baserel, Oid foreigntableid)
@@ -80,9 +117,19 @@ esdGetForeignRelSize(PlannerInfo *root, RelOptInfo *baserel, Oid foreigntableid)
 	EsdRelationInfo *info = palloc0(sizeof(EsdRelationInfo));
 	char	  **buckets;
 	ListCell   *lc;
+	Relation	rel;
 
 	esd_get_table_options(foreigntableid, &info->table);
 	esd_bucket_range(&info->table, &buckets, &info->nbuckets);
+	if (info->table.pushdown)
+		esd_table_stats(foreigntableid, &info->stats);
+
+	rel = table_open(foreigntableid, NoLock);
+	info->created_attno = column_on(foreigntableid, RelationGetDescr(rel), "created",
+									TIMESTAMPTZOID, InvalidOid, InvalidOid);
+	info->sequence_attno = column_on(foreigntableid, RelationGetDescr(rel), "sequence",
+									 INT8OID, INT4OID, INT2OID);
+	table_close(rel, NoLock);
 
 	pull_varattnos((Node *) baserel->reltarget->exprs, baserel->relid, &info->attrs_used);
 	foreach(lc, baserel->baserestrictinfo)
@@ -92,22 +139,184 @@ esdGetForeignRelSize(PlannerInfo *root, RelOptInfo *baserel, Oid foreigntableid)
 		pull_varattnos((Node *) ri->clause, baserel->relid, &info->attrs_used);
 	}
 
+	info->table_rows = info->stats.known && info->stats.item_count > 0
+		? info->stats.item_count : 1000.0 * Max(info->nbuckets, 1);
 	baserel->fdw_private = info;
-	baserel->rows = clamp_row_est(1000.0 * Max(info->nbuckets, 1) *
+	baserel->tuples = info->table_rows;
+	baserel->rows = clamp_row_est(info->table_rows *
 								  clauselist_selectivity(root, baserel->baserestrictinfo,
 														 0, JOIN_INNER, NULL));
-	baserel->tuples = 1000.0 * Max(info->nbuckets, 1);
 }
 
+/* The access path the conditions allow, or the plain walk when pushdown is off. */
+static EsdPushdown *
+choose_access(PlannerInfo *root, RelOptInfo *baserel, Oid relid, List *clauses)
+{
+	EsdRelationInfo *info = baserel->fdw_private;
+
+	if (!info->table.pushdown)
+		return palloc0(sizeof(EsdPushdown));
+	return esd_choose_access(root, baserel, relid, clauses, info->stats.has_stream_index);
+}
+
+/* Requests an access path sends, roughly, for the planner's costs. */
+static double
+estimate_requests(EsdRelationInfo *info, EsdPushdown *pd, double rows)
+{
+	switch (pd->access)
+	{
+		case ESD_ACCESS_ID:
+			return 1.0;
+		case ESD_ACCESS_CAUSATION:
+			return 2.0;
+		case ESD_ACCESS_STREAM:
+			return 2.0 + rows / 100.0;
+		default:
+			{
+				double		buckets = info->nbuckets;
+				ListCell   *lc;
+
+				/* a created or time_bucket condition touches a few months */
+				foreach(lc, pd->conds)
+					if (((EsdCond *) lfirst(lc))->target == ESD_ON_BUCKET ||
+						((EsdCond *) lfirst(lc))->target == ESD_ON_CREATED)
+						buckets = Min(buckets, 3.0);
+				return buckets + rows / 100.0;
+			}
+	}
+}
+
+static List *
+pathkeys_on(PlannerInfo *root, RelOptInfo *baserel, AttrNumber attno, bool descending)
+{
+	Oid			type;
+	TypeCacheEntry *tc;
+	Var		   *var;
+
+	if (attno == 0)
+		return NIL;
+	type = get_atttype(planner_rt_fetch(baserel->relid, root)->relid, attno);
+	tc = lookup_type_cache(type, TYPECACHE_LT_OPR | TYPECACHE_GT_OPR);
+	var = makeVar(baserel->relid, attno, type, -1, InvalidOid, 0);
+	return build_expression_pathkey(root, (Expr *) var, NULL,
+									descending ? tc->gt_opr : tc->lt_opr,
+									baserel->relids, true);
+}
+
+static void
+add_scan_path(PlannerInfo *root, RelOptInfo *baserel, EsdPushdown *pd, double rows,
+			  List *pathkeys, Relids required_outer, bool descending)
+{
+	EsdRelationInfo *info = baserel->fdw_private;
+	double		requests = estimate_requests(info, pd, rows);
+	Cost		startup = REQUEST_COST;
+	Cost		total = requests * REQUEST_COST + rows * cpu_tuple_cost * 4;
+
+	add_path(baserel, (Path *) create_foreignscan_path(root, baserel, NULL, rows,
+													   startup, total, pathkeys,
+													   required_outer, NULL,
+													   list_make1_int(descending)));
+}
+
+/* Does an equivalence class member stand for the column in arg? */
+static bool
+ec_member_is_column(PlannerInfo *root, RelOptInfo *rel, EquivalenceClass *ec,
+					EquivalenceMember *em, void *arg)
+{
+	Expr	   *expr = em->em_expr;
+
+	while (IsA(expr, RelabelType))
+		expr = ((RelabelType *) expr)->arg;
+	return IsA(expr, Var) && ((Var *) expr)->varno == rel->relid &&
+		((Var *) expr)->varattno == *(AttrNumber *) arg;
+}
+
+/*
+ * Join clauses that could drive a lookup: equalities on the id or the
+ * causation id column with another relation, both those the planner keeps
+ * in equivalence classes and the others.
+ */
+static List *
+lookup_join_clauses(PlannerInfo *root, RelOptInfo *baserel, Oid relid)
+{
+	Relation	rel = table_open(relid, NoLock);
+	List	   *clauses = NIL;
+	const char *const attrs[] = {"id", "causationId"};
+	ListCell   *lc;
+
+	for (int i = 0; i < lengthof(attrs); i++)
+	{
+		AttrNumber	attno = column_on(relid, RelationGetDescr(rel), attrs[i],
+									  TEXTOID, VARCHAROID, InvalidOid);
+
+		if (attno != 0)
+			clauses = list_concat(clauses,
+								  generate_implied_equalities_for_column(root, baserel,
+																		 ec_member_is_column,
+																		 &attno,
+																		 baserel->lateral_referencers));
+	}
+	table_close(rel, NoLock);
+	foreach(lc, baserel->joininfo)
+		if (bms_is_member(baserel->relid, ((RestrictInfo *) lfirst(lc))->clause_relids))
+			clauses = lappend(clauses, lfirst(lc));
+	return clauses;
+}
+
+/*
+ * Paths: the access path the conditions allow, with the order it yields
+ * (created for the walk and for lookups, sequence for a stream); a walk
+ * backwards when the query wants newest first; and lookups parameterized by
+ * an outer relation (e.causation_id = c.id in a nested loop).
+ */
 static void
 esdGetForeignPaths(PlannerInfo *root, RelOptInfo *baserel, Oid foreigntableid)
 {
 	EsdRelationInfo *info = baserel->fdw_private;
-	Cost		startup = 10.0;
-	Cost		total = startup + baserel->tuples * (cpu_tuple_cost * 10) + info->nbuckets * 5.0;
+	EsdPushdown *pd = choose_access(root, baserel, foreigntableid, baserel->baserestrictinfo);
+	double		rows = baserel->rows;
+	ListCell   *lc;
 
-	add_path(baserel, (Path *) create_foreignscan_path(root, baserel, NULL, baserel->rows,
-													   startup, total, NIL, NULL, NULL, NIL));
+	if (pd->access != ESD_ACCESS_WALK)
+		rows = clamp_row_est(Min(rows, esd_estimate_rows(pd, info->table_rows, info->nbuckets)));
+	baserel->rows = rows;
+
+	add_scan_path(root, baserel, pd, rows,
+				  pd->access == ESD_ACCESS_STREAM
+				  ? pathkeys_on(root, baserel, info->sequence_attno, false)
+				  : pathkeys_on(root, baserel, info->created_attno, false),
+				  NULL, false);
+	if (pd->access == ESD_ACCESS_WALK && info->created_attno != 0 && info->table.pushdown)
+	{
+		List	   *desc = pathkeys_on(root, baserel, info->created_attno, true);
+
+		if (root->query_pathkeys && pathkeys_contained_in(desc, root->query_pathkeys))
+			add_scan_path(root, baserel, pd, rows, desc, NULL, true);
+	}
+
+	/* lookups driven by the rows of another relation */
+	if (!info->table.pushdown)
+		return;
+	foreach(lc, lookup_join_clauses(root, baserel, foreigntableid))
+	{
+		RestrictInfo *ri = lfirst(lc);
+		EsdPushdown *ppd;
+		Relids		outer;
+		ParamPathInfo *ppi;
+
+		outer = bms_difference(ri->clause_relids, baserel->relids);
+		if (bms_is_empty(outer) || bms_overlap(outer, baserel->lateral_referencers))
+			continue;
+		ppd = choose_access(root, baserel, foreigntableid,
+							lappend(list_copy(baserel->baserestrictinfo), ri));
+		if (ppd->access != ESD_ACCESS_ID && ppd->access != ESD_ACCESS_CAUSATION)
+			continue;
+		ppi = get_baserel_parampathinfo(root, baserel, outer);
+		add_scan_path(root, baserel, ppd,
+					  clamp_row_est(esd_estimate_rows(ppd, info->table_rows, info->nbuckets)),
+					  pathkeys_on(root, baserel, info->created_attno, false),
+					  ppi->ppi_req_outer, false);
+	}
 }
 
 static ForeignScan *
@@ -117,8 +326,14 @@ esdGetForeignPlan(PlannerInfo *root, RelOptInfo *baserel, Oid foreigntableid,
 {
 	EsdRelationInfo *info = baserel->fdw_private;
 	List	   *attnums = NIL;
+	List	   *exprs = NIL;
+	List	   *private;
+	EsdPushdown *pd;
 	int			x = -1;
 
+	/* pushed or not, every condition is checked here too */
+	pd = choose_access(root, baserel, foreigntableid, scan_clauses);
+	pd->descending = linitial_int(best_path->fdw_private) != 0;
 	scan_clauses = extract_actual_clauses(scan_clauses, false);
 
 	/* the columns the query needs; a whole-row reference needs them all */
@@ -135,8 +350,10 @@ esdGetForeignPlan(PlannerInfo *root, RelOptInfo *baserel, Oid foreigntableid,
 			attnums = lappend_int(attnums, attnum);
 	}
 
-	return make_foreignscan(tlist, scan_clauses, baserel->relid, NIL,
-							list_make1(attnums), NIL, NIL, outer_plan);
+	private = list_make3(attnums, esd_pushdown_to_list(pd, &exprs),
+						 makeString(esd_describe_conditions(root, pd)));
+	return make_foreignscan(tlist, scan_clauses, baserel->relid, exprs, private,
+							NIL, NIL, outer_plan);
 }
 
 static void
@@ -151,6 +368,7 @@ esdBeginForeignScan(ForeignScanState *node, int eflags)
 
 	node->fdw_state = state;
 	esd_get_table_options(RelationGetRelid(rel), &state->table);
+	state->pushdown = esd_pushdown_from_list(lsecond(plan->fdw_private), plan->fdw_exprs);
 
 	if (list_length(attnums) == 1 && linitial_int(attnums) == -1)
 	{
@@ -163,6 +381,8 @@ esdBeginForeignScan(ForeignScanState *node, int eflags)
 
 	if (eflags & EXEC_FLAG_EXPLAIN_ONLY)
 		return;
+
+	state->expr_states = ExecInitExprList(plan->fdw_exprs, (PlanState *) node);
 
 	/* the role the query runs as for this table, as postgres_fdw decides it */
 	{
@@ -185,6 +405,19 @@ esdBeginForeignScan(ForeignScanState *node, int eflags)
 										   ALLOCSET_DEFAULT_SIZES);
 }
 
+/* Evaluate the pushed conditions (parameters are known now) and plan the requests. */
+static void
+plan_requests(ForeignScanState *node, EsdScanState *state)
+{
+	EsdBounds	bounds;
+	MemoryContext old = MemoryContextSwitchTo(state->walk->collect_cxt);
+
+	esd_eval_bounds(state->pushdown, state->expr_states, node->ss.ps.ps_ExprContext, &bounds);
+	esd_walk_plan(state->walk, state->pushdown->access, state->pushdown->descending, &bounds);
+	MemoryContextSwitchTo(old);
+	state->planned = true;
+}
+
 static TupleTableSlot *
 esdIterateForeignScan(ForeignScanState *node)
 {
@@ -192,6 +425,9 @@ esdIterateForeignScan(ForeignScanState *node)
 	TupleTableSlot *slot = node->ss.ss_ScanTupleSlot;
 	EsdEvent   *event;
 	MemoryContext old;
+
+	if (!state->planned)
+		plan_requests(node, state);
 
 	ExecClearTuple(slot);
 	MemoryContextReset(state->row_cxt);
@@ -213,7 +449,9 @@ esdReScanForeignScan(ForeignScanState *node)
 {
 	EsdScanState *state = node->fdw_state;
 
+	/* parameters may have changed: evaluate the conditions again */
 	esd_walk_rewind(state->walk);
+	state->planned = false;
 }
 
 static void
@@ -229,28 +467,142 @@ static void
 esdExplainForeignScan(ForeignScanState *node, ExplainState *es)
 {
 	EsdScanState *state = node->fdw_state;
-	char	  **buckets;
-	int			nbuckets;
+	ForeignScan *plan = (ForeignScan *) node->ss.ps.plan;
+	const char *conditions = strVal(lthird(plan->fdw_private));
+	EsdPushdown *pd = state->pushdown;
 
-	esd_bucket_range(&state->table, &buckets, &nbuckets);
 	ExplainPropertyText("DynamoDB Table", state->table.table_name, es);
-	ExplainPropertyText("DynamoDB Index", "timeBucketIndex", es);
-	if (nbuckets > 0)
-		ExplainPropertyText("Buckets", psprintf("%s .. %s (%d)", buckets[0],
-												buckets[nbuckets - 1], nbuckets), es);
-	else
-		ExplainPropertyText("Buckets", "none", es);
+	ExplainPropertyText("DynamoDB Access", esd_access_name(pd->access), es);
+	if (conditions[0] != '\0')
+		ExplainPropertyText("Key Conditions", conditions, es);
+	if (pd->access == ESD_ACCESS_WALK)
+	{
+		char	  **buckets;
+		int			nbuckets;
+
+		esd_bucket_range(&state->table, &buckets, &nbuckets);
+		if (nbuckets > 0)
+			ExplainPropertyText("Buckets", psprintf("%s .. %s (%d)%s",
+													pd->descending ? buckets[nbuckets - 1] : buckets[0],
+													pd->descending ? buckets[0] : buckets[nbuckets - 1],
+													nbuckets,
+													pd->conds ? ", narrowed at run time" : ""), es);
+		else
+			ExplainPropertyText("Buckets", "none", es);
+		if (pd->descending)
+			ExplainPropertyText("Order", "created descending", es);
+	}
+	if (!state->table.pushdown)
+		ExplainPropertyText("Pushdown", "off (every condition is checked locally)", es);
 
 	if (es->analyze && state->walk)
 	{
 		AwsStats   *s = &state->walk->stats;
 
+		if (state->walk->parts_read > 0 && pd->access == ESD_ACCESS_WALK)
+			ExplainPropertyText("Buckets Read",
+								psprintf("%s .. %s (%d)", state->walk->parts[0].label,
+										 state->walk->parts[state->walk->parts_read - 1].label,
+										 state->walk->parts_read), es);
 		ExplainPropertyInteger("DynamoDB Query Requests", NULL, s->query, es);
 		ExplainPropertyInteger("DynamoDB BatchGetItem Requests", NULL, s->batch_get, es);
 		ExplainPropertyInteger("S3 GetObject Requests", NULL, s->s3_get, es);
 		ExplainPropertyInteger("Retries", NULL, s->retries, es);
 		ExplainPropertyInteger("Throttled", NULL, s->throttles, es);
 	}
+}
+
+/*
+ * ANALYZE: a full replay, sampled with Vitter's reservoir algorithm as
+ * file_fdw does; it costs as many requests as a SELECT of every event.
+ */
+static int
+esdAcquireSampleRows(Relation relation, int elevel, HeapTuple *rows, int targrows,
+					 double *totalrows, double *totaldeadrows)
+{
+	Oid			relid = RelationGetRelid(relation);
+	ForeignTable *ft = GetForeignTable(relid);
+	TupleDesc	desc = RelationGetDescr(relation);
+	EsdConnOptions conn;
+	EsdTableOptions table;
+	EsdRowMap  *map;
+	EsdWalk    *walk;
+	EsdBounds	bounds;
+	List	   *attnums = NIL;
+	MemoryContext row_cxt;
+	MemoryContext old;
+	ReservoirStateData rstate;
+	Datum	   *values = palloc(sizeof(Datum) * desc->natts);
+	bool	   *nulls = palloc(sizeof(bool) * desc->natts);
+	const char **attrs;
+	EsdEvent   *event;
+	int			nsampled = 0;
+	double		seen = 0;
+	double		skip = -1;
+
+	esd_get_table_options(relid, &table);
+	esd_get_conn_options(ft->serverid, GetUserId(), &conn);
+	for (int i = 0; i < desc->natts; i++)
+		if (!TupleDescAttr(desc, i)->attisdropped)
+			attnums = lappend_int(attnums, i + 1);
+	map = esd_row_map(relation, attnums);
+	attrs = palloc(sizeof(char *) * Max(map->ncolumns, 1));
+	for (int i = 0; i < map->ncolumns; i++)
+		attrs[i] = map->columns[i].attr;
+	walk = esd_walk_begin(&conn, &table, attrs, map->ncolumns, CurrentMemoryContext);
+	memset(&bounds, 0, sizeof(bounds));
+	esd_walk_plan(walk, ESD_ACCESS_WALK, false, &bounds);
+	row_cxt = AllocSetContextCreate(CurrentMemoryContext, "event_store_dynamo analyze",
+									ALLOCSET_DEFAULT_SIZES);
+	reservoir_init_selection_state(&rstate, targrows);
+
+	while ((event = esd_walk_next(walk)) != NULL)
+	{
+		int			slot = -1;
+
+		vacuum_delay_point();
+		seen += 1;
+		if (nsampled < targrows)
+			slot = nsampled++;
+		else
+		{
+			if (skip < 0)
+				skip = reservoir_get_next_S(&rstate, seen, targrows);
+			if (skip <= 0)
+			{
+				slot = (int) (targrows * sampler_random_fract(&rstate.randstate));
+				heap_freetuple(rows[slot]);
+				skip = -1;
+			}
+			else
+				skip -= 1;
+		}
+		if (slot < 0)
+			continue;
+
+		MemoryContextReset(row_cxt);
+		old = MemoryContextSwitchTo(row_cxt);
+		esd_event_to_row(map, event, table.table_name, values, nulls);
+		MemoryContextSwitchTo(old);
+		rows[slot] = heap_form_tuple(desc, values, nulls);
+	}
+	esd_walk_end(walk);
+	MemoryContextDelete(row_cxt);
+
+	*totalrows = seen;
+	*totaldeadrows = 0;
+	ereport(elevel,
+			(errmsg("\"%s\": table \"%s\" holds %.0f events, %d rows in sample",
+					RelationGetRelationName(relation), table.table_name, seen, nsampled)));
+	return nsampled;
+}
+
+static bool
+esdAnalyzeForeignTable(Relation relation, AcquireSampleRowsFunc *func, BlockNumber *totalpages)
+{
+	*func = esdAcquireSampleRows;
+	*totalpages = 1;
+	return true;
 }
 
 /*
@@ -432,6 +784,7 @@ event_store_dynamo_handler(PG_FUNCTION_ARGS)
 	routine->ReScanForeignScan = esdReScanForeignScan;
 	routine->EndForeignScan = esdEndForeignScan;
 	routine->ExplainForeignScan = esdExplainForeignScan;
+	routine->AnalyzeForeignTable = esdAnalyzeForeignTable;
 
 	routine->AddForeignUpdateTargets = esdAddForeignUpdateTargets;
 	routine->IsForeignRelUpdatable = esdIsForeignRelUpdatable;

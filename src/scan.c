@@ -1,14 +1,21 @@
 /*-------------------------------------------------------------------------
  *
  * scan.c
- *	  The replay pipeline: walk month buckets on timeBucketIndex, hydrate
- *	  the keys with BatchGetItem, resolve S3 references, in created order.
+ *	  The read pipeline: Query the index the access path names, hydrate the
+ *	  keys with BatchGetItem, resolve S3 references, in order.
  *
- * A page is one Query answer of the GSI (KEYS_ONLY, so keys only).  Its
- * keys are hydrated with concurrent BatchGetItem calls of at most 100 keys,
- * UnprocessedKeys are sent again after a backoff, and the offloaded events
- * of the page are fetched from S3 concurrently.  Everything a page holds
- * lives in a memory context that is reset when the next page is read, so
+ * The access path (plan.c) becomes a list of partitions, each one paged
+ * Query: a month bucket of timeBucketIndex (the walk, in created order,
+ * or backwards), the stream of streamIndex (in sequence order), a causation
+ * id of causationIndex, or an id on the table itself.  Ids and causation
+ * ids are few: their partitions are read at once, concurrently, and sorted
+ * by created.  A page is one Query answer; indexes are KEYS_ONLY, so its
+ * keys are hydrated with concurrent BatchGetItem calls of at most 100
+ * keys, UnprocessedKeys are sent again after a backoff, and the offloaded
+ * events of the page are fetched from S3 concurrently, only when the query
+ * needs a column the item lacks.  The first page of a scan is small (so
+ * that LIMIT 10 costs two requests), later ones large.  Everything a page
+ * holds lives in a memory context reset when the next page is read, so
  * memory is bounded by a page, not by the table.  Never a table Scan.
  *
  *-------------------------------------------------------------------------
@@ -29,6 +36,7 @@
 
 #include "dynamo.h"
 #include "scan.h"
+#include "utils/json.h"
 
 void
 esd_bucket_range(const EsdTableOptions *table, char ***buckets, int *nbuckets)
@@ -51,6 +59,11 @@ esd_bucket_range(const EsdTableOptions *table, char ***buckets, int *nbuckets)
 	*nbuckets = n;
 }
 
+
+#define FIRST_PAGE_LIMIT 100
+#define PAGE_LIMIT 1000
+#define COLLECTED_PAGE 100
+
 EsdWalk *
 esd_walk_begin(const EsdConnOptions *conn, const EsdTableOptions *table,
 			   const char **attrs, int nattrs, MemoryContext parent)
@@ -61,7 +74,8 @@ esd_walk_begin(const EsdConnOptions *conn, const EsdTableOptions *table,
 	walk->table = table;
 	walk->attrs = attrs;
 	walk->nattrs = nattrs;
-	esd_bucket_range(table, &walk->buckets, &walk->nbuckets);
+	walk->collect_cxt = AllocSetContextCreate(parent, "event_store_dynamo scan",
+											  ALLOCSET_DEFAULT_SIZES);
 	walk->page_cxt = AllocSetContextCreate(parent, "event_store_dynamo page",
 										   ALLOCSET_DEFAULT_SIZES);
 	return walk;
@@ -71,9 +85,14 @@ void
 esd_walk_rewind(EsdWalk *walk)
 {
 	MemoryContextReset(walk->page_cxt);
-	walk->bucket = 0;
+	MemoryContextReset(walk->collect_cxt);
+	walk->parts = NULL;
+	walk->nparts = walk->part = walk->parts_read = 0;
 	walk->start_key = NULL;
-	walk->bucket_started = false;
+	walk->pages_read = 0;
+	walk->collected = false;
+	walk->pending = NULL;
+	walk->npending = walk->next_pending = 0;
 	walk->events = NULL;
 	walk->nevents = walk->next = 0;
 }
@@ -82,6 +101,243 @@ void
 esd_walk_end(EsdWalk *walk)
 {
 	MemoryContextDelete(walk->page_cxt);
+	MemoryContextDelete(walk->collect_cxt);
+}
+
+/* JSON text of a string */
+static char *
+jstr(const char *s)
+{
+	StringInfoData b;
+
+	initStringInfo(&b);
+	escape_json(&b, s);
+	return b.data;
+}
+
+/*
+ * Append the created range as a key condition: " AND #c BETWEEN :lo AND :hi"
+ * and its names and values.
+ */
+static void
+add_created_condition(const EsdBounds *b, StringInfo cond, StringInfo names,
+					  StringInfo values)
+{
+	if (b->created_lo == NULL && b->created_hi == NULL)
+		return;
+	appendStringInfoString(names, ",\"#c\":\"created\"");
+	if (b->created_lo && b->created_hi)
+	{
+		appendStringInfoString(cond, " AND #c BETWEEN :lo AND :hi");
+		appendStringInfo(values, ",\":lo\":{\"S\":%s},\":hi\":{\"S\":%s}",
+						 jstr(b->created_lo), jstr(b->created_hi));
+	}
+	else if (b->created_lo)
+	{
+		appendStringInfoString(cond, " AND #c >= :lo");
+		appendStringInfo(values, ",\":lo\":{\"S\":%s}", jstr(b->created_lo));
+	}
+	else
+	{
+		appendStringInfoString(cond, " AND #c <= :hi");
+		appendStringInfo(values, ",\":hi\":{\"S\":%s}", jstr(b->created_hi));
+	}
+}
+
+/* A partition "<name> = <value>", with the created range when asked. */
+static void
+make_partition(EsdPartition *p, const char *index, const char *attr,
+			   const char *value, const EsdBounds *b, bool with_created)
+{
+	StringInfoData cond,
+				names,
+				values;
+
+	initStringInfo(&cond);
+	initStringInfo(&names);
+	initStringInfo(&values);
+	appendStringInfoString(&cond, "#k = :k");
+	appendStringInfo(&names, "{\"#k\":%s", jstr(attr));
+	appendStringInfo(&values, "{\":k\":{\"S\":%s}", jstr(value));
+	if (with_created)
+		add_created_condition(b, &cond, &names, &values);
+	appendStringInfoChar(&names, '}');
+	appendStringInfoChar(&values, '}');
+	p->index = index;
+	p->key_condition = cond.data;
+	p->names = names.data;
+	p->values = values.data;
+	p->label = pstrdup(value);
+}
+
+static bool
+bucket_listed(List *buckets, const char *bucket)
+{
+	ListCell   *lc;
+
+	foreach(lc, buckets)
+		if (strcmp(lfirst(lc), bucket) == 0)
+			return true;
+	return false;
+}
+
+/*
+ * Turn the access path and its bounds into the partitions to Query.
+ */
+void
+esd_walk_plan(EsdWalk *walk, EsdAccess access, bool descending, const EsdBounds *bounds)
+{
+	MemoryContext old = MemoryContextSwitchTo(walk->collect_cxt);
+	const EsdBounds *b = &walk->bounds;
+	ListCell   *lc;
+	int			n = 0;
+
+	walk->access = access;
+	walk->descending = descending && access == ESD_ACCESS_WALK;
+	walk->bounds = *bounds;
+	walk->first_label = walk->last_label = NULL;
+
+	/*
+	 * Lookups see what the walk sees: events from start_month through the
+	 * look-ahead, so that every access path gives the same answer.
+	 */
+	if (access != ESD_ACCESS_WALK)
+	{
+		char	  **range;
+		int			nrange;
+		char	   *lo;
+		char	   *hi;
+
+		esd_bucket_range(walk->table, &range, &nrange);
+		if (nrange == 0)
+			walk->bounds.empty = true;
+		else
+		{
+			lo = psprintf("%s-01T00:00:00.000Z", range[0]);
+			hi = psprintf("%s-99", range[nrange - 1]);
+			if (b->created_lo == NULL || strcmp(lo, b->created_lo) > 0)
+				walk->bounds.created_lo = lo;
+			if (b->created_hi == NULL || strcmp(hi, b->created_hi) < 0)
+				walk->bounds.created_hi = hi;
+		}
+	}
+
+	if (b->empty)
+	{
+		MemoryContextSwitchTo(old);
+		return;
+	}
+
+	switch (access)
+	{
+		case ESD_ACCESS_WALK:
+			{
+				char	  **buckets;
+				int			nbuckets;
+
+				esd_bucket_range(walk->table, &buckets, &nbuckets);
+				walk->parts = palloc0(sizeof(EsdPartition) * Max(nbuckets, 1));
+				for (int i = 0; i < nbuckets; i++)
+				{
+					const char *bucket = buckets[descending ? nbuckets - 1 - i : i];
+
+					/* months outside the created range or the listed buckets are skipped */
+					if ((b->created_lo && strncmp(bucket, b->created_lo, 7) < 0) ||
+						(b->created_hi && strncmp(bucket, b->created_hi, 7) > 0) ||
+						(b->buckets && !bucket_listed(b->buckets, bucket)))
+						continue;
+					make_partition(&walk->parts[n++], ESD_TIME_BUCKET_INDEX, "timeBucket",
+								   bucket, b, true);
+				}
+				break;
+			}
+		case ESD_ACCESS_STREAM:
+			{
+				StringInfoData cond,
+							names,
+							values;
+
+				if (b->identifier == NULL)
+					break;
+				initStringInfo(&cond);
+				initStringInfo(&names);
+				initStringInfo(&values);
+				appendStringInfoString(&cond, "#d = :d AND #i = :i");
+				appendStringInfoString(&names, "{\"#d\":\"domain\",\"#i\":\"identifier\"");
+				appendStringInfo(&values, "{\":d\":{\"S\":%s},\":i\":{\"S\":%s}",
+								 jstr(b->domain), jstr(b->identifier));
+				if (b->seq_lo > 1 || b->seq_hi < PG_INT64_MAX)
+				{
+					appendStringInfoString(&cond, " AND #s BETWEEN :lo AND :hi");
+					appendStringInfoString(&names, ",\"#s\":\"sequence\"");
+					appendStringInfo(&values, ",\":lo\":{\"N\":\"" INT64_FORMAT "\"},\":hi\":{\"N\":\"" INT64_FORMAT "\"}",
+									 b->seq_lo, b->seq_hi);
+				}
+				appendStringInfoChar(&names, '}');
+				appendStringInfoChar(&values, '}');
+				walk->parts = palloc0(sizeof(EsdPartition));
+				walk->parts[0].index = ESD_STREAM_INDEX;
+				walk->parts[0].key_condition = cond.data;
+				walk->parts[0].names = names.data;
+				walk->parts[0].values = values.data;
+				walk->parts[0].label = psprintf("%s::%s", b->domain, b->identifier);
+				n = 1;
+				break;
+			}
+		case ESD_ACCESS_CAUSATION:
+			walk->parts = palloc0(sizeof(EsdPartition) * Max(list_length(b->causations), 1));
+			foreach(lc, b->causations)
+				make_partition(&walk->parts[n++], ESD_CAUSATION_INDEX, "causationId",
+							   lfirst(lc), b, true);
+			break;
+		case ESD_ACCESS_ID:
+			walk->parts = palloc0(sizeof(EsdPartition) * Max(list_length(b->ids), 1));
+			foreach(lc, b->ids)
+			{
+				make_partition(&walk->parts[n], NULL, "id",
+							   psprintf("%s%s", ESD_ID_PREFIX, (char *) lfirst(lc)), b, true);
+				walk->parts[n++].label = lfirst(lc);
+			}
+			break;
+	}
+	walk->nparts = n;
+	if (n > 0)
+	{
+		walk->first_label = walk->parts[0].label;
+		walk->last_label = walk->parts[n - 1].label;
+	}
+	MemoryContextSwitchTo(old);
+}
+
+static char *
+query_body(EsdWalk *walk, EsdPartition *p, int limit, const char *start_key)
+{
+	StringInfoData body;
+
+	initStringInfo(&body);
+	appendStringInfoString(&body, "{\"TableName\":");
+	escape_json(&body, walk->table->table_name);
+	if (p->index)
+		appendStringInfo(&body, ",\"IndexName\":%s", jstr(p->index));
+	appendStringInfoString(&body, ",\"KeyConditionExpression\":");
+	escape_json(&body, p->key_condition);
+	appendStringInfo(&body, ",\"ExpressionAttributeNames\":%s,\"ExpressionAttributeValues\":%s",
+					 p->names, p->values);
+	appendStringInfo(&body, ",\"ScanIndexForward\":%s", walk->descending ? "false" : "true");
+	if (limit > 0)
+		appendStringInfo(&body, ",\"Limit\":%d", limit);
+	if (start_key)
+		appendStringInfo(&body, ",\"ExclusiveStartKey\":%s", start_key);
+	appendStringInfoChar(&body, '}');
+	return body.data;
+}
+
+static int
+page_limit(EsdWalk *walk)
+{
+	if (walk->table->page_size > 0)
+		return walk->table->page_size;
+	return walk->pages_read == 0 ? FIRST_PAGE_LIMIT : PAGE_LIMIT;
 }
 
 /*
@@ -163,9 +419,141 @@ resolve_offloaded(EsdWalk *walk, EsdEvent *events, int nevents)
 	}
 }
 
+
+/* Keys of a Query answer, stream heads left out. */
+static EsdKey *
+answer_keys(json_object *answer, int *nkeys, json_object ***items_out)
+{
+	json_object *items;
+	size_t		n;
+	EsdKey	   *keys;
+
+	*nkeys = 0;
+	if (!json_object_object_get_ex(answer, "Items", &items) ||
+		!json_object_is_type(items, json_type_array))
+		return NULL;
+	n = json_object_array_length(items);
+	keys = palloc(sizeof(EsdKey) * Max(n, 1));
+	if (items_out)
+		*items_out = palloc(sizeof(json_object *) * Max(n, 1));
+	for (size_t i = 0; i < n; i++)
+	{
+		json_object *k = json_object_array_get_idx(items, i);
+		const char *id = dynamo_item_string(k, "id");
+		const char *created = dynamo_item_string(k, "created");
+
+		/* stream heads have no timeBucket, but never let one through */
+		if (id == NULL || created == NULL || strcmp(created, ESD_HEAD_CREATED) == 0)
+			continue;
+		keys[*nkeys].id = id;
+		keys[*nkeys].created = created;
+		if (items_out)
+			(*items_out)[*nkeys] = k;
+		(*nkeys)++;
+	}
+	return keys;
+}
+
+/* Hydrate keys into walk->events, in key order, and resolve offloaded events. */
+static void
+hydrate_into_page(EsdWalk *walk, EsdKey *keys, int nkeys)
+{
+	HTAB	   *found = dynamo_batch_get(walk->conn, walk->table->table_name, keys, nkeys,
+										 false, &walk->stats);
+
+	walk->events = palloc(sizeof(EsdEvent) * Max(nkeys, 1));
+	for (int i = 0; i < nkeys; i++)
+	{
+		json_object *item = dynamo_batch_get_find(found, keys[i].id, keys[i].created);
+
+		if (item == NULL)
+		{
+			ereport(WARNING,
+					(errcode(ERRCODE_WARNING),
+					 errmsg("event \"%s\" created %s is in an index of table \"%s\" but not in the table",
+							keys[i].id, keys[i].created, walk->table->table_name),
+					 errdetail("The item was deleted after the index was read.")));
+			continue;
+		}
+		walk->events[walk->nevents].item = item;
+		walk->events[walk->nevents].body = NULL;
+		walk->events[walk->nevents].id = keys[i].id;
+		walk->nevents++;
+	}
+}
+
+static int
+compare_created(const void *a, const void *b)
+{
+	json_object *x = *(json_object *const *) a;
+	json_object *y = *(json_object *const *) b;
+	int			c = strcmp(dynamo_item_string(x, "created"), dynamo_item_string(y, "created"));
+
+	return c != 0 ? c : strcmp(dynamo_item_string(x, "id"), dynamo_item_string(y, "id"));
+}
+
 /*
- * Read the next non-empty page of the walk into page_cxt.  Returns false
- * when every bucket has been read.
+ * Collect mode: read every partition to the end, concurrently (ids and
+ * causation ids are few), and sort what they hold by created.
+ */
+static void
+collect(EsdWalk *walk)
+{
+	MemoryContext old = MemoryContextSwitchTo(walk->collect_cxt);
+	char	  **start = palloc0(sizeof(char *) * Max(walk->nparts, 1));
+	bool	   *done = palloc0(sizeof(bool) * Max(walk->nparts, 1));
+	AwsCall   **calls = palloc(sizeof(AwsCall *) * Max(walk->nparts, 1));
+	int			cap = 64;
+
+	walk->pending = palloc(sizeof(json_object *) * cap);
+	for (;;)
+	{
+		int			ncalls = 0;
+		int		   *which = palloc(sizeof(int) * Max(walk->nparts, 1));
+
+		for (int i = 0; i < walk->nparts; i++)
+		{
+			if (done[i])
+				continue;
+			calls[ncalls] = palloc(sizeof(AwsCall));
+			aws_dynamodb_init(calls[ncalls], walk->conn, "Query", walk->table->table_name,
+							  query_body(walk, &walk->parts[i], 0, start[i]));
+			which[ncalls++] = i;
+		}
+		if (ncalls == 0)
+			break;
+		aws_execute(walk->conn, calls, ncalls, &walk->stats, true);
+
+		for (int c = 0; c < ncalls; c++)
+		{
+			json_object *lek;
+			json_object **items;
+			int			nkeys;
+
+			(void) answer_keys(calls[c]->json, &nkeys, &items);
+			for (int k = 0; k < nkeys; k++)
+			{
+				if (walk->npending == cap)
+				{
+					cap *= 2;
+					walk->pending = repalloc(walk->pending, sizeof(json_object *) * cap);
+				}
+				walk->pending[walk->npending++] = items[k];
+			}
+			if (json_object_object_get_ex(calls[c]->json, "LastEvaluatedKey", &lek))
+				start[which[c]] = pstrdup(json_object_to_json_string_ext(lek, JSON_C_TO_STRING_PLAIN));
+			else
+				done[which[c]] = true;
+		}
+	}
+	qsort(walk->pending, walk->npending, sizeof(json_object *), compare_created);
+	walk->collected = true;
+	MemoryContextSwitchTo(old);
+}
+
+/*
+ * Read the next non-empty page into page_cxt.  Returns false when every
+ * partition has been read.
  */
 static bool
 read_page(EsdWalk *walk)
@@ -176,78 +564,78 @@ read_page(EsdWalk *walk)
 	walk->events = NULL;
 	walk->nevents = walk->next = 0;
 
+	if (walk->access == ESD_ACCESS_ID || walk->access == ESD_ACCESS_CAUSATION)
+	{
+		int			n;
+
+		if (!walk->collected)
+			collect(walk);
+		n = Min(COLLECTED_PAGE, walk->npending - walk->next_pending);
+		if (n <= 0)
+			return false;
+		old = MemoryContextSwitchTo(walk->page_cxt);
+		if (walk->access == ESD_ACCESS_ID)
+		{
+			/* a Query on the table answers with the whole items */
+			walk->events = palloc(sizeof(EsdEvent) * n);
+			for (int i = 0; i < n; i++)
+			{
+				json_object *item = walk->pending[walk->next_pending + i];
+
+				walk->events[i].item = item;
+				walk->events[i].body = NULL;
+				walk->events[i].id = dynamo_item_string(item, "id");
+			}
+			walk->nevents = n;
+		}
+		else
+		{
+			EsdKey	   *keys = palloc(sizeof(EsdKey) * n);
+
+			for (int i = 0; i < n; i++)
+			{
+				keys[i].id = dynamo_item_string(walk->pending[walk->next_pending + i], "id");
+				keys[i].created = dynamo_item_string(walk->pending[walk->next_pending + i], "created");
+			}
+			hydrate_into_page(walk, keys, n);
+		}
+		walk->next_pending += n;
+		resolve_offloaded(walk, walk->events, walk->nevents);
+		MemoryContextSwitchTo(old);
+		return walk->nevents > 0 || read_page(walk);
+	}
+
 	old = MemoryContextSwitchTo(walk->page_cxt);
-	while (walk->bucket < walk->nbuckets)
+	while (walk->part < walk->nparts)
 	{
 		AwsCall		call;
-		json_object *items,
-				   *lek;
+		json_object *lek;
 		EsdKey	   *keys;
-		int			nkeys = 0;
-		size_t		n;
-		HTAB	   *found;
+		int			nkeys;
 
 		CHECK_FOR_INTERRUPTS();
 
 		aws_dynamodb_init(&call, walk->conn, "Query", walk->table->table_name,
-						  dynamo_bucket_query_body(walk->table->table_name,
-												   walk->buckets[walk->bucket],
-												   walk->table->page_size,
-												   walk->start_key));
+						  query_body(walk, &walk->parts[walk->part], page_limit(walk),
+									 walk->start_key));
 		aws_execute_one(walk->conn, &call, &walk->stats);
+		walk->pages_read++;
+		walk->parts_read = Max(walk->parts_read, walk->part + 1);
 
-		/* where the next page of this bucket starts, kept past the reset */
+		/* where the next page of this partition starts, kept past the reset */
 		if (walk->start_key)
 			pfree(walk->start_key);
 		walk->start_key = NULL;
 		if (json_object_object_get_ex(call.json, "LastEvaluatedKey", &lek))
-			walk->start_key = MemoryContextStrdup(GetMemoryChunkContext(walk),
+			walk->start_key = MemoryContextStrdup(walk->collect_cxt,
 												  json_object_to_json_string_ext(lek, JSON_C_TO_STRING_PLAIN));
 		else
-			walk->bucket++;
+			walk->part++;
 
-		if (!json_object_object_get_ex(call.json, "Items", &items) ||
-			!json_object_is_type(items, json_type_array))
-			continue;
-		n = json_object_array_length(items);
-		keys = palloc(sizeof(EsdKey) * Max(n, 1));
-		for (size_t i = 0; i < n; i++)
-		{
-			json_object *k = json_object_array_get_idx(items, i);
-			const char *id = dynamo_item_string(k, "id");
-			const char *created = dynamo_item_string(k, "created");
-
-			/* stream heads have no timeBucket; never let one through */
-			if (id == NULL || created == NULL || strcmp(created, ESD_HEAD_CREATED) == 0)
-				continue;
-			keys[nkeys].id = id;
-			keys[nkeys].created = created;
-			nkeys++;
-		}
+		keys = answer_keys(call.json, &nkeys, NULL);
 		if (nkeys == 0)
 			continue;
-
-		found = dynamo_batch_get(walk->conn, walk->table->table_name, keys, nkeys,
-								 false, &walk->stats);
-		walk->events = palloc(sizeof(EsdEvent) * nkeys);
-		for (int i = 0; i < nkeys; i++)
-		{
-			json_object *item = dynamo_batch_get_find(found, keys[i].id, keys[i].created);
-
-			if (item == NULL)
-			{
-				ereport(WARNING,
-						(errcode(ERRCODE_WARNING),
-						 errmsg("event \"%s\" created %s is in timeBucketIndex of table \"%s\" but not in the table",
-								keys[i].id, keys[i].created, walk->table->table_name),
-						 errdetail("The item was deleted after the index was read.")));
-				continue;
-			}
-			walk->events[walk->nevents].item = item;
-			walk->events[walk->nevents].body = NULL;
-			walk->events[walk->nevents].id = keys[i].id;
-			walk->nevents++;
-		}
+		hydrate_into_page(walk, keys, nkeys);
 		resolve_offloaded(walk, walk->events, walk->nevents);
 		if (walk->nevents > 0)
 			break;

@@ -13,6 +13,7 @@
 
 #include "aws.h"
 #include "option.h"
+#include "plan.h"
 
 struct json_object;
 
@@ -24,6 +25,16 @@ typedef struct EsdEvent
 	const char *id;				/* item id, with the EventID# prefix */
 } EsdEvent;
 
+/* One Query to run, paged: a month bucket, a stream, a causation id, an id. */
+typedef struct EsdPartition
+{
+	const char *index;			/* NULL for the table itself */
+	char	   *key_condition;	/* KeyConditionExpression */
+	char	   *names;			/* ExpressionAttributeNames, JSON object text */
+	char	   *values;			/* ExpressionAttributeValues, JSON object text */
+	const char *label;			/* for EXPLAIN and messages: the bucket, the id, ... */
+} EsdPartition;
+
 typedef struct EsdWalk
 {
 	const EsdConnOptions *conn;
@@ -33,12 +44,25 @@ typedef struct EsdWalk
 	const char **attrs;
 	int			nattrs;
 
-	/* the buckets to walk, "YYYY-MM" each */
-	char	  **buckets;
-	int			nbuckets;
-	int			bucket;			/* index of the bucket being read */
-	char	   *start_key;		/* LastEvaluatedKey of the bucket's last page */
-	bool		bucket_started;
+	/* the access path and its run-time bounds */
+	EsdAccess	access;
+	bool		descending;
+	EsdBounds	bounds;
+
+	/* the Queries to run, in order */
+	EsdPartition *parts;
+	int			nparts;
+	int			part;			/* the partition being read */
+	int			parts_read;		/* partitions Queried so far, for EXPLAIN */
+	char	   *start_key;		/* LastEvaluatedKey of its last page */
+	int			pages_read;		/* pages so far: the first ones are small */
+
+	/* collect mode (id, causation): every key or item, sorted by created */
+	bool		collected;
+	MemoryContext collect_cxt;
+	struct json_object **pending;	/* items (id access) or keys, in order */
+	int			npending;
+	int			next_pending;
 
 	/* the current page, in page_cxt */
 	MemoryContext page_cxt;
@@ -46,6 +70,9 @@ typedef struct EsdWalk
 	int			nevents;
 	int			next;
 
+	/* what EXPLAIN shows */
+	const char *first_label;
+	const char *last_label;
 	AwsStats	stats;
 } EsdWalk;
 
@@ -53,6 +80,9 @@ extern EsdWalk *esd_walk_begin(const EsdConnOptions *conn,
 							   const EsdTableOptions *table,
 							   const char **attrs, int nattrs,
 							   MemoryContext parent);
+/* Set the access path; call before the first esd_walk_next and after a rewind. */
+extern void esd_walk_plan(EsdWalk *walk, EsdAccess access, bool descending,
+						  const EsdBounds *bounds);
 extern EsdEvent *esd_walk_next(EsdWalk *walk);
 extern void esd_walk_rewind(EsdWalk *walk);
 extern void esd_walk_end(EsdWalk *walk);

@@ -1,0 +1,140 @@
+-- Query planning: conditions become key conditions, the access path follows
+-- what a query asks for, and the requests sent show it.  Reads the REGRESS
+-- store (test/data/regress.js).
+\getenv ddb_url DDB_URL
+\getenv s3_url S3_URL
+SET timezone = 'UTC';
+
+CREATE SERVER pd_srv FOREIGN DATA WRAPPER event_store_dynamo
+  OPTIONS (endpoint :'ddb_url', s3_endpoint :'s3_url', s3_force_path_style 'true');
+CREATE USER MAPPING FOR CURRENT_USER SERVER pd_srv
+  OPTIONS (access_key_id 'S3RVER', secret_access_key 'S3RVER');
+CREATE FOREIGN TABLE events (
+  id text, domain text, type text, identifier text, correlation_id text, causation_id text,
+  sequence bigint, payload jsonb, meta jsonb, created timestamptz, time_bucket text, s3_reference text
+) SERVER pd_srv OPTIONS (table_name_prefix 'regress-', start_month '2024-01', lookahead_months '0');
+-- the same table with pushdown off: every condition checked locally only
+CREATE FOREIGN TABLE events_local (
+  id text, domain text, type text, identifier text, correlation_id text, causation_id text,
+  sequence bigint, payload jsonb, meta jsonb, created timestamptz, time_bucket text, s3_reference text
+) SERVER pd_srv OPTIONS (table_name_prefix 'regress-', start_month '2024-01', lookahead_months '0',
+                         pushdown 'false');
+
+-- plans and request counts; the walk ends at the current month, shown as CURRENT
+CREATE FUNCTION pg_temp.plan(query text, run bool DEFAULT false) RETURNS SETOF text
+LANGUAGE plpgsql AS $$
+DECLARE
+  line text;
+  this_month text := to_char(now() AT TIME ZONE 'UTC', 'YYYY-MM');
+  walk_length int := (extract(year FROM now() AT TIME ZONE 'UTC')::int - 2024) * 12
+                     + extract(month FROM now() AT TIME ZONE 'UTC')::int;
+BEGIN
+  FOR line IN EXECUTE 'EXPLAIN (COSTS OFF' ||
+      CASE WHEN run THEN ', ANALYZE, TIMING OFF, SUMMARY OFF' ELSE '' END || ') ' || query LOOP
+    CONTINUE WHEN line ~ '(Retries|Throttled|S3 GetObject Requests): 0$';
+    RETURN NEXT replace(replace(line, this_month, 'CURRENT'),
+                        '(' || walk_length || ')', '(all months)');
+  END LOOP;
+END $$;
+
+-- a created range: only the months it touches, the range as key condition
+SELECT * FROM pg_temp.plan($$SELECT id FROM events
+  WHERE created >= '2024-03-01' AND created < '2024-04-01'$$, true);
+SELECT * FROM pg_temp.plan($$SELECT id FROM events
+  WHERE created BETWEEN '2024-01-31 23:59:59.999+00' AND '2024-02-01 09:15:00+00'$$, true);
+SELECT right(id, 2) AS ev, created FROM events
+  WHERE created BETWEEN '2024-01-31 23:59:59.999+00' AND '2024-02-01 09:15:00+00';
+-- sub-millisecond bounds are widened to whole milliseconds and checked locally
+SELECT right(id, 2) AS ev FROM events WHERE created > '2024-01-31 23:59:59.9985+00' AND created < '2024-02-01 09:15:00.0005+00';
+-- a stable expression, evaluated when the scan starts: nothing is that recent
+SELECT * FROM pg_temp.plan($$SELECT id FROM events WHERE created > now() - interval '1 day'$$, true);
+-- time_bucket = and IN
+SELECT * FROM pg_temp.plan($$SELECT id FROM events WHERE time_bucket IN ('2024-01', '2024-03')$$, true);
+SELECT time_bucket, count(*) FROM events WHERE time_bucket IN ('2024-01', '2024-03') GROUP BY 1 ORDER BY 1;
+-- contradictions send nothing
+SELECT * FROM pg_temp.plan($$SELECT id FROM events
+  WHERE created > '2024-03-01' AND created < '2024-02-01'$$, true);
+
+-- id = and IN: a Query on the table's key each, never a walk
+SELECT * FROM pg_temp.plan($$SELECT type FROM events WHERE id = '00000000-0000-4000-8000-000000000002'$$, true);
+SELECT * FROM pg_temp.plan($$SELECT type FROM events
+  WHERE id IN ('00000000-0000-4000-8000-000000000010', '00000000-0000-4000-8000-000000000002', 'no-such-id')$$, true);
+SELECT right(id, 2) AS ev, type FROM events
+  WHERE id IN ('00000000-0000-4000-8000-000000000010', '00000000-0000-4000-8000-000000000002', 'no-such-id');
+-- the offloaded event: one Query and one S3 GetObject
+SELECT * FROM pg_temp.plan($$SELECT length(payload::text) FROM events
+  WHERE id = '00000000-0000-4000-8000-000000000007'$$, true);
+-- with a parameter
+PREPARE by_id(text) AS SELECT type, sequence FROM events WHERE id = $1;
+EXECUTE by_id('00000000-0000-4000-8000-000000000005');
+EXECUTE by_id('00000000-0000-4000-8000-000000000008');
+
+-- causation_id = and IN: causationIndex
+SELECT * FROM pg_temp.plan($$SELECT type FROM events WHERE causation_id = '00000000-0000-4000-8000-000000000001'$$, true);
+SELECT right(id, 2) AS ev, type FROM events
+  WHERE causation_id IN ('00000000-0000-4000-8000-000000000005', '00000000-0000-4000-8000-000000000002');
+-- combined with other conditions, the most selective path wins
+SELECT * FROM pg_temp.plan($$SELECT type FROM events WHERE causation_id = '00000000-0000-4000-8000-000000000001'
+  AND id = '00000000-0000-4000-8000-000000000002' AND created > '2024-01-01'$$);
+
+-- a stream without a streamIndex: the walk, filtered locally
+SELECT * FROM pg_temp.plan($$SELECT sequence FROM events WHERE domain = 'account' AND identifier = 'acc-1' ORDER BY sequence$$);
+
+-- order: the walk yields created order (no Sort), and newest first by walking backwards
+SELECT * FROM pg_temp.plan($$SELECT id FROM events ORDER BY created$$);
+SELECT * FROM pg_temp.plan($$SELECT id FROM events ORDER BY created DESC LIMIT 3$$);
+SELECT * FROM pg_temp.plan($$SELECT id FROM events WHERE created < '2024-04-01' ORDER BY created DESC LIMIT 3$$, true);
+SELECT right(id, 2) AS ev, created FROM events WHERE created < '2024-04-01' ORDER BY created DESC LIMIT 3;
+
+-- LIMIT: the first page is small, so LIMIT 10 reads two buckets' worth only
+SELECT * FROM pg_temp.plan($$SELECT id FROM events LIMIT 3$$, true);
+SELECT * FROM pg_temp.plan($$SELECT id FROM events LIMIT 10$$, true);
+
+-- joins: a nested loop looks events up by id and by causation id
+CREATE TABLE commands (id int, event_id text, caused text);
+INSERT INTO commands VALUES (1, '00000000-0000-4000-8000-000000000001', '00000000-0000-4000-8000-000000000001'),
+                            (2, '00000000-0000-4000-8000-000000000007', '00000000-0000-4000-8000-000000000007');
+ANALYZE commands;
+SELECT * FROM pg_temp.plan($$SELECT c.id, e.type FROM commands c JOIN events e ON e.id = c.event_id$$, true);
+SELECT c.id, e.type FROM commands c JOIN events e ON e.id = c.event_id ORDER BY c.id;
+SELECT * FROM pg_temp.plan($$SELECT c.id, e.type FROM commands c JOIN events e ON e.causation_id = c.caused$$, true);
+SELECT c.id, e.type FROM commands c JOIN events e ON e.causation_id = c.caused ORDER BY c.id;
+
+-- pushdown off: the plain walk, every condition checked locally
+SELECT * FROM pg_temp.plan($$SELECT id FROM events_local WHERE id = '00000000-0000-4000-8000-000000000002'$$);
+
+-- every pushed query returns what the same query returns with pushdown off
+CREATE FUNCTION pg_temp.same(condition text) RETURNS text LANGUAGE plpgsql AS $$
+DECLARE
+  pushed bigint;
+  local bigint;
+  differ bigint;
+BEGIN
+  EXECUTE 'SELECT count(*) FROM events WHERE ' || condition INTO pushed;
+  EXECUTE 'SELECT count(*) FROM events_local WHERE ' || condition INTO local;
+  EXECUTE format('SELECT count(*) FROM ((SELECT id, created, sequence, payload::text FROM events WHERE %s
+                   EXCEPT ALL SELECT id, created, sequence, payload::text FROM events_local WHERE %s)
+                  UNION ALL (SELECT id, created, sequence, payload::text FROM events_local WHERE %s
+                   EXCEPT ALL SELECT id, created, sequence, payload::text FROM events WHERE %s)) d',
+                 condition, condition, condition, condition) INTO differ;
+  RETURN format('%s rows, %s', pushed, CASE WHEN differ = 0 AND pushed = local THEN 'same' ELSE 'DIFFERENT' END);
+END $$;
+SELECT condition, pg_temp.same(condition) FROM (VALUES
+  ($$created >= '2024-02-01' AND created < '2024-03-01'$$),
+  ($$created > '2024-01-31 23:59:59.999+00'$$),
+  ($$created <= '2024-01-31 23:59:59.999+00'$$),
+  ($$created = '2024-02-29 23:59:59.999+00'$$),
+  ($$created < '2024-01-01'$$),
+  ($$time_bucket = '2024-02'$$),
+  ($$time_bucket IN ('2024-01', '2024-02') AND created > '2024-01-20'$$),
+  ($$id = '00000000-0000-4000-8000-000000000004'$$),
+  ($$id IN ('00000000-0000-4000-8000-000000000004', '00000000-0000-4000-8000-000000000099')$$),
+  ($$id = '00000000-0000-4000-8000-000000000004' AND created > '2024-02-01'$$),
+  ($$causation_id = '00000000-0000-4000-8000-000000000007'$$),
+  ($$causation_id IN ('00000000-0000-4000-8000-000000000001', 'x') AND created < '2024-02-01'$$),
+  ($$domain = 'account' AND identifier = 'acc-1' AND sequence BETWEEN 2 AND 4$$),
+  ($$identifier IS NULL$$)
+) AS c(condition);
+
+DROP TABLE commands;
+DROP SERVER pd_srv CASCADE;
