@@ -20,6 +20,7 @@ struct json_object;
 
 #define ESD_TIME_BUCKET_INDEX "timeBucketIndex"
 #define ESD_CAUSATION_INDEX "causationIndex"
+#define ESD_STREAM_INDEX "streamIndex"
 #define ESD_ID_PREFIX "EventID#"
 #define ESD_HEAD_CREATED "HEAD"
 
