@@ -475,7 +475,7 @@ esd_prefetch_heads(Oid relid, const EsdConnOptions *conn,
 	if (nkeys == 0)
 		return;
 
-	found = dynamo_batch_get(conn, table->table_name, keys, nkeys, true, NULL);
+	found = dynamo_batch_get(conn, table->table_name, keys, nkeys, true, NULL, NULL);
 	for (int i = 0; i < nkeys; i++)
 	{
 		const char *stream = keys[i].id + strlen(ESD_ID_PREFIX "HEAD::");

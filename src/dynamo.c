@@ -60,8 +60,41 @@ dynamo_bucket_query_body(const char *table, const char *bucket, int limit,
  * BatchGetItem for up to 100 keys of the event table.
  */
 char *
+dynamo_projection(const char **attrs, int nattrs)
+{
+	StringInfoData expr;
+	StringInfoData names;
+	StringInfoData out;
+	const char *always[] = {"id", "created", "s3Reference"};
+	int			n = 0;
+
+	if (attrs == NULL)
+		return NULL;
+	initStringInfo(&expr);
+	initStringInfo(&names);
+	for (int i = 0; i < nattrs + (int) lengthof(always); i++)
+	{
+		const char *a = i < nattrs ? attrs[i] : always[i - nattrs];
+		bool		dup = false;
+
+		for (int j = 0; j < i && !dup; j++)
+			dup = strcmp(a, j < nattrs ? attrs[j] : always[j - nattrs]) == 0;
+		if (dup)
+			continue;
+		appendStringInfo(&expr, "%s#p%d", n > 0 ? ", " : "", n);
+		appendStringInfo(&names, "%s\"#p%d\":", n > 0 ? "," : "", n);
+		escape_json(&names, a);
+		n++;
+	}
+	initStringInfo(&out);
+	appendStringInfo(&out, "\"ProjectionExpression\":\"%s\",\"ExpressionAttributeNames\":{%s}",
+					 expr.data, names.data);
+	return out.data;
+}
+
+char *
 dynamo_batch_get_body(const char *table, const EsdKey *keys, int nkeys,
-					  bool consistent)
+					  bool consistent, const char *projection)
 {
 	StringInfoData buf;
 
@@ -80,7 +113,8 @@ dynamo_batch_get_body(const char *table, const EsdKey *keys, int nkeys,
 		escape_json(&buf, keys[i].created);
 		appendStringInfoString(&buf, "}}");
 	}
-	appendStringInfo(&buf, "]%s}}}", consistent ? ",\"ConsistentRead\":true" : "");
+	appendStringInfo(&buf, "]%s%s%s}}}", consistent ? ",\"ConsistentRead\":true" : "",
+					 projection ? "," : "", projection ? projection : "");
 	return buf.data;
 }
 
@@ -180,7 +214,7 @@ composite_key(const char *id, const char *created)
  */
 HTAB *
 dynamo_batch_get(const EsdConnOptions *conn, const char *table, const EsdKey *keys,
-				 int nkeys, bool consistent, AwsStats *stats)
+				 int nkeys, bool consistent, const char *projection, AwsStats *stats)
 {
 	HASHCTL		ctl;
 	HTAB	   *found;
@@ -208,7 +242,7 @@ dynamo_batch_get(const EsdConnOptions *conn, const char *table, const EsdKey *ke
 			calls[c] = palloc(sizeof(AwsCall));
 			aws_dynamodb_init(calls[c], conn, "BatchGetItem", table,
 							  dynamo_batch_get_body(table, keys + first,
-													n, consistent));
+													n, consistent, projection));
 		}
 		aws_execute(conn, calls, ncalls, stats, true);
 

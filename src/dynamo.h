@@ -34,7 +34,13 @@ typedef struct EsdKey
 extern char *dynamo_bucket_query_body(const char *table, const char *bucket,
 									  int limit, const char *start_key_json);
 extern char *dynamo_batch_get_body(const char *table, const EsdKey *keys,
-								   int nkeys, bool consistent);
+								   int nkeys, bool consistent, const char *projection);
+
+/*
+ * A ProjectionExpression for these attributes (always with id, created and
+ * s3Reference), as the JSON members to add to a request; NULL for all.
+ */
+extern char *dynamo_projection(const char **attrs, int nattrs);
 
 /*
  * BatchGetItem for any number of keys: a hash table that
@@ -44,7 +50,7 @@ extern char *dynamo_batch_get_body(const char *table, const EsdKey *keys,
  */
 extern struct HTAB *dynamo_batch_get(const EsdConnOptions *conn, const char *table,
 									 const EsdKey *keys, int nkeys, bool consistent,
-									 AwsStats *stats);
+									 const char *projection, AwsStats *stats);
 extern struct json_object *dynamo_batch_get_find(struct HTAB *found, const char *id,
 												 const char *created);
 

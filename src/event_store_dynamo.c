@@ -35,6 +35,7 @@
 #include "optimizer/restrictinfo.h"
 #include "utils/memutils.h"
 #include "commands/vacuum.h"
+#include "utils/acl.h"
 #include "utils/lsyscache.h"
 #include "utils/sampling.h"
 #include "utils/rel.h"
@@ -121,7 +122,9 @@ esdGetForeignRelSize(PlannerInfo *root, RelOptInfo *baserel, Oid foreigntableid)
 
 	esd_get_table_options(foreigntableid, &info->table);
 	esd_bucket_range(&info->table, &buckets, &info->nbuckets);
-	if (info->table.pushdown)
+	/* no request on behalf of a role that may not read the table */
+	if (info->table.pushdown &&
+		pg_class_aclcheck(foreigntableid, GetUserId(), ACL_SELECT) == ACLCHECK_OK)
 		esd_table_stats(foreigntableid, &info->stats);
 
 	rel = table_open(foreigntableid, NoLock);

@@ -74,6 +74,7 @@ esd_walk_begin(const EsdConnOptions *conn, const EsdTableOptions *table,
 	walk->table = table;
 	walk->attrs = attrs;
 	walk->nattrs = nattrs;
+	walk->projection = dynamo_projection(attrs, nattrs);
 	walk->collect_cxt = AllocSetContextCreate(parent, "event_store_dynamo scan",
 											  ALLOCSET_DEFAULT_SIZES);
 	walk->page_cxt = AllocSetContextCreate(parent, "event_store_dynamo page",
@@ -179,6 +180,45 @@ bucket_listed(List *buckets, const char *bucket)
 		if (strcmp(lfirst(lc), bucket) == 0)
 			return true;
 	return false;
+}
+
+/*
+ * Does the index the access path reads hold every attribute the rows need?
+ * A KEYS_ONLY index holds the table's keys and its own: then count(*) or
+ * a query on id and created needs no BatchGetItem at all.
+ */
+static bool
+keys_suffice(EsdWalk *walk)
+{
+	static const char *const walk_keys[] = {"id", "created", "timeBucket", NULL};
+	static const char *const causation_keys[] = {"id", "created", "causationId", NULL};
+	static const char *const stream_keys[] = {"id", "created", "domain", "identifier", "sequence", NULL};
+	const char *const *keys;
+
+	switch (walk->access)
+	{
+		case ESD_ACCESS_WALK:
+			keys = walk_keys;
+			break;
+		case ESD_ACCESS_CAUSATION:
+			keys = causation_keys;
+			break;
+		case ESD_ACCESS_STREAM:
+			keys = stream_keys;
+			break;
+		default:
+			return false;		/* a Query on the table has the whole items */
+	}
+	for (int i = 0; i < walk->nattrs; i++)
+	{
+		bool		found = false;
+
+		for (int k = 0; keys[k] && !found; k++)
+			found = strcmp(walk->attrs[i], keys[k]) == 0;
+		if (!found)
+			return false;
+	}
+	return true;
 }
 
 /*
@@ -301,6 +341,7 @@ esd_walk_plan(EsdWalk *walk, EsdAccess access, bool descending, const EsdBounds 
 			break;
 	}
 	walk->nparts = n;
+	walk->keys_suffice = keys_suffice(walk);
 	if (n > 0)
 	{
 		walk->first_label = walk->parts[0].label;
@@ -337,7 +378,10 @@ page_limit(EsdWalk *walk)
 {
 	if (walk->table->page_size > 0)
 		return walk->table->page_size;
-	return walk->pages_read == 0 ? FIRST_PAGE_LIMIT : PAGE_LIMIT;
+	if (walk->pages_read == 0)
+		return FIRST_PAGE_LIMIT;
+	/* pages to hydrate stay moderate; pages of keys alone fill DynamoDB's 1 MB */
+	return walk->keys_suffice ? 0 : PAGE_LIMIT;
 }
 
 /*
@@ -459,7 +503,7 @@ static void
 hydrate_into_page(EsdWalk *walk, EsdKey *keys, int nkeys)
 {
 	HTAB	   *found = dynamo_batch_get(walk->conn, walk->table->table_name, keys, nkeys,
-										 false, &walk->stats);
+										 false, walk->projection, &walk->stats);
 
 	walk->events = palloc(sizeof(EsdEvent) * Max(nkeys, 1));
 	for (int i = 0; i < nkeys; i++)
@@ -480,6 +524,20 @@ hydrate_into_page(EsdWalk *walk, EsdKey *keys, int nkeys)
 		walk->events[walk->nevents].id = keys[i].id;
 		walk->nevents++;
 	}
+}
+
+/* The index entries are the rows: their keys hold all the query needs. */
+static void
+keys_into_page(EsdWalk *walk, EsdKey *keys, json_object **items, int nkeys)
+{
+	walk->events = palloc(sizeof(EsdEvent) * Max(nkeys, 1));
+	for (int i = 0; i < nkeys; i++)
+	{
+		walk->events[i].item = items[i];
+		walk->events[i].body = NULL;
+		walk->events[i].id = keys[i].id;
+	}
+	walk->nevents = nkeys;
 }
 
 static int
@@ -597,7 +655,10 @@ read_page(EsdWalk *walk)
 				keys[i].id = dynamo_item_string(walk->pending[walk->next_pending + i], "id");
 				keys[i].created = dynamo_item_string(walk->pending[walk->next_pending + i], "created");
 			}
-			hydrate_into_page(walk, keys, n);
+			if (walk->keys_suffice)
+				keys_into_page(walk, keys, walk->pending + walk->next_pending, n);
+			else
+				hydrate_into_page(walk, keys, n);
 		}
 		walk->next_pending += n;
 		resolve_offloaded(walk, walk->events, walk->nevents);
@@ -610,6 +671,7 @@ read_page(EsdWalk *walk)
 	{
 		AwsCall		call;
 		json_object *lek;
+		json_object **key_items;
 		EsdKey	   *keys;
 		int			nkeys;
 
@@ -632,10 +694,13 @@ read_page(EsdWalk *walk)
 		else
 			walk->part++;
 
-		keys = answer_keys(call.json, &nkeys, NULL);
+		keys = answer_keys(call.json, &nkeys, walk->keys_suffice ? &key_items : NULL);
 		if (nkeys == 0)
 			continue;
-		hydrate_into_page(walk, keys, nkeys);
+		if (walk->keys_suffice)
+			keys_into_page(walk, keys, key_items, nkeys);
+		else
+			hydrate_into_page(walk, keys, nkeys);
 		resolve_offloaded(walk, walk->events, walk->nevents);
 		if (walk->nevents > 0)
 			break;

@@ -44,6 +44,8 @@ typedef struct EsdWalk
 	const char **attrs;
 	int			nattrs;
 
+	char	   *projection;		/* ProjectionExpression members for BatchGetItem */
+
 	/* the access path and its run-time bounds */
 	EsdAccess	access;
 	bool		descending;
@@ -58,6 +60,7 @@ typedef struct EsdWalk
 	int			pages_read;		/* pages so far: the first ones are small */
 
 	/* collect mode (id, causation): every key or item, sorted by created */
+	bool		keys_suffice;	/* the index keys hold every attribute the rows need */
 	bool		collected;
 	MemoryContext collect_cxt;
 	struct json_object **pending;	/* items (id access) or keys, in order */
