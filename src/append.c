@@ -718,6 +718,49 @@ finish_txn(Flush *f)
 		run_wave(f);
 }
 
+/*
+ * A transaction that was sent more than once (its first answer was lost)
+ * and then cancelled may have been applied by the first attempt, if
+ * DynamoDB no longer recognised its ClientRequestToken: every head it moves
+ * then holds the version it sets, and its first event exists.
+ */
+static bool
+already_applied(Flush *f, Txn *t)
+{
+	const char *first_event = NULL;
+	AwsCall		call;
+	StringInfoData body;
+	json_object *count;
+
+	if (t->call.attempts < 2)
+		return false;
+	for (int i = 0; i < t->nacts; i++)
+	{
+		if (t->acts[i].is_head)
+		{
+			if (read_head(f->conn, f->table, t->acts[i].stream) != t->acts[i].version)
+				return false;
+		}
+		else if (first_event == NULL)
+			first_event = t->acts[i].event_id;
+	}
+	if (first_event == NULL)
+		return false;
+
+	initStringInfo(&body);
+	appendStringInfoString(&body, "{\"TableName\":");
+	escape_json(&body, f->table->table_name);
+	appendStringInfoString(&body, ",\"KeyConditionExpression\":\"#i = :i\","
+						   "\"ExpressionAttributeNames\":{\"#i\":\"id\"},"
+						   "\"ExpressionAttributeValues\":{\":i\":{\"S\":");
+	escape_json(&body, first_event);
+	appendStringInfoString(&body, "}},\"ConsistentRead\":true,\"Limit\":1}");
+	aws_dynamodb_init(&call, f->conn, "Query", f->table->table_name, body.data);
+	aws_execute_one(f->conn, &call, NULL);
+	return json_object_object_get_ex(call.json, "Count", &count) &&
+		json_object_get_int64(count) > 0;
+}
+
 /* Raise the error of a cancelled transaction: which stream moved, or which id exists. */
 static void
 report_cancelled(Flush *f, Txn *t)
@@ -877,7 +920,11 @@ run_wave(Flush *f)
 		if (!t->call.failed)
 			continue;
 		if (t->call.error_type && strcmp(t->call.error_type, "TransactionCanceledException") == 0)
+		{
+			if (already_applied(f, t))
+				continue;
 			report_cancelled(f, t);
+		}
 		aws_raise(&t->call);
 	}
 	for (int i = 0; i < f->nwave; i++)

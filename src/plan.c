@@ -288,6 +288,22 @@ has_target(List *conds, EsdTarget target, bool equality)
 	return false;
 }
 
+/* Is there a "<target> = value" (not IN) condition? */
+static bool
+has_single_value(List *conds, EsdTarget target)
+{
+	ListCell   *lc;
+
+	foreach(lc, conds)
+	{
+		EsdCond    *c = lfirst(lc);
+
+		if (c->target == target && c->strategy == BTEqualStrategyNumber && !c->is_array)
+			return true;
+	}
+	return false;
+}
+
 static List *
 keep_targets(List *conds, bool (*keep) (EsdTarget))
 {
@@ -358,8 +374,8 @@ esd_choose_access(PlannerInfo *root, RelOptInfo *baserel, Oid relid,
 		pd->access = ESD_ACCESS_CAUSATION;
 		pd->conds = keep_targets(conds, for_causation);
 	}
-	else if (has_stream_index && has_target(conds, ESD_ON_DOMAIN, true) &&
-			 has_target(conds, ESD_ON_IDENTIFIER, true))
+	else if (has_stream_index && has_single_value(conds, ESD_ON_DOMAIN) &&
+			 has_single_value(conds, ESD_ON_IDENTIFIER))
 	{
 		pd->access = ESD_ACCESS_STREAM;
 		pd->conds = keep_targets(conds, for_stream);
@@ -658,6 +674,27 @@ describe_value(PlannerInfo *root, Expr *expr)
 
 		if (c->constisnull)
 			return pstrdup("NULL");
+		if (type_is_array(c->consttype))
+		{
+			ArrayType  *arr = DatumGetArrayTypeP(c->constvalue);
+			Oid			elemtype = ARR_ELEMTYPE(arr);
+			int16		typlen;
+			bool		byval;
+			char		align;
+			Datum	   *elems;
+			bool	   *nulls;
+			int			n;
+			StringInfoData buf;
+
+			get_typlenbyvalalign(elemtype, &typlen, &byval, &align);
+			deconstruct_array(arr, elemtype, typlen, byval, align, &elems, &nulls, &n);
+			getTypeOutputInfo(elemtype, &out, &varlena);
+			initStringInfo(&buf);
+			for (int i = 0; i < n; i++)
+				appendStringInfo(&buf, "%s%s", i > 0 ? ", " : "",
+								 nulls[i] ? "NULL" : quote_literal_cstr(OidOutputFunctionCall(out, elems[i])));
+			return buf.data;
+		}
 		getTypeOutputInfo(c->consttype, &out, &varlena);
 		return quote_literal_cstr(OidOutputFunctionCall(out, c->constvalue));
 	}
