@@ -27,6 +27,7 @@
 #include "utils/timestamp.h"
 
 #include "aws.h"
+#include "credentials.h"
 #include "sigv4.h"
 
 #define MAX_ERROR_TEXT 300
@@ -127,32 +128,53 @@ aws_dynamodb_init(AwsCall *call, const EsdConnOptions *conn,
 	call->body_len = strlen(json_body);
 }
 
+/*
+ * An S3 request on a bucket (key NULL) or an object, path-style or
+ * virtual-hosted as the server says.  The body, if any, is copied.
+ */
 void
-aws_s3_get_init(AwsCall *call, const EsdConnOptions *conn,
-				const char *bucket, const char *key)
+aws_s3_init(AwsCall *call, const EsdConnOptions *conn, const char *operation,
+			const char *method, const char *bucket, const char *key,
+			const char *body, size_t body_len)
 {
 	char	   *scheme;
 	char	   *host;
 	char	   *prefix;
+	const char *object = key ? key : "";
 
 	memset(call, 0, sizeof(*call));
-	call->operation = "GetObject";
-	call->resource = psprintf("%s/%s", bucket, key);
+	call->operation = operation;
+	call->resource = key ? psprintf("%s/%s", bucket, key) : pstrdup(bucket);
 	call->is_s3 = true;
-	call->method = "GET";
+	call->method = method;
 	split_url(conn->s3_endpoint, &scheme, &host, &prefix);
 	if (conn->s3_force_path_style)
 	{
 		call->host = host;
-		call->path = psprintf("%s/%s/%s", prefix, bucket, key);
+		call->path = key ? psprintf("%s/%s/%s", prefix, bucket, object)
+			: psprintf("%s/%s", prefix, bucket);
 	}
 	else
 	{
 		call->host = psprintf("%s.%s", bucket, host);
-		call->path = psprintf("%s/%s", prefix, key);
+		call->path = psprintf("%s/%s", prefix, object);
 	}
 	call->url = psprintf("%s://%s%s", scheme, call->host,
 						 sigv4_uri_encode(call->path, true));
+	if (body_len > 0)
+	{
+		call->body = palloc(body_len + 1);
+		memcpy(call->body, body, body_len);
+		call->body[body_len] = '\0';
+		call->body_len = body_len;
+	}
+}
+
+void
+aws_s3_get_init(AwsCall *call, const EsdConnOptions *conn,
+				const char *bucket, const char *key)
+{
+	aws_s3_init(call, conn, "GetObject", "GET", bucket, key, NULL, 0);
 }
 
 /*
@@ -167,6 +189,7 @@ start_attempt(const EsdConnOptions *conn, AwsCall *call)
 	SigV4Result res;
 	char		amz_date[17];
 	struct curl_slist *h = NULL;
+	EsdCredentials *creds = esd_credentials_current(conn->credentials);
 
 	sigv4_format_amz_date((long) time(NULL), amz_date);
 
@@ -186,19 +209,22 @@ start_attempt(const EsdConnOptions *conn, AwsCall *call)
 	req.body_len = call->body_len;
 	req.region = conn->region;
 	req.service = call->is_s3 ? "s3" : "dynamodb";
-	req.access_key_id = conn->access_key_id;
-	req.secret_access_key = conn->secret_access_key;
-	req.session_token = conn->session_token;
+	req.access_key_id = creds->access_key_id;
+	req.secret_access_key = creds->secret_access_key;
+	req.session_token = creds->session_token;
 	req.amz_date = amz_date;
 	sigv4_sign(&req, &res);
+	call->credential_generation = creds->generation;
+	call->credential_detail = creds->source == ESD_CREDENTIALS_USER_MAPPING ? NULL
+		: psprintf("%s (%s)", esd_credential_source_name(creds->source), creds->detail);
 
 	if (call->headers)
 		curl_slist_free_all(call->headers);
 	h = curl_slist_append(h, psprintf("Host: %s", call->host));
 	h = curl_slist_append(h, psprintf("X-Amz-Date: %s", amz_date));
 	h = curl_slist_append(h, psprintf("Authorization: %s", res.authorization));
-	if (conn->session_token && conn->session_token[0])
-		h = curl_slist_append(h, psprintf("X-Amz-Security-Token: %s", conn->session_token));
+	if (creds->session_token && creds->session_token[0])
+		h = curl_slist_append(h, psprintf("X-Amz-Security-Token: %s", creds->session_token));
 	if (call->is_s3)
 		h = curl_slist_append(h, psprintf("X-Amz-Content-SHA256: %s", res.payload_hash));
 	else
@@ -275,6 +301,8 @@ parse_remote_error(AwsCall *call, const char *body, size_t len)
 		json_object *root = aws_json_parse(body, len);
 		json_object *v;
 
+		call->error_json = root;
+
 		if (root && json_object_is_type(root, json_type_object))
 		{
 			if (json_object_object_get_ex(root, "__type", &v) && json_object_is_type(v, json_type_string))
@@ -329,6 +357,10 @@ static const char *const auth_types[] = {
 	"SignatureDoesNotMatch", "InvalidAccessKeyId", "AccessDenied", "ExpiredToken",
 	"MissingAuthenticationToken", "AuthorizationHeaderMalformed",
 	NULL
+};
+
+static const char *const expired_token_types[] = {
+	"ExpiredTokenException", "ExpiredToken", NULL
 };
 
 /*
@@ -408,6 +440,15 @@ classify(const EsdConnOptions *conn, AwsCall *call, AwsStats *stats)
 			retryable = true;
 			stats->throttles++;
 			call->sqlstate = ERRCODE_INSUFFICIENT_RESOURCES;
+		}
+		else if (type_is(call->error_type, expired_token_types) && !call->credentials_renewed &&
+				 esd_credentials_expired(conn->credentials, call->credential_generation))
+		{
+			/* one refresh of the credentials and one retry, outside the budget */
+			call->credentials_renewed = true;
+			stats->retries++;
+			call->due = GetCurrentTimestamp();
+			return;
 		}
 		else if (type_is(call->error_type, auth_types) || t->status == 403)
 			call->sqlstate = ERRCODE_INVALID_AUTHORIZATION_SPECIFICATION;
@@ -559,7 +600,10 @@ aws_raise(AwsCall *call)
 {
 	const char *hint = NULL;
 
-	if (call->sqlstate == ERRCODE_INVALID_AUTHORIZATION_SPECIFICATION)
+	if (call->sqlstate == ERRCODE_INVALID_AUTHORIZATION_SPECIFICATION && call->credential_detail)
+		hint = psprintf("The credentials came from the %s; check them, their permissions and the server's region.",
+						call->credential_detail);
+	else if (call->sqlstate == ERRCODE_INVALID_AUTHORIZATION_SPECIFICATION)
 		hint = "Check the access_key_id, secret_access_key and session_token of the user mapping, and the server's region.";
 	else if (call->sqlstate == ERRCODE_INSUFFICIENT_RESOURCES)
 		hint = "The request was throttled on every attempt; raise the table's capacity or the server's max_retries.";

@@ -59,6 +59,9 @@ typedef struct AwsCall
 	HttpTransfer transfer;
 	struct curl_slist *headers;
 	TimestampTz due;
+	uint32		credential_generation;	/* of the credentials last signed with */
+	char	   *credential_detail;	/* where they came from, for the hint */
+	bool		credentials_renewed;	/* the one refresh after an expired token */
 } AwsCall;
 
 extern void aws_dynamodb_init(AwsCall *call, const EsdConnOptions *conn,

@@ -93,10 +93,10 @@ write_body(char *data, size_t size, size_t nmemb, void *arg)
 	return len;
 }
 
-void
-http_start(HttpTransfer *t)
+/* An easy handle set up for the transfer, its response buffer emptied. */
+static CURL *
+new_easy(HttpTransfer *t)
 {
-	CURLM	   *m = get_multi();
 	CURL	   *easy = curl_easy_init();
 
 	if (easy == NULL)
@@ -137,6 +137,14 @@ http_start(HttpTransfer *t)
 		curl_easy_setopt(easy, CURLOPT_POSTFIELDS, t->body ? t->body : "");
 		curl_easy_setopt(easy, CURLOPT_POSTFIELDSIZE_LARGE, (curl_off_t) t->body_len);
 	}
+	return easy;
+}
+
+void
+http_start(HttpTransfer *t)
+{
+	CURLM	   *m = get_multi();
+	CURL	   *easy = new_easy(t);
 
 	if (curl_multi_add_handle(m, easy) != CURLM_OK)
 	{
@@ -225,4 +233,79 @@ int
 http_in_flight(void)
 {
 	return n_in_flight;
+}
+
+/*
+ * Run one transfer to completion on a multi handle of its own, apart from
+ * the concurrent transfers of http_start and http_wait_one, whose finished
+ * transfers it therefore never consumes: a credential fetch can happen in
+ * the middle of a batch of AWS calls.  Waits in slices with interrupt
+ * checks like http_wait_one; the transfer's own timeouts bound it.
+ */
+void
+http_perform(HttpTransfer *t)
+{
+	static CURLM *solo = NULL;
+	CURL	   *easy;
+	volatile CURLcode code = CURLE_OK;
+
+	(void) get_multi();			/* initializes libcurl */
+	if (solo == NULL)
+	{
+		solo = curl_multi_init();
+		if (solo == NULL)
+			ereport(ERROR,
+					(errcode(ERRCODE_OUT_OF_MEMORY),
+					 errmsg("could not create a libcurl multi handle")));
+	}
+
+	easy = new_easy(t);
+	if (curl_multi_add_handle(solo, easy) != CURLM_OK)
+	{
+		curl_easy_cleanup(easy);
+		ereport(ERROR,
+				(errcode(ERRCODE_FDW_ERROR),
+				 errmsg("could not start an HTTP request to \"%s\"", t->url)));
+	}
+
+	PG_TRY();
+	{
+		for (;;)
+		{
+			int			running;
+			int			queued;
+			CURLMsg    *msg;
+			bool		done = false;
+
+			CHECK_FOR_INTERRUPTS();
+			if (curl_multi_perform(solo, &running) != CURLM_OK)
+				ereport(ERROR,
+						(errcode(ERRCODE_FDW_ERROR),
+						 errmsg("libcurl multi interface failed")));
+			while ((msg = curl_multi_info_read(solo, &queued)) != NULL)
+				if (msg->msg == CURLMSG_DONE)
+				{
+					code = msg->data.result;
+					done = true;
+				}
+			if (done)
+				break;
+			if (curl_multi_poll(solo, NULL, 0, WAIT_SLICE_MS, NULL) != CURLM_OK)
+				ereport(ERROR,
+						(errcode(ERRCODE_FDW_ERROR),
+						 errmsg("libcurl multi interface failed while waiting")));
+		}
+	}
+	PG_CATCH();
+	{
+		curl_multi_remove_handle(solo, easy);
+		curl_easy_cleanup(easy);
+		PG_RE_THROW();
+	}
+	PG_END_TRY();
+
+	curl_easy_getinfo(easy, CURLINFO_RESPONSE_CODE, &t->status);
+	t->curl_code = code;
+	curl_multi_remove_handle(solo, easy);
+	curl_easy_cleanup(easy);
 }

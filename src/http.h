@@ -57,6 +57,13 @@ extern HttpTransfer *http_wait_one(long timeout_ms);
  */
 extern void http_abort_all(void);
 
+/*
+ * Run one transfer to completion, apart from those of http_start (which
+ * keep their place); for short side requests such as credential fetches.
+ * Checks for interrupts while waiting.
+ */
+extern void http_perform(HttpTransfer *t);
+
 /* Number of transfers in flight. */
 extern int	http_in_flight(void);
 

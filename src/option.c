@@ -21,8 +21,11 @@
 #include "commands/defrem.h"
 #include "foreign/foreign.h"
 #include "lib/stringinfo.h"
+#include "miscadmin.h"
 #include "utils/builtins.h"
+#include "utils/syscache.h"
 
+#include "credentials.h"
 #include "option.h"
 
 typedef struct EsdOption
@@ -43,10 +46,12 @@ static const EsdOption valid_options[] = {
 	{"retry_base_ms", ForeignServerRelationId},
 	{"retry_cap_ms", ForeignServerRelationId},
 	{"max_in_flight", ForeignServerRelationId},
+	{"use_ambient_credentials", ForeignServerRelationId},
 	/* user mapping */
 	{"access_key_id", UserMappingRelationId},
 	{"secret_access_key", UserMappingRelationId},
 	{"session_token", UserMappingRelationId},
+	{"profile", UserMappingRelationId},
 	/* foreign table */
 	{"table_name_prefix", ForeignTableRelationId},
 	{"table_name", ForeignTableRelationId},
@@ -62,6 +67,7 @@ static const EsdOption valid_options[] = {
 	{"truncatable", ForeignTableRelationId},
 	{"offload_threshold", ForeignTableRelationId},
 	{"pushdown", ForeignTableRelationId},
+	{"stream_index", ForeignTableRelationId},
 	/* column */
 	{"attribute_name", AttributeRelationId},
 	{NULL, InvalidOid}
@@ -224,6 +230,8 @@ event_store_dynamo_validator(PG_FUNCTION_ARGS)
 	Oid			catalog = PG_GETARG_OID(1);
 	bool		has_prefix = false;
 	bool		has_name = false;
+	bool		has_keys = false;
+	bool		has_profile = false;
 	ListCell   *cell;
 
 	foreach(cell, options)
@@ -281,7 +289,25 @@ event_store_dynamo_validator(PG_FUNCTION_ARGS)
 			(void) parse_int_option(def, 1, 64);
 		else if (strcmp(def->defname, "access_key_id") == 0 ||
 				 strcmp(def->defname, "secret_access_key") == 0)
+		{
+			has_keys = true;
 			check_nonempty(def);
+		}
+		else if (strcmp(def->defname, "profile") == 0)
+		{
+			has_profile = true;
+			check_nonempty(def);
+		}
+		else if (strcmp(def->defname, "use_ambient_credentials") == 0)
+		{
+			/* the server process's credentials are a superuser's to share */
+			if (parse_bool_option(def) && !superuser())
+				ereport(ERROR,
+						(errcode(ERRCODE_INSUFFICIENT_PRIVILEGE),
+						 errmsg("permission denied to set option \"use_ambient_credentials\""),
+						 errdetail("The option lets every role with a user mapping or a foreign table on the server use the AWS credentials of the server process."),
+						 errhint("Only superusers may set it to true, or change the options of a server that has it.")));
+		}
 		else if (strcmp(def->defname, "table_name_prefix") == 0)
 		{
 			has_prefix = true;
@@ -313,13 +339,20 @@ event_store_dynamo_validator(PG_FUNCTION_ARGS)
 			(void) parse_billing_mode(def);
 		else if (strcmp(def->defname, "auto_create") == 0 ||
 				 strcmp(def->defname, "truncatable") == 0 ||
-				 strcmp(def->defname, "pushdown") == 0)
+				 strcmp(def->defname, "pushdown") == 0 ||
+				 strcmp(def->defname, "stream_index") == 0)
 			(void) parse_bool_option(def);
 		else if (strcmp(def->defname, "offload_threshold") == 0)
 			(void) parse_int_option(def, 1024, 400 * 1024);
 		else if (strcmp(def->defname, "attribute_name") == 0)
 			check_nonempty(def);
 	}
+
+	if (has_keys && has_profile)
+		ereport(ERROR,
+				(errcode(ERRCODE_FDW_INVALID_OPTION_NAME),
+				 errmsg("option \"profile\" cannot be combined with \"access_key_id\" or \"secret_access_key\""),
+				 errhint("A user mapping gives either its own keys or the name of a profile of the server's shared AWS files.")));
 
 	if (has_prefix && has_name)
 		ereport(ERROR,
@@ -343,13 +376,41 @@ strip_trailing_slashes(const char *url)
 }
 
 /*
- * Gather server and user mapping options, applying defaults.
+ * The options of the user mapping for the role on the server, or of the
+ * PUBLIC one; NIL when there is none, which is a mapping without keys.
+ */
+static List *
+user_mapping_options(Oid userid, Oid serverid)
+{
+	HeapTuple	tp;
+	Datum		datum;
+	bool		isnull;
+	List	   *options = NIL;
+
+	tp = SearchSysCache2(USERMAPPINGUSERSERVER, ObjectIdGetDatum(userid),
+						 ObjectIdGetDatum(serverid));
+	if (!HeapTupleIsValid(tp))
+		tp = SearchSysCache2(USERMAPPINGUSERSERVER, ObjectIdGetDatum(InvalidOid),
+							 ObjectIdGetDatum(serverid));
+	if (!HeapTupleIsValid(tp))
+		return NIL;
+	datum = SysCacheGetAttr(USERMAPPINGUSERSERVER, tp, Anum_pg_user_mapping_umoptions, &isnull);
+	if (!isnull)
+		options = untransformRelOptions(datum);
+	ReleaseSysCache(tp);
+	return options;
+}
+
+/*
+ * Gather server and user mapping options, applying defaults, and resolve
+ * the credentials the role gets (credentials.c).
  */
 void
 esd_get_conn_options(Oid serverid, Oid userid, EsdConnOptions *opts)
 {
 	ForeignServer *server = GetForeignServer(serverid);
-	UserMapping *um = GetUserMapping(userid, serverid);
+	List	   *um_options = user_mapping_options(userid, serverid);
+	EsdCredentialRequest creq;
 	ListCell   *cell;
 
 	memset(opts, 0, sizeof(*opts));
@@ -362,6 +423,7 @@ esd_get_conn_options(Oid serverid, Oid userid, EsdConnOptions *opts)
 	opts->retry_base_ms = 25;
 	opts->retry_cap_ms = 2000;
 	opts->max_in_flight = 8;
+	memset(&creq, 0, sizeof(creq));
 
 	foreach(cell, server->options)
 	{
@@ -387,18 +449,22 @@ esd_get_conn_options(Oid serverid, Oid userid, EsdConnOptions *opts)
 			opts->retry_cap_ms = parse_int_option(def, 1, 600 * 1000);
 		else if (strcmp(def->defname, "max_in_flight") == 0)
 			opts->max_in_flight = parse_int_option(def, 1, 64);
+		else if (strcmp(def->defname, "use_ambient_credentials") == 0)
+			creq.use_ambient = parse_bool_option(def);
 	}
 
-	foreach(cell, um->options)
+	foreach(cell, um_options)
 	{
 		DefElem    *def = (DefElem *) lfirst(cell);
 
 		if (strcmp(def->defname, "access_key_id") == 0)
-			opts->access_key_id = defGetString(def);
+			creq.access_key_id = defGetString(def);
 		else if (strcmp(def->defname, "secret_access_key") == 0)
-			opts->secret_access_key = defGetString(def);
+			creq.secret_access_key = defGetString(def);
 		else if (strcmp(def->defname, "session_token") == 0)
-			opts->session_token = defGetString(def);
+			creq.session_token = defGetString(def);
+		else if (strcmp(def->defname, "profile") == 0)
+			creq.profile = defGetString(def);
 	}
 
 	if (opts->endpoint == NULL)
@@ -410,11 +476,11 @@ esd_get_conn_options(Oid serverid, Oid userid, EsdConnOptions *opts)
 	opts->endpoint = strip_trailing_slashes(opts->endpoint);
 	opts->s3_endpoint = strip_trailing_slashes(opts->s3_endpoint);
 
-	if (opts->access_key_id == NULL || opts->secret_access_key == NULL)
-		ereport(ERROR,
-				(errcode(ERRCODE_INVALID_AUTHORIZATION_SPECIFICATION),
-				 errmsg("no AWS credentials for server \"%s\"", server->servername),
-				 errhint("Create a user mapping with options access_key_id and secret_access_key.")));
+	creq.server_name = server->servername;
+	creq.userid = userid;
+	creq.region = opts->region;
+	opts->credentials = esd_credentials_resolve(&creq);
+	opts->access_key_id = pstrdup(opts->credentials->access_key_id);
 }
 
 /*
@@ -437,6 +503,7 @@ esd_get_table_options(Oid relid, EsdTableOptions *opts)
 	opts->auto_create = true;
 	opts->offload_threshold = 350000;
 	opts->pushdown = true;
+	opts->stream_index = true;
 
 	foreach(cell, table->options)
 	{
@@ -470,6 +537,8 @@ esd_get_table_options(Oid relid, EsdTableOptions *opts)
 			opts->offload_threshold = parse_int_option(def, 1024, 400 * 1024);
 		else if (strcmp(def->defname, "pushdown") == 0)
 			opts->pushdown = parse_bool_option(def);
+		else if (strcmp(def->defname, "stream_index") == 0)
+			opts->stream_index = parse_bool_option(def);
 	}
 
 	if (opts->table_name == NULL)

@@ -31,10 +31,10 @@ typedef struct EsdConnOptions
 	int			retry_cap_ms;
 	int			max_in_flight;
 
-	/* credentials, from the user mapping */
+	/* credentials: the user mapping's, or the ambient ones (credentials.h) */
+	struct EsdCredentials *credentials;
+	/* the access key id at resolution time: identifies, never signs */
 	char	   *access_key_id;
-	char	   *secret_access_key;
-	char	   *session_token;
 } EsdConnOptions;
 
 /* What a foreign table points at. */
@@ -54,6 +54,7 @@ typedef struct EsdTableOptions
 	bool		truncatable;	/* TRUNCATE runs reset_store */
 	int			offload_threshold;	/* item size in bytes above which INSERT offloads to S3 */
 	bool		pushdown;		/* conditions may become DynamoDB key conditions */
+	bool		stream_index;	/* table creation adds streamIndex */
 } EsdTableOptions;
 
 extern void esd_get_conn_options(Oid serverid, Oid userid, EsdConnOptions *opts);

@@ -14,6 +14,13 @@ const { Sha256 } = require('@aws-crypto/sha256-js');
 const KEYS = {
   S3RVER: { secret: 'S3RVER' },
   ASIATESTSESSION: { secret: 'sessionsecret', token: 'sessiontoken' },
+  // test/credentials: a long-term key for the shared-files source, and the temporary keys the
+  // credential stand-ins rotate through in the expiry and refresh tests
+  AKIACREDFILETEST: { secret: 'cred-file-secret-3d9a' },
+  ASIAROTATE1: { secret: 'rotate-secret-1-b71e', token: 'rotate-token-1-0c4f' },
+  ASIAROTATE2: { secret: 'rotate-secret-2-5a90', token: 'rotate-token-2-e813' },
+  ASIAROTATE3: { secret: 'rotate-secret-3-c2d7', token: 'rotate-token-3-77a1' },
+  ASIAROTATE4: { secret: 'rotate-secret-4-19fe', token: 'rotate-token-4-4b36' },
 };
 
 const MAX_SKEW_MS = 15 * 60 * 1000;
