@@ -1,9 +1,10 @@
--- Store management: init_store, reset_store, TRUNCATE, stream_version,
--- store_info and IMPORT FOREIGN SCHEMA, on stores of their own (admin-*).
--- test/interop/admin-store.js prepares them: the admin-node- store is
--- created by the published Node adapter's own init() and holds five
--- events (account/42: 3, account/7: 1, system without identifier: 1);
--- admin-hashonly- and admin-wrongidx- have other shapes.
+-- Store management: init_store, reset_store, TRUNCATE, add_stream_index,
+-- stream_version, store_info and IMPORT FOREIGN SCHEMA, on stores of their
+-- own (admin-*).  test/interop/admin-store.js prepares them: the
+-- admin-node- store is created by the published Node adapter's own init()
+-- and holds five events (account/42: 3, account/7: 1, system without
+-- identifier: 1); admin-hashonly-, admin-wrongidx- and admin-wrongstream-
+-- have other shapes.
 \getenv ddb_url DDB_URL
 \getenv s3_url S3_URL
 \getenv abs_srcdir PG_ABS_SRCDIR
@@ -30,13 +31,25 @@ EXCEPTION WHEN OTHERS THEN
   RETURN state || ': ' || msg;
 END $$;
 
+-- EXPLAIN, without the end of a walk's month range, which moves with the calendar
+CREATE FUNCTION pg_temp.plan(query text) RETURNS SETOF text LANGUAGE plpgsql AS $$
+DECLARE
+  line text;
+BEGIN
+  FOR line IN EXECUTE 'EXPLAIN (COSTS OFF) ' || query LOOP
+    RETURN NEXT regexp_replace(line, '(Buckets: \d{4}-\d{2} \.\. ).*', '\1(now + look-ahead)');
+  END LOOP;
+END $$;
+
 CREATE SERVER admin_srv FOREIGN DATA WRAPPER event_store_dynamo
   OPTIONS (endpoint :'ddb_url', s3_endpoint :'s3_url', s3_force_path_style 'true');
 CREATE USER MAPPING FOR PUBLIC SERVER admin_srv
   OPTIONS (access_key_id 'S3RVER', secret_access_key 'S3RVER');
 
 --
--- init_store creates what is missing and says so; a second call finds it
+-- init_store creates what is missing and says so; a second call finds it.
+-- The table has the layout's indexes and streamIndex, ours, for reading a
+-- stream (domain and identifier, sequence)
 --
 CREATE FOREIGN TABLE admin_sql (
   id text, domain text, type text, identifier text, sequence bigint, created timestamptz
@@ -68,7 +81,8 @@ SELECT table_status, billing_mode, read_capacity_units, write_capacity_units, in
   FROM event_store_dynamo.store_info('admin_ondemand');
 
 --
--- the store the Node adapter created with its own init has the layout
+-- the store the Node adapter created with its own init has the layout;
+-- it has no streamIndex, and init_store says how to add one
 --
 CREATE FOREIGN TABLE admin_node (
   id text, domain text, type text, identifier text, sequence bigint, created timestamptz
@@ -90,6 +104,48 @@ SELECT event_store_dynamo.stream_version('admin_node', 'account', '42') AS accou
 SELECT identifier, count(*) AS events, max(sequence) AS last_sequence,
        event_store_dynamo.stream_version('admin_node', domain, identifier) AS head
   FROM admin_node GROUP BY domain, identifier ORDER BY domain, identifier;
+
+--
+-- streamIndex: the table option stream_index 'false' leaves it out;
+-- add_stream_index adds it, billed as the table is (here on demand), and a
+-- second call finds it
+--
+CREATE FOREIGN TABLE admin_nostream (id text) SERVER admin_srv
+  OPTIONS (table_name_prefix 'admin-nostream-', billing_mode 'PAY_PER_REQUEST',
+           stream_index 'false');
+SELECT event_store_dynamo.init_store('admin_nostream');
+SELECT indexes FROM event_store_dynamo.store_info('admin_nostream');
+SELECT event_store_dynamo.add_stream_index('admin_nostream');
+SELECT event_store_dynamo.add_stream_index('admin_nostream');
+SELECT billing_mode, indexes FROM event_store_dynamo.store_info('admin_nostream');
+\set VERBOSITY terse
+ALTER FOREIGN TABLE admin_nostream OPTIONS (SET stream_index 'sometimes');
+\set VERBOSITY default
+
+-- the Node adapter's table has no streamIndex and the layout all the same
+-- (init_store accepted it above): a stream read walks every month
+SELECT indexes FROM event_store_dynamo.store_info('admin_node');
+SELECT * FROM pg_temp.plan($$SELECT sequence, type FROM admin_node
+  WHERE domain = 'account' AND identifier = '42' ORDER BY sequence$$);
+-- add_stream_index adds it; DynamoDB indexes the events already there, as
+-- the adapter wrote them, and the stream read uses it
+SELECT event_store_dynamo.add_stream_index('admin_node');
+SELECT table_status, indexes FROM event_store_dynamo.store_info('admin_node');
+EXPLAIN (COSTS OFF) SELECT sequence, type FROM admin_node
+  WHERE domain = 'account' AND identifier = '42' ORDER BY sequence;
+SELECT sequence, type FROM admin_node
+  WHERE domain = 'account' AND identifier = '42' ORDER BY sequence;
+SELECT sequence, type FROM admin_node
+  WHERE domain = 'account' AND identifier = '42' AND sequence >= 2 ORDER BY sequence;
+SELECT sequence, type FROM admin_node WHERE domain = 'account' AND identifier = '7';
+SELECT count(*) AS events FROM admin_node WHERE domain = 'account' AND identifier = 'nobody';
+-- what the adapter appends later is in the index too
+\set append_node :node_store ' append ' :ddb_url ' ' :s3_url ' admin-node- admin-node-events'
+COPY node_says FROM PROGRAM :'append_node';
+SELECT line FROM node_says;
+TRUNCATE node_says;
+SELECT sequence, type FROM admin_node
+  WHERE domain = 'account' AND identifier = '42' ORDER BY sequence;
 
 --
 -- the first INSERT creates a missing store, table and bucket, as the Node
@@ -117,18 +173,25 @@ SELECT event_store_dynamo.init_store('admin_hashonly');
 CREATE FOREIGN TABLE admin_wrongidx (id text) SERVER admin_srv
   OPTIONS (table_name_prefix 'admin-wrongidx-');
 SELECT event_store_dynamo.init_store('admin_wrongidx');
+-- streamIndex may be missing, but not keyed otherwise
+CREATE FOREIGN TABLE admin_wrongstream (id text) SERVER admin_srv
+  OPTIONS (table_name_prefix 'admin-wrongstream-');
+SELECT event_store_dynamo.init_store('admin_wrongstream');
+SELECT event_store_dynamo.add_stream_index('admin_wrongstream');
+SELECT event_store_dynamo.add_stream_index('admin_hashonly');
 -- store_info describes any table, whatever its shape
 SELECT table_status, indexes FROM event_store_dynamo.store_info('admin_wrongidx');
+SELECT table_status, indexes FROM event_store_dynamo.store_info('admin_wrongstream');
 
 --
--- reset_store: delete and recreate; every event and stream head is gone
+-- reset_store: delete and recreate, with streamIndex; every event and
+-- stream head is gone
 --
 SELECT event_store_dynamo.reset_store('admin_node');
 SELECT count(*) AS events FROM admin_node;
 SELECT event_store_dynamo.stream_version('admin_node', 'account', '42');
 SELECT table_status, item_count, indexes FROM event_store_dynamo.store_info('admin_node');
 -- the Node adapter appends to the recreated table from version 0
-\set append_node :node_store ' append ' :ddb_url ' ' :s3_url ' admin-node- admin-node-events'
 COPY node_says FROM PROGRAM :'append_node';
 SELECT line FROM node_says;
 TRUNCATE node_says;
@@ -168,13 +231,17 @@ CREATE FOREIGN TABLE admin_missing (id text) SERVER admin_srv
   OPTIONS (table_name_prefix 'admin-missing-');
 SELECT event_store_dynamo.store_info('admin_missing');
 SELECT pg_temp.outcome($$SELECT event_store_dynamo.stream_version('admin_missing', 'account', '42')$$);
+SELECT event_store_dynamo.add_stream_index('admin_missing');
 SELECT event_store_dynamo.reset_store('pg_class');
+SELECT event_store_dynamo.add_stream_index('pg_class');
 SELECT event_store_dynamo.init_store('node_says');
 SELECT event_store_dynamo.stream_version(NULL, 'account', '42') AS null_table;
 
 --
 -- waiting is bounded and interruptible: against an endpoint whose tables
--- stay CREATING, init_store waits until statement_timeout cancels it
+-- stay CREATING, init_store waits until statement_timeout cancels it; so
+-- do add_stream_index, and both for a table whose streamIndex stays
+-- CREATING (being backfilled)
 --
 \set creating 'node ' :abs_srcdir '/test/interop/admin-creating.js'
 COPY node_says FROM PROGRAM :'creating';
@@ -190,19 +257,28 @@ SELECT table_status, indexes FROM event_store_dynamo.store_info('admin_creating_
 SET statement_timeout = '1s';
 SELECT event_store_dynamo.init_store('admin_creating_t');
 SELECT event_store_dynamo.reset_store('admin_creating_t');
+SELECT event_store_dynamo.add_stream_index('admin_creating_t');
+RESET statement_timeout;
+CREATE FOREIGN TABLE admin_backfill_t (id text) SERVER admin_creating
+  OPTIONS (table_name_prefix 'admin-backfill-');
+SELECT table_status, indexes FROM event_store_dynamo.store_info('admin_backfill_t');
+SET statement_timeout = '1s';
+SELECT event_store_dynamo.init_store('admin_backfill_t');
+SELECT event_store_dynamo.add_stream_index('admin_backfill_t');
 RESET statement_timeout;
 \set quit 'curl -s ' :creating_url '/__quit'
 COPY node_says FROM PROGRAM :'quit';
 TRUNCATE node_says;
 
 --
--- who may do what: reset_store, init_store and TRUNCATE need ownership,
--- stream_version and store_info SELECT
+-- who may do what: reset_store, init_store, add_stream_index and TRUNCATE
+-- need ownership, stream_version and store_info SELECT
 --
 CREATE ROLE regress_admin_other;
 SET ROLE regress_admin_other;
 SELECT event_store_dynamo.reset_store('admin_node');
 SELECT event_store_dynamo.init_store('admin_node');
+SELECT event_store_dynamo.add_stream_index('admin_node');
 SELECT event_store_dynamo.stream_version('admin_node', 'account', '42');
 SELECT event_store_dynamo.store_info('admin_node');
 TRUNCATE admin_node;
@@ -213,6 +289,7 @@ SELECT event_store_dynamo.stream_version('admin_node', 'account', '42');
 SELECT table_status FROM event_store_dynamo.store_info('admin_node');
 SELECT event_store_dynamo.reset_store('admin_node');
 SELECT event_store_dynamo.init_store('admin_node');
+SELECT event_store_dynamo.add_stream_index('admin_node');
 TRUNCATE admin_node;
 RESET ROLE;
 -- a member of the owning role counts as owner
@@ -220,6 +297,7 @@ ALTER FOREIGN TABLE admin_fresh OWNER TO regress_admin_other;
 CREATE ROLE regress_admin_member IN ROLE regress_admin_other;
 SET ROLE regress_admin_member;
 SELECT event_store_dynamo.init_store('admin_fresh');
+SELECT event_store_dynamo.add_stream_index('admin_fresh');
 RESET ROLE;
 
 --

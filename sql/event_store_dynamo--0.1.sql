@@ -62,3 +62,10 @@ CREATE FUNCTION credentials_in_use(server name,
 RETURNS record
 AS 'MODULE_PATHNAME', 'event_store_dynamo_credentials_in_use'
 LANGUAGE C STRICT VOLATILE;
+
+CREATE FUNCTION add_stream_index(regclass)
+RETURNS text
+AS 'MODULE_PATHNAME', 'esd_add_stream_index'
+LANGUAGE C STRICT;
+COMMENT ON FUNCTION add_stream_index(regclass) IS
+  'add streamIndex (domain and identifier, sequence) to the DynamoDB table behind a foreign table and wait until its events are indexed; returns created or exists (owner only)';

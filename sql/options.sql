@@ -65,7 +65,7 @@ ALTER FOREIGN TABLE opt_t OPTIONS (DROP table_name_prefix, ADD table_name 'other
 ALTER FOREIGN TABLE opt_t ALTER COLUMN kind OPTIONS (SET attribute_name '');
 SELECT ftoptions FROM pg_foreign_table WHERE ftrelid = 'opt_t'::regclass;
 
--- a user mapping without credentials is caught when a query needs them
+-- a user mapping with half of a key pair is caught when a query needs it
 CREATE SERVER opt_nocred FOREIGN DATA WRAPPER event_store_dynamo OPTIONS (endpoint 'http://127.0.0.1:1');
 CREATE USER MAPPING FOR CURRENT_USER SERVER opt_nocred OPTIONS (access_key_id 'AKIDEXAMPLE');
 CREATE FOREIGN TABLE opt_nocred_t (id text) SERVER opt_nocred;

@@ -88,7 +88,9 @@ SELECT right(id, 2) AS ev, created FROM events WHERE created < '2024-04-01' ORDE
 
 -- LIMIT: the first page is small, so LIMIT 10 reads two buckets' worth only
 SELECT * FROM pg_temp.plan($$SELECT id FROM events LIMIT 3$$, true);
-SELECT * FROM pg_temp.plan($$SELECT id FROM events LIMIT 10$$, true);
+SELECT * FROM pg_temp.plan($$SELECT id, type FROM events LIMIT 10$$, true);
+-- count(*) and the index's own keys need no BatchGetItem at all
+SELECT * FROM pg_temp.plan($$SELECT count(*) FROM events WHERE created < '2024-04-01'$$, true);
 
 -- joins: a nested loop looks events up by id and by causation id
 CREATE TABLE commands (id int, event_id text, caused text);
@@ -99,6 +101,28 @@ SELECT * FROM pg_temp.plan($$SELECT c.id, e.type FROM commands c JOIN events e O
 SELECT c.id, e.type FROM commands c JOIN events e ON e.id = c.event_id ORDER BY c.id;
 SELECT * FROM pg_temp.plan($$SELECT c.id, e.type FROM commands c JOIN events e ON e.causation_id = c.caused$$, true);
 SELECT c.id, e.type FROM commands c JOIN events e ON e.causation_id = c.caused ORDER BY c.id;
+
+-- a stream read on a table with a streamIndex (a table this extension
+-- creates has one): Query streamIndex, in sequence order, no Sort
+CREATE FOREIGN TABLE streams (id text, domain text, type text, identifier text, sequence bigint,
+  payload jsonb, created timestamptz) SERVER pd_srv
+  OPTIONS (table_name_prefix 'pushdown-streams-', start_month '2024-01', lookahead_months '0');
+SELECT event_store_dynamo.reset_store('streams');
+INSERT INTO streams (domain, type, identifier, payload)
+  SELECT 'cart', 'item-added', 'c' || (g % 3), jsonb_build_object('g', g) FROM generate_series(1, 30) g;
+INSERT INTO streams (domain, type, payload) VALUES ('cart', 'no-identifier', '{}');
+SELECT * FROM pg_temp.plan($$SELECT sequence, type FROM streams
+  WHERE domain = 'cart' AND identifier = 'c1' ORDER BY sequence$$);
+SELECT * FROM pg_temp.plan($$SELECT sequence, payload FROM streams
+  WHERE domain = 'cart' AND identifier = 'c1' AND sequence BETWEEN 3 AND 5 ORDER BY sequence$$, true);
+SELECT sequence, payload FROM streams
+  WHERE domain = 'cart' AND identifier = 'c1' AND sequence BETWEEN 3 AND 5 ORDER BY sequence;
+SELECT count(*), max(sequence) FROM streams WHERE domain = 'cart' AND identifier = 'c2';
+-- several streams, or the stream without identifier (not in the index): the walk
+SELECT * FROM pg_temp.plan($$SELECT count(*) FROM streams WHERE domain = 'cart' AND identifier IN ('c1', 'c2')$$);
+SELECT count(*) FROM streams WHERE domain = 'cart' AND identifier IN ('c1', 'c2');
+SELECT type, sequence FROM streams WHERE domain = 'cart' AND identifier = '';
+SELECT type, sequence FROM streams WHERE domain = 'cart' AND identifier IS NULL;
 
 -- pushdown off: the plain walk, every condition checked locally
 SELECT * FROM pg_temp.plan($$SELECT id FROM events_local WHERE id = '00000000-0000-4000-8000-000000000002'$$);
@@ -135,6 +159,13 @@ SELECT condition, pg_temp.same(condition) FROM (VALUES
   ($$domain = 'account' AND identifier = 'acc-1' AND sequence BETWEEN 2 AND 4$$),
   ($$identifier IS NULL$$)
 ) AS c(condition);
+-- and on the stream store
+CREATE FOREIGN TABLE streams_local (id text, domain text, identifier text, sequence bigint)
+  SERVER pd_srv OPTIONS (table_name_prefix 'pushdown-streams-', start_month '2024-01', lookahead_months '0',
+                         pushdown 'false');
+SELECT (SELECT array_agg(id ORDER BY sequence) FROM streams WHERE domain = 'cart' AND identifier = 'c0' AND sequence > 4)
+     = (SELECT array_agg(id ORDER BY sequence) FROM streams_local WHERE domain = 'cart' AND identifier = 'c0' AND sequence > 4)
+       AS same_stream;
 
 DROP TABLE commands;
 DROP SERVER pd_srv CASCADE;

@@ -126,9 +126,10 @@ INSERT INTO w (id, domain, type, identifier, payload)
 SELECT type, sequence, length(payload->>'blob') AS blob, payload->'n' AS n, s3_reference
   FROM w WHERE domain = 'doc';
 -- without s3_bucket an oversized event is refused before anything is sent
-CREATE FOREIGN TABLE w_nobucket (domain text, type text, payload jsonb)
+CREATE FOREIGN TABLE w_nobucket (id text, domain text, type text, payload jsonb)
   SERVER write_srv OPTIONS (table_name_prefix 'write-');
-INSERT INTO w_nobucket VALUES ('doc', 'too-big', jsonb_build_object('blob', repeat('x', 400000)));
+INSERT INTO w_nobucket (id, domain, type, payload)
+  VALUES ('00000000-0000-4000-8000-000000000b02', 'doc', 'too-big', jsonb_build_object('blob', repeat('x', 400000)));
 -- a lower offload threshold offloads smaller events
 ALTER FOREIGN TABLE w OPTIONS (ADD offload_threshold '2000');
 INSERT INTO w (domain, type, identifier, payload)

@@ -1,15 +1,17 @@
 /*-------------------------------------------------------------------------
  *
  * admin.c
- *	  Store management from SQL: reset_store, init_store, stream_version,
- *	  store_info, IMPORT FOREIGN SCHEMA and TRUNCATE.
+ *	  Store management from SQL: reset_store, init_store, add_stream_index,
+ *	  stream_version, store_info, IMPORT FOREIGN SCHEMA and TRUNCATE.
  *
  * Each function takes a foreign table and acts on the DynamoDB table (and
  * S3 bucket) behind it, through store.c.  Who may do what follows the
- * damage done: reset_store and TRUNCATE destroy every event and init_store
- * creates AWS resources, so they need ownership of the foreign table (or
- * superuser); stream_version and store_info only read, so SELECT on it is
- * enough.  Calls reach AWS with the current user's user mapping.
+ * damage done: reset_store and TRUNCATE destroy every event, init_store
+ * and add_stream_index create AWS resources, so they need ownership of the
+ * foreign table (or superuser); stream_version and store_info only read,
+ * so SELECT on it is enough.  Calls reach AWS with the current user's user
+ * mapping.  A function that may change the table's indexes invalidates the
+ * foreign table's cached plans, so that the next query plans with them.
  *
  * Nothing here is transactional: DynamoDB cannot undo a DeleteTable, so a
  * table reset by reset_store or TRUNCATE stays reset when the transaction
@@ -30,6 +32,7 @@
 #include "storage/lmgr.h"
 #include "utils/acl.h"
 #include "utils/builtins.h"
+#include "utils/inval.h"
 #include "utils/json.h"
 #include "utils/lsyscache.h"
 #include "utils/memutils.h"
@@ -37,6 +40,7 @@
 #include "utils/syscache.h"
 
 #include "admin.h"
+#include "dynamo.h"
 #include "store.h"
 
 /* The name IMPORT FOREIGN SCHEMA gives the foreign table it creates. */
@@ -80,6 +84,7 @@ typedef struct AdminTarget
 
 PG_FUNCTION_INFO_V1(esd_reset_store);
 PG_FUNCTION_INFO_V1(esd_init_store);
+PG_FUNCTION_INFO_V1(esd_add_stream_index);
 PG_FUNCTION_INFO_V1(esd_stream_version);
 PG_FUNCTION_INFO_V1(esd_store_info);
 
@@ -198,17 +203,49 @@ raise_wrong_shape(const char *table_name, const char *problems)
 			 errdetail("%s", problems),
 			 errhint("An event store table is keyed on id (HASH) and created (RANGE), both strings, "
 					 "with KEYS_ONLY global secondary indexes timeBucketIndex (timeBucket, created) "
-					 "and causationIndex (causationId, created).")));
+					 "and causationIndex (causationId, created), and optionally streamIndex "
+					 "(domain and identifier, sequence).")));
+}
+
+/*
+ * Describe the table of the target, which must exist and have the
+ * layout's shape.
+ */
+static void
+describe_store(const AdminTarget *target, EsdTableInfo *info)
+{
+	char	   *problems;
+
+	if (!esd_describe_table(&target->conn, target->table.table_name, info))
+		ereport(ERROR,
+				(errcode(ERRCODE_FDW_TABLE_NOT_FOUND),
+				 errmsg("DynamoDB table \"%s\" of foreign table \"%s\" does not exist",
+						target->table.table_name, target->relname),
+				 errhint("event_store_dynamo.init_store() creates it.")));
+	problems = esd_table_shape_problems(info);
+	if (problems)
+		raise_wrong_shape(target->table.table_name, problems);
+}
+
+/*
+ * The table behind the foreign table may have gained or lost an index:
+ * plans cached for the foreign table are made again.
+ */
+static void
+forget_plans(Oid relid)
+{
+	CacheInvalidateRelcacheByRelid(relid);
 }
 
 /*
  * Create the table when it is missing, check its shape when it is not,
  * wait until it is ACTIVE, and create the bucket when there is one and it
- * is missing.  Reports what was created.
+ * is missing.  Reports what was created, and whether the table has
+ * streamIndex.
  */
 static void
 init_store_work(const EsdConnOptions *conn, const EsdTableOptions *table,
-				bool *table_created, bool *bucket_created)
+				bool *table_created, bool *bucket_created, bool *has_stream_index)
 {
 	EsdTableInfo info;
 	bool		exists;
@@ -216,6 +253,7 @@ init_store_work(const EsdConnOptions *conn, const EsdTableOptions *table,
 
 	*table_created = false;
 	*bucket_created = false;
+	*has_stream_index = table->stream_index;
 
 	exists = esd_describe_table(conn, table->table_name, &info);
 	if (exists && strcmp(info.status, "DELETING") == 0)
@@ -235,6 +273,7 @@ init_store_work(const EsdConnOptions *conn, const EsdTableOptions *table,
 		problems = esd_table_shape_problems(&info);
 		if (problems)
 			raise_wrong_shape(table->table_name, problems);
+		*has_stream_index = esd_table_index(&info, ESD_STREAM_INDEX) != NULL;
 	}
 	if (!exists || !esd_table_ready(&info))
 		esd_wait_for_table(conn, table->table_name, false);
@@ -280,10 +319,11 @@ esd_ensure_store(const EsdConnOptions *conn, const EsdTableOptions *table, Oid r
 {
 	bool		table_created;
 	bool		bucket_created;
+	bool		has_stream_index;
 
 	if (!table->auto_create || store_known(conn, table))
 		return;
-	init_store_work(conn, table, &table_created, &bucket_created);
+	init_store_work(conn, table, &table_created, &bucket_created, &has_stream_index);
 	if (table_created)
 		ereport(NOTICE,
 				(errmsg("created DynamoDB table \"%s\" for foreign table \"%s\"",
@@ -305,12 +345,15 @@ esd_reset_store(PG_FUNCTION_ARGS)
 	open_foreign_table(relid, true, AccessExclusiveLock);
 	load_target(relid, &target);
 	reset_store_work(&target.conn, &target.table);
+	forget_plans(relid);
 	PG_RETURN_VOID();
 }
 
 /*
  * init_store(regclass) returns text: create what is missing, check what
- * exists, and say which it was.
+ * exists, and say which it was.  A table that exists without streamIndex
+ * (the Node adapter's) is left as it is, with a notice saying how to add
+ * it, unless the table option stream_index is false.
  */
 Datum
 esd_init_store(PG_FUNCTION_ARGS)
@@ -319,11 +362,20 @@ esd_init_store(PG_FUNCTION_ARGS)
 	AdminTarget target;
 	bool		table_created;
 	bool		bucket_created;
+	bool		has_stream_index;
 	StringInfoData result;
 
 	open_foreign_table(relid, true, AccessShareLock);
 	load_target(relid, &target);
-	init_store_work(&target.conn, &target.table, &table_created, &bucket_created);
+	init_store_work(&target.conn, &target.table, &table_created, &bucket_created,
+					&has_stream_index);
+	if (table_created)
+		forget_plans(relid);
+	if (!has_stream_index && target.table.stream_index)
+		ereport(NOTICE,
+				(errmsg("DynamoDB table \"%s\" has no stream index", target.table.table_name),
+				 errdetail("Reading one stream walks every month of the table."),
+				 errhint("event_store_dynamo.add_stream_index() adds it.")));
 
 	initStringInfo(&result);
 	appendStringInfo(&result, "table \"%s\" %s", target.table.table_name,
@@ -332,6 +384,49 @@ esd_init_store(PG_FUNCTION_ARGS)
 		appendStringInfo(&result, ", bucket \"%s\" %s", target.table.s3_bucket,
 						 bucket_created ? "created" : "exists");
 	PG_RETURN_TEXT_P(cstring_to_text(result.data));
+}
+
+/*
+ * add_stream_index(regclass) returns text: add streamIndex to a table that
+ * lacks it (as every table the Node adapter created does) and wait until
+ * it is ACTIVE, that is until DynamoDB has indexed the events already in
+ * the table.  Returns 'created', or 'exists' when the table has the index
+ * already (after waiting for it when someone else is adding it).  A table
+ * that is not the layout's, or whose streamIndex is keyed otherwise, is an
+ * error naming the differences.
+ */
+Datum
+esd_add_stream_index(PG_FUNCTION_ARGS)
+{
+	Oid			relid = PG_GETARG_OID(0);
+	AdminTarget target;
+	EsdTableInfo info;
+	const EsdIndexInfo *stream;
+	bool		created = false;
+
+	open_foreign_table(relid, true, AccessShareLock);
+	load_target(relid, &target);
+	describe_store(&target, &info);
+	stream = esd_table_index(&info, ESD_STREAM_INDEX);
+
+	/*
+	 * DynamoDB takes one change of a table at a time: let a running one end,
+	 * such as the removal of a streamIndex
+	 */
+	if ((stream == NULL || strcmp(stream->status, "DELETING") == 0) &&
+		!esd_table_ready(&info))
+	{
+		esd_wait_for_table(&target.conn, target.table.table_name, false);
+		describe_store(&target, &info);
+		stream = esd_table_index(&info, ESD_STREAM_INDEX);
+	}
+	if (stream == NULL)
+		created = esd_create_stream_index(&target.conn, &target.table, &info);
+
+	/* the backfill: the index is CREATING until every event is in it */
+	esd_wait_for_table(&target.conn, target.table.table_name, false);
+	forget_plans(relid);
+	PG_RETURN_TEXT_P(cstring_to_text(created ? "created" : "exists"));
 }
 
 /*
@@ -560,6 +655,7 @@ esd_exec_foreign_truncate(List *rels, DropBehavior behavior, bool restart_seqs)
 		char	   *key;
 
 		load_target(RelationGetRelid(rel), target);
+		forget_plans(RelationGetRelid(rel));
 		key = store_key(&target->conn, &target->table);
 		if (list_member(done, makeString(key)))
 			continue;

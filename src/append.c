@@ -571,7 +571,7 @@ esd_append(Oid relid, const EsdConnOptions *conn, const EsdTableOptions *table,
 	values[COL_S3KEY] = ev->s3_key ? CStringGetTextDatum(ev->s3_key) : (Datum) 0;
 	nulls[COL_S3BODY] = ev->s3_body == NULL;
 	values[COL_S3BODY] = ev->s3_body ? CStringGetTextDatum(ev->s3_body) : (Datum) 0;
-	values[COL_CHECKID] = BoolGetDatum(ev->id_given);
+	values[COL_CHECKID] = BoolGetDatum(ev->id_given && table->check_given_ids);
 
 	slot = MakeSingleTupleTableSlot(buf.desc, &TTSOpsVirtual);
 	ExecClearTuple(slot);

@@ -487,77 +487,189 @@ count_request(AwsCall *call, AwsStats *stats)
 		stats->other++;
 }
 
+/*
+ * The scheduler.  Every submitted call that is not done is in `queued`;
+ * aws_pump starts those that are due while there is room in flight (each
+ * call's server sets its max_in_flight), waits for one to finish, and
+ * classifies it.  Synchronous and asynchronous callers share it, so a
+ * scan's read-ahead keeps going while another call is awaited.
+ */
+static List *queued = NIL;
+static bool callbacks_registered = false;
+
 static void
-free_headers(AwsCall **calls, int ncalls)
+forget(AwsCall *call)
 {
-	for (int i = 0; i < ncalls; i++)
-		if (calls[i]->headers)
-		{
-			curl_slist_free_all(calls[i]->headers);
-			calls[i]->headers = NULL;
-		}
+	queued = list_delete_ptr(queued, call);
+	if (call->headers)
+	{
+		curl_slist_free_all(call->headers);
+		call->headers = NULL;
+	}
+	call->submitted = false;
+}
+
+void
+aws_cancel(AwsCall *call)
+{
+	if (!call->submitted)
+		return;
+	if (call->transfer.in_flight)
+		http_abort(&call->transfer);
+	forget(call);
+	if (!call->done)
+	{
+		call->done = true;
+		call->failed = true;
+		call->sqlstate = ERRCODE_QUERY_CANCELED;
+		call->error_type = "Cancelled";
+		call->error_message = "the request was abandoned";
+	}
 }
 
 /*
- * The scheduler: start every call that is due while there is room in
- * flight, wait for one to finish, classify it, and repeat until all are
- * done.
+ * Calls of an aborted (sub)transaction go with it: their memory is about
+ * to be freed.  A subtransaction's calls are those submitted since it began.
  */
 static void
-run_calls(const EsdConnOptions *conn, AwsCall **calls, int ncalls, AwsStats *stats)
+drop_calls(SubTransactionId from)
 {
+	ListCell   *lc;
+	List	   *doomed = NIL;
+
+	foreach(lc, queued)
+		if (((AwsCall *) lfirst(lc))->subid >= from)
+			doomed = lappend(doomed, lfirst(lc));
+	foreach(lc, doomed)
+	{
+		AwsCall    *call = lfirst(lc);
+
+		if (call->transfer.in_flight)
+			http_abort(&call->transfer);
+		queued = list_delete_ptr(queued, call);
+		if (call->headers)
+			curl_slist_free_all(call->headers);
+	}
+	list_free(doomed);
+}
+
+static void
+aws_xact_callback(XactEvent event, void *arg)
+{
+	if (event == XACT_EVENT_ABORT || event == XACT_EVENT_PARALLEL_ABORT ||
+		event == XACT_EVENT_COMMIT || event == XACT_EVENT_PARALLEL_COMMIT ||
+		event == XACT_EVENT_PREPARE)
+	{
+		drop_calls(InvalidSubTransactionId);
+		list_free(queued);
+		queued = NIL;
+	}
+}
+
+static void
+aws_subxact_callback(SubXactEvent event, SubTransactionId mySubid,
+					 SubTransactionId parentSubid, void *arg)
+{
+	if (event == SUBXACT_EVENT_ABORT_SUB)
+		drop_calls(mySubid);
+}
+
+void
+aws_submit(const EsdConnOptions *conn, AwsCall *call, AwsStats *stats)
+{
+	MemoryContext old;
+
+	if (!callbacks_registered)
+	{
+		RegisterXactCallback(aws_xact_callback, NULL);
+		RegisterSubXactCallback(aws_subxact_callback, NULL);
+		callbacks_registered = true;
+	}
+	call->conn = conn;
+	call->stats = stats;
+	call->cxt = CurrentMemoryContext;
+	call->subid = GetCurrentSubTransactionId();
+	call->submitted = true;
+	old = MemoryContextSwitchTo(TopMemoryContext);
+	queued = lappend(queued, call);
+	MemoryContextSwitchTo(old);
+}
+
+bool
+aws_all_done(AwsCall **calls, int ncalls)
+{
+	for (int i = 0; i < ncalls; i++)
+		if (!calls[i]->done)
+			return false;
+	return true;
+}
+
+void
+aws_pump(long wait_ms)
+{
+	TimestampTz now = GetCurrentTimestamp();
+	TimestampTz next_due = 0;
+	ListCell   *lc;
+	HttpTransfer *t;
 	AwsStats	scratch;
 
-	if (stats == NULL)
-	{
-		memset(&scratch, 0, sizeof(scratch));
-		stats = &scratch;
-	}
+	CHECK_FOR_INTERRUPTS();
 
-	for (;;)
+	foreach(lc, queued)
 	{
-		TimestampTz now = GetCurrentTimestamp();
-		TimestampTz next_due = 0;
-		int			pending = 0;
-		long		wait_ms;
-		HttpTransfer *t;
+		AwsCall    *call = lfirst(lc);
 
-		for (int i = 0; i < ncalls; i++)
+		if (call->done || call->transfer.in_flight)
+			continue;
+		if (call->due <= now && http_in_flight() < call->conn->max_in_flight)
 		{
-			AwsCall    *call = calls[i];
+			MemoryContext old = MemoryContextSwitchTo(call->cxt);
 
-			if (call->done || call->transfer.in_flight)
-			{
-				pending += call->transfer.in_flight ? 1 : 0;
-				continue;
-			}
-			pending++;
-			if (call->due <= now && http_in_flight() < conn->max_in_flight)
-			{
-				count_request(call, stats);
-				start_attempt(conn, call);
-			}
-			else if (next_due == 0 || call->due < next_due)
-				next_due = Max(call->due, now);
+			count_request(call, call->stats ? call->stats : &scratch);
+			start_attempt(call->conn, call);
+			MemoryContextSwitchTo(old);
 		}
-		if (pending == 0)
-			break;
+		else if (next_due == 0 || call->due < next_due)
+			next_due = Max(call->due, now);
+	}
+	if (next_due)
+		wait_ms = Min(wait_ms, Max(1, (long) ((next_due - now) / 1000)));
 
-		wait_ms = next_due ? Max(1, (long) ((next_due - now) / 1000)) : 1000;
-		if (http_in_flight() == 0)
+	if (http_in_flight() == 0)
+	{
+		/* only backoff waits remain: sleep, interruptibly */
+		if (queued != NIL)
 		{
-			/* only backoff waits remain: sleep, interruptibly */
 			(void) WaitLatch(MyLatch, WL_LATCH_SET | WL_TIMEOUT | WL_EXIT_ON_PM_DEATH,
 							 Min(wait_ms, 100), PG_WAIT_EXTENSION);
 			ResetLatch(MyLatch);
 			CHECK_FOR_INTERRUPTS();
-			continue;
 		}
-
-		t = http_wait_one(wait_ms);
-		if (t != NULL)
-			classify(conn, (AwsCall *) t->owner, stats);
+		return;
 	}
+
+	t = http_wait_one(wait_ms);
+	if (t != NULL)
+	{
+		AwsCall    *call = (AwsCall *) t->owner;
+		MemoryContext old = MemoryContextSwitchTo(call->cxt);
+
+		memset(&scratch, 0, sizeof(scratch));
+		classify(call->conn, call, call->stats ? call->stats : &scratch);
+		MemoryContextSwitchTo(old);
+		if (call->done)
+			forget(call);
+	}
+}
+
+/* Run calls to completion; on an error, drop them before passing it on. */
+static void
+run_calls(const EsdConnOptions *conn, AwsCall **calls, int ncalls, AwsStats *stats)
+{
+	for (int i = 0; i < ncalls; i++)
+		aws_submit(conn, calls[i], stats);
+	while (!aws_all_done(calls, ncalls))
+		aws_pump(1000);
 }
 
 void
@@ -570,13 +682,11 @@ aws_execute(const EsdConnOptions *conn, AwsCall **calls, int ncalls,
 	}
 	PG_CATCH();
 	{
-		http_abort_all();
-		free_headers(calls, ncalls);
+		for (int i = 0; i < ncalls; i++)
+			aws_cancel(calls[i]);
 		PG_RE_THROW();
 	}
 	PG_END_TRY();
-
-	free_headers(calls, ncalls);
 
 	if (raise)
 		for (int i = 0; i < ncalls; i++)

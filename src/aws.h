@@ -11,6 +11,7 @@
 
 #include "postgres.h"
 
+#include "access/xact.h"
 #include "datatype/timestamp.h"
 
 #include "http.h"
@@ -56,6 +57,11 @@ typedef struct AwsCall
 	struct json_object *error_json; /* parsed DynamoDB error body, when it was JSON */
 
 	/* private */
+	const EsdConnOptions *conn; /* set when submitted */
+	AwsStats   *stats;
+	MemoryContext cxt;			/* where its answer is kept */
+	SubTransactionId subid;		/* submitted in this subtransaction */
+	bool		submitted;
 	HttpTransfer transfer;
 	struct curl_slist *headers;
 	TimestampTz due;
@@ -85,6 +91,18 @@ extern void aws_execute(const EsdConnOptions *conn, AwsCall **calls, int ncalls,
 						AwsStats *stats, bool raise);
 extern void aws_execute_one(const EsdConnOptions *conn, AwsCall *call,
 							AwsStats *stats);
+
+/*
+ * Asynchronous use.  aws_submit queues a call (its answer is kept in the
+ * current memory context); aws_pump makes progress on every queued call,
+ * waiting up to wait_ms for one to finish; aws_cancel drops a call that is
+ * no longer wanted.  A call that set `due` before submission starts then.
+ * Calls of a (sub)transaction that aborts are dropped with it.
+ */
+extern void aws_submit(const EsdConnOptions *conn, AwsCall *call, AwsStats *stats);
+extern void aws_pump(long wait_ms);
+extern void aws_cancel(AwsCall *call);
+extern bool aws_all_done(AwsCall **calls, int ncalls);
 extern void aws_raise(AwsCall *call) pg_attribute_noreturn();
 
 /* Parse JSON with json-c; the result is released when the current memory context is. */

@@ -122,8 +122,14 @@ esdGetForeignRelSize(PlannerInfo *root, RelOptInfo *baserel, Oid foreigntableid)
 
 	esd_get_table_options(foreigntableid, &info->table);
 	esd_bucket_range(&info->table, &buckets, &info->nbuckets);
-	/* no request on behalf of a role that may not read the table */
+	/*
+	 * Only a stream read needs to know whether the table has a streamIndex:
+	 * ask DynamoDB then (once a minute per backend), and never on behalf of
+	 * a role that may not read the table.
+	 */
 	if (info->table.pushdown &&
+		esd_choose_access(root, baserel, foreigntableid, baserel->baserestrictinfo,
+						  true)->access == ESD_ACCESS_STREAM &&
 		pg_class_aclcheck(foreigntableid, GetUserId(), ACL_SELECT) == ACLCHECK_OK)
 		esd_table_stats(foreigntableid, &info->stats);
 

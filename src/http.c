@@ -229,6 +229,18 @@ http_abort_all(void)
 	}
 }
 
+void
+http_abort(HttpTransfer *t)
+{
+	if (!t->in_flight || t->easy == NULL)
+		return;
+	curl_multi_remove_handle(multi, t->easy);
+	untrack(t->easy);
+	curl_easy_cleanup(t->easy);
+	t->easy = NULL;
+	t->in_flight = false;
+}
+
 int
 http_in_flight(void)
 {

@@ -64,6 +64,9 @@ extern void http_abort_all(void);
  */
 extern void http_perform(HttpTransfer *t);
 
+/* Abandon one transfer in flight. */
+extern void http_abort(HttpTransfer *t);
+
 /* Number of transfers in flight. */
 extern int	http_in_flight(void);
 

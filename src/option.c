@@ -67,6 +67,7 @@ static const EsdOption valid_options[] = {
 	{"truncatable", ForeignTableRelationId},
 	{"offload_threshold", ForeignTableRelationId},
 	{"pushdown", ForeignTableRelationId},
+	{"check_given_ids", ForeignTableRelationId},
 	{"stream_index", ForeignTableRelationId},
 	/* column */
 	{"attribute_name", AttributeRelationId},
@@ -503,6 +504,7 @@ esd_get_table_options(Oid relid, EsdTableOptions *opts)
 	opts->auto_create = true;
 	opts->offload_threshold = 350000;
 	opts->pushdown = true;
+	opts->check_given_ids = true;
 	opts->stream_index = true;
 
 	foreach(cell, table->options)
@@ -537,6 +539,8 @@ esd_get_table_options(Oid relid, EsdTableOptions *opts)
 			opts->offload_threshold = parse_int_option(def, 1024, 400 * 1024);
 		else if (strcmp(def->defname, "pushdown") == 0)
 			opts->pushdown = parse_bool_option(def);
+		else if (strcmp(def->defname, "check_given_ids") == 0)
+			opts->check_given_ids = parse_bool_option(def);
 		else if (strcmp(def->defname, "stream_index") == 0)
 			opts->stream_index = parse_bool_option(def);
 	}

@@ -54,6 +54,7 @@ typedef struct EsdTableOptions
 	bool		truncatable;	/* TRUNCATE runs reset_store */
 	int			offload_threshold;	/* item size in bytes above which INSERT offloads to S3 */
 	bool		pushdown;		/* conditions may become DynamoDB key conditions */
+	bool		check_given_ids;	/* look ids the rows give up before appending */
 	bool		stream_index;	/* table creation adds streamIndex */
 } EsdTableOptions;
 

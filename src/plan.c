@@ -40,6 +40,7 @@
 #include "utils/array.h"
 #include "utils/builtins.h"
 #include "utils/datetime.h"
+#include "utils/inval.h"
 #include "utils/lsyscache.h"
 #include "utils/memutils.h"
 #include "utils/rel.h"
@@ -81,6 +82,29 @@ static HTAB *stats_cache = NULL;
 
 #define STATS_TTL_SECONDS 60
 
+/*
+ * A relcache invalidation of a foreign table (add_stream_index, reset_store
+ * and init_store send one) drops what the cache knows of it; InvalidOid
+ * drops everything.
+ */
+static void
+stats_invalidate(Datum arg, Oid relid)
+{
+	HASH_SEQ_STATUS seq;
+	StatsEntry *e;
+
+	if (stats_cache == NULL)
+		return;
+	if (OidIsValid(relid))
+	{
+		(void) hash_search(stats_cache, &relid, HASH_REMOVE, NULL);
+		return;
+	}
+	hash_seq_init(&seq, stats_cache);
+	while ((e = hash_seq_search(&seq)) != NULL)
+		(void) hash_search(stats_cache, &e->relid, HASH_REMOVE, NULL);
+}
+
 void
 esd_table_stats(Oid relid, EsdTableStats *stats)
 {
@@ -99,6 +123,7 @@ esd_table_stats(Oid relid, EsdTableStats *stats)
 		ctl.entrysize = sizeof(StatsEntry);
 		stats_cache = hash_create("event_store_dynamo table stats", 16, &ctl,
 								  HASH_ELEM | HASH_BLOBS);
+		CacheRegisterRelcacheCallback(stats_invalidate, (Datum) 0);
 	}
 	e = hash_search(stats_cache, &relid, HASH_ENTER, &found);
 	if (found && e->stats.known &&

@@ -232,6 +232,19 @@ esd_walk_plan(EsdWalk *walk, EsdAccess access, bool descending, const EsdBounds 
 	ListCell   *lc;
 	int			n = 0;
 
+	/* DynamoDB keeps empty strings out of indexes: such a stream is walked */
+	if (access == ESD_ACCESS_STREAM && !bounds->empty &&
+		(bounds->domain == NULL || bounds->domain[0] == '\0' ||
+		 bounds->identifier == NULL || bounds->identifier[0] == '\0'))
+	{
+		EsdBounds	walk_bounds;
+
+		memset(&walk_bounds, 0, sizeof(walk_bounds));
+		MemoryContextSwitchTo(old);
+		esd_walk_plan(walk, ESD_ACCESS_WALK, false, &walk_bounds);
+		return;
+	}
+
 	walk->access = access;
 	walk->descending = descending && access == ESD_ACCESS_WALK;
 	walk->bounds = *bounds;

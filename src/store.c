@@ -3,14 +3,25 @@
  * store.c
  *	  The life cycle of an event store on AWS: describing, creating and
  *	  deleting its DynamoDB table and waiting for it, checking that the
- *	  table has the layout's shape, creating its S3 bucket, and reading a
- *	  stream head.
+ *	  table has the layout's shape, adding the stream index to a table
+ *	  that lacks it, creating its S3 bucket, and reading a stream head.
  *
  * The layout is the Node adapter's: key id (HASH) and created (RANGE), all
  * key attributes strings, and two KEYS_ONLY global secondary indexes,
  * timeBucketIndex (timeBucket, created) and causationIndex (causationId,
- * created).  One description of it, layout_indexes below, serves both the
- * CreateTable request and the shape check, so the two cannot disagree.
+ * created).  The extension adds a third, streamIndex, for reading a stream
+ * without walking every month: KEYS_ONLY, partitioned on domain and
+ * identifier together (a multi-attribute partition key), sorted on
+ * sequence (a number).  It indexes the items as the Node adapter writes
+ * them; stream heads, which have none of the three attributes, and events
+ * without identifier stay out of it.  DynamoDB takes no empty string as
+ * an index key: with the index, an event whose domain or identifier is ''
+ * cannot be written (by the Node adapter either), and one written before
+ * the index was added is left out of it.  The Node adapter does not create
+ * the index, so a table without it still has the layout: the scan then
+ * walks.  One description of the layout, layout_indexes and layout_attrs
+ * below, serves the CreateTable and UpdateTable requests and the shape
+ * check, so they cannot disagree.
  *
  * DynamoDB creates and deletes tables asynchronously: CreateTable answers
  * while the table is CREATING and DeleteTable while it is DELETING.  The
@@ -39,17 +50,25 @@
 #define WAIT_FIRST_MS 100
 #define WAIT_MAX_MS 500
 
-/* A global secondary index of the layout. */
+#define LAYOUT_MAX_HASH_KEYS 2
+
+/*
+ * A global secondary index of the layout.  A partition key of several
+ * attributes lists them all; unused slots are NULL.
+ */
 typedef struct LayoutIndex
 {
 	const char *name;
-	const char *hash_key;
+	const char *hash_keys[LAYOUT_MAX_HASH_KEYS];
 	const char *range_key;
+	bool		optional;		/* created unless the table option stream_index
+								 * is false; a table without it has the layout */
 } LayoutIndex;
 
 static const LayoutIndex layout_indexes[] = {
-	{ESD_TIME_BUCKET_INDEX, "timeBucket", "created"},
-	{ESD_CAUSATION_INDEX, "causationId", "created"},
+	{ESD_TIME_BUCKET_INDEX, {"timeBucket"}, "created", false},
+	{ESD_CAUSATION_INDEX, {"causationId"}, "created", false},
+	{ESD_STREAM_INDEX, {"domain", "identifier"}, "sequence", true},
 };
 
 #define LAYOUT_NINDEXES lengthof(layout_indexes)
@@ -57,8 +76,42 @@ static const LayoutIndex layout_indexes[] = {
 #define LAYOUT_RANGE_KEY "created"
 #define LAYOUT_PROJECTION "KEYS_ONLY"
 
-/* The attributes the layout defines, all strings, in the Node adapter's order. */
-static const char *const layout_attrs[] = {"id", "timeBucket", "causationId", "created"};
+/* A key attribute of the layout and its type. */
+typedef struct LayoutAttr
+{
+	const char *name;
+	const char *type;			/* S or N */
+} LayoutAttr;
+
+/* In the Node adapter's order, then those only streamIndex uses. */
+static const LayoutAttr layout_attrs[] = {
+	{"id", "S"},
+	{"timeBucket", "S"},
+	{"causationId", "S"},
+	{"created", "S"},
+	{"domain", "S"},
+	{"identifier", "S"},
+	{"sequence", "N"},
+};
+
+static const LayoutIndex *
+layout_index(const char *name)
+{
+	for (int i = 0; i < (int) LAYOUT_NINDEXES; i++)
+		if (strcmp(layout_indexes[i].name, name) == 0)
+			return &layout_indexes[i];
+	return NULL;
+}
+
+/* Is the attribute part of the index's key? */
+static bool
+index_uses(const LayoutIndex *index, const char *attr)
+{
+	for (int k = 0; k < LAYOUT_MAX_HASH_KEYS && index->hash_keys[k]; k++)
+		if (strcmp(index->hash_keys[k], attr) == 0)
+			return true;
+	return strcmp(index->range_key, attr) == 0;
+}
 
 /* ---- reading DescribeTable ---- */
 
@@ -90,14 +143,17 @@ pstrdup_or_null(const char *s)
 	return s ? pstrdup(s) : NULL;
 }
 
-/* The HASH and RANGE attributes of a KeySchema array. */
+/*
+ * The HASH and RANGE attributes of a KeySchema array, in its order: an
+ * index may have several of each (multi-attribute keys).
+ */
 static void
-read_key_schema(json_object *parent, char **hash_key, char **range_key)
+read_key_schema(json_object *parent, List **hash_keys, List **range_keys)
 {
 	json_object *ks;
 
-	*hash_key = NULL;
-	*range_key = NULL;
+	*hash_keys = NIL;
+	*range_keys = NIL;
 	if (!json_object_object_get_ex(parent, "KeySchema", &ks) ||
 		!json_object_is_type(ks, json_type_array))
 		return;
@@ -110,9 +166,9 @@ read_key_schema(json_object *parent, char **hash_key, char **range_key)
 		if (name == NULL || type == NULL)
 			continue;
 		if (strcmp(type, "HASH") == 0)
-			*hash_key = pstrdup(name);
+			*hash_keys = lappend(*hash_keys, pstrdup(name));
 		else if (strcmp(type, "RANGE") == 0)
-			*range_key = pstrdup(name);
+			*range_keys = lappend(*range_keys, pstrdup(name));
 	}
 }
 
@@ -121,6 +177,8 @@ read_table_description(json_object *t, EsdTableInfo *info)
 {
 	json_object *v;
 	const char *billing = NULL;
+	List	   *hash_keys;
+	List	   *range_keys;
 
 	memset(info, 0, sizeof(*info));
 	info->name = pstrdup_or_null(json_string_field(t, "TableName"));
@@ -137,7 +195,10 @@ read_table_description(json_object *t, EsdTableInfo *info)
 		info->read_capacity_units = json_int_field(v, "ReadCapacityUnits");
 		info->write_capacity_units = json_int_field(v, "WriteCapacityUnits");
 	}
-	read_key_schema(t, &info->hash_key, &info->range_key);
+	/* a table's key has one attribute of each kind */
+	read_key_schema(t, &hash_keys, &range_keys);
+	info->hash_key = hash_keys != NIL ? linitial(hash_keys) : NULL;
+	info->range_key = range_keys != NIL ? linitial(range_keys) : NULL;
 
 	if (json_object_object_get_ex(t, "AttributeDefinitions", &v) &&
 		json_object_is_type(v, json_type_array))
@@ -177,7 +238,7 @@ read_table_description(json_object *t, EsdTableInfo *info)
 			idx->status = pstrdup_or_null(json_string_field(g, "IndexStatus"));
 			if (idx->status == NULL)
 				idx->status = pstrdup("UNKNOWN");
-			read_key_schema(g, &idx->hash_key, &idx->range_key);
+			read_key_schema(g, &idx->hash_keys, &idx->range_keys);
 			if (json_object_object_get_ex(g, "Projection", &p))
 				idx->projection = pstrdup_or_null(json_string_field(p, "ProjectionType"));
 			info->nindexes++;
@@ -240,13 +301,85 @@ esd_describe_table(const EsdConnOptions *conn, const char *table, EsdTableInfo *
 
 /* ---- the shape check ---- */
 
-static const EsdIndexInfo *
-find_index(const EsdTableInfo *info, const char *name)
+const EsdIndexInfo *
+esd_table_index(const EsdTableInfo *info, const char *name)
 {
 	for (int i = 0; i < info->nindexes; i++)
 		if (strcmp(info->indexes[i].name, name) == 0)
 			return &info->indexes[i];
 	return NULL;
+}
+
+/* The layout index's partition key attributes as a list. */
+static List *
+layout_hash_keys(const LayoutIndex *index)
+{
+	List	   *keys = NIL;
+
+	for (int k = 0; k < LAYOUT_MAX_HASH_KEYS && index->hash_keys[k]; k++)
+		keys = lappend(keys, (char *) index->hash_keys[k]);
+	return keys;
+}
+
+/*
+ * Do two lists name the same attributes?  The order of a partition key's
+ * attributes does not matter to a Query, which gives each of them.
+ */
+static bool
+same_attrs(List *a, List *b)
+{
+	ListCell   *lc;
+
+	if (list_length(a) != list_length(b))
+		return false;
+	foreach(lc, a)
+	{
+		bool		found = false;
+		ListCell   *lc2;
+
+		foreach(lc2, b)
+			if (strcmp((char *) lfirst(lc), (char *) lfirst(lc2)) == 0)
+				found = true;
+		if (!found)
+			return false;
+	}
+	return true;
+}
+
+/* "name" for one attribute, ("a", "b") for several, "(none)" for none */
+static char *
+format_attrs(List *attrs)
+{
+	StringInfoData buf;
+	ListCell   *lc;
+
+	if (attrs == NIL)
+		return "\"(none)\"";
+	initStringInfo(&buf);
+	if (list_length(attrs) > 1)
+		appendStringInfoChar(&buf, '(');
+	foreach(lc, attrs)
+		appendStringInfo(&buf, "%s\"%s\"", foreach_current_index(lc) > 0 ? ", " : "",
+						 (char *) lfirst(lc));
+	if (list_length(attrs) > 1)
+		appendStringInfoChar(&buf, ')');
+	return buf.data;
+}
+
+/*
+ * Must the attribute, when defined, have the layout's type?  When the
+ * table's key or an index of the layout it has uses it.
+ */
+static bool
+attr_type_matters(const EsdTableInfo *info, const char *attr)
+{
+	if (strcmp(attr, LAYOUT_HASH_KEY) == 0 || strcmp(attr, LAYOUT_RANGE_KEY) == 0)
+		return true;
+	for (int i = 0; i < (int) LAYOUT_NINDEXES; i++)
+		if (index_uses(&layout_indexes[i], attr) &&
+			(!layout_indexes[i].optional || esd_table_index(info, layout_indexes[i].name)))
+			return true;
+	return false;
 }
 
 char *
@@ -268,37 +401,47 @@ esd_table_shape_problems(const EsdTableInfo *info)
 		appendStringInfo(&out, "%sThe sort key is \"%s\", expected \"%s\".",
 						 out.len ? " " : "", info->range_key, LAYOUT_RANGE_KEY);
 
-	/* the types of the layout's key attributes that are defined */
+	/* the types of the key attributes the layout uses that are defined */
 	for (int i = 0; i < (int) lengthof(layout_attrs); i++)
 		for (int j = 0; j < info->nattrs; j++)
-			if (strcmp(info->attrs[j].name, layout_attrs[i]) == 0 &&
-				(info->attrs[j].type == NULL || strcmp(info->attrs[j].type, "S") != 0))
-				appendStringInfo(&out, "%sAttribute \"%s\" has type %s, expected S.",
-								 out.len ? " " : "", layout_attrs[i],
-								 info->attrs[j].type ? info->attrs[j].type : "(none)");
+			if (strcmp(info->attrs[j].name, layout_attrs[i].name) == 0 &&
+				(info->attrs[j].type == NULL ||
+				 strcmp(info->attrs[j].type, layout_attrs[i].type) != 0) &&
+				attr_type_matters(info, layout_attrs[i].name))
+				appendStringInfo(&out, "%sAttribute \"%s\" has type %s, expected %s.",
+								 out.len ? " " : "", layout_attrs[i].name,
+								 info->attrs[j].type ? info->attrs[j].type : "(none)",
+								 layout_attrs[i].type);
 
-	/* both indexes: present, keyed and projected as the layout says */
+	/*
+	 * The indexes: present (streamIndex may be missing), keyed and
+	 * projected as the layout says
+	 */
 	for (int i = 0; i < (int) LAYOUT_NINDEXES; i++)
 	{
 		const LayoutIndex *want = &layout_indexes[i];
-		const EsdIndexInfo *idx = find_index(info, want->name);
+		const EsdIndexInfo *idx = esd_table_index(info, want->name);
+		List	   *want_hash = layout_hash_keys(want);
 
 		if (idx == NULL)
 		{
-			appendStringInfo(&out, "%sGlobal secondary index \"%s\" is missing.",
-							 out.len ? " " : "", want->name);
+			if (!want->optional)
+				appendStringInfo(&out, "%sGlobal secondary index \"%s\" is missing.",
+								 out.len ? " " : "", want->name);
 			continue;
 		}
-		if (idx->hash_key == NULL || strcmp(idx->hash_key, want->hash_key) != 0)
-			appendStringInfo(&out, "%sIndex \"%s\" has partition key \"%s\", expected \"%s\".",
+		if (!same_attrs(idx->hash_keys, want_hash))
+			appendStringInfo(&out, "%sIndex \"%s\" has partition key %s, expected %s.",
 							 out.len ? " " : "", want->name,
-							 idx->hash_key ? idx->hash_key : "(none)", want->hash_key);
-		if (idx->range_key == NULL)
+							 format_attrs(idx->hash_keys), format_attrs(want_hash));
+		if (idx->range_keys == NIL)
 			appendStringInfo(&out, "%sIndex \"%s\" has no sort key, expected \"%s\".",
 							 out.len ? " " : "", want->name, want->range_key);
-		else if (strcmp(idx->range_key, want->range_key) != 0)
-			appendStringInfo(&out, "%sIndex \"%s\" has sort key \"%s\", expected \"%s\".",
-							 out.len ? " " : "", want->name, idx->range_key, want->range_key);
+		else if (list_length(idx->range_keys) != 1 ||
+				 strcmp(linitial(idx->range_keys), want->range_key) != 0)
+			appendStringInfo(&out, "%sIndex \"%s\" has sort key %s, expected \"%s\".",
+							 out.len ? " " : "", want->name,
+							 format_attrs(idx->range_keys), want->range_key);
 		if (idx->projection == NULL || strcmp(idx->projection, LAYOUT_PROJECTION) != 0)
 			appendStringInfo(&out, "%sIndex \"%s\" projects %s, expected %s.",
 							 out.len ? " " : "", want->name,
@@ -322,46 +465,93 @@ append_throughput(StringInfo buf, const EsdTableOptions *table)
 					 table->read_capacity_units, table->write_capacity_units);
 }
 
+/* "KeySchema": every partition key attribute (HASH), then the sort key (RANGE) */
 static void
-append_key_schema(StringInfo buf, const char *hash_key, const char *range_key)
+append_key_schema(StringInfo buf, const char *const *hash_keys, int nhash_keys,
+				  const char *range_key)
 {
-	appendStringInfoString(buf, "\"KeySchema\":[{\"AttributeName\":");
-	escape_json(buf, hash_key);
-	appendStringInfoString(buf, ",\"KeyType\":\"HASH\"},{\"AttributeName\":");
+	appendStringInfoString(buf, "\"KeySchema\":[");
+	for (int k = 0; k < nhash_keys && hash_keys[k]; k++)
+	{
+		appendStringInfoString(buf, k > 0 ? ",{\"AttributeName\":" : "{\"AttributeName\":");
+		escape_json(buf, hash_keys[k]);
+		appendStringInfoString(buf, ",\"KeyType\":\"HASH\"}");
+	}
+	appendStringInfoString(buf, ",{\"AttributeName\":");
 	escape_json(buf, range_key);
 	appendStringInfoString(buf, ",\"KeyType\":\"RANGE\"}]");
+}
+
+/*
+ * "AttributeDefinitions": DynamoDB wants exactly the attributes the keys
+ * being created use, those of the table's own key when with_table_key.
+ */
+static void
+append_attribute_definitions(StringInfo buf, bool with_table_key,
+							 const LayoutIndex *const *indexes, int nindexes)
+{
+	bool		first = true;
+
+	appendStringInfoString(buf, "\"AttributeDefinitions\":[");
+	for (int i = 0; i < (int) lengthof(layout_attrs); i++)
+	{
+		const char *attr = layout_attrs[i].name;
+		bool		used = with_table_key &&
+			(strcmp(attr, LAYOUT_HASH_KEY) == 0 || strcmp(attr, LAYOUT_RANGE_KEY) == 0);
+
+		for (int j = 0; j < nindexes && !used; j++)
+			used = index_uses(indexes[j], attr);
+		if (!used)
+			continue;
+		appendStringInfoString(buf, first ? "{\"AttributeName\":" : ",{\"AttributeName\":");
+		escape_json(buf, attr);
+		appendStringInfo(buf, ",\"AttributeType\":\"%s\"}", layout_attrs[i].type);
+		first = false;
+	}
+	appendStringInfoChar(buf, ']');
+}
+
+/* One index as CreateTable and UpdateTable's Create take it. */
+static void
+append_index(StringInfo buf, const LayoutIndex *index, const EsdTableOptions *table,
+			 bool on_demand)
+{
+	appendStringInfoString(buf, "{\"IndexName\":");
+	escape_json(buf, index->name);
+	appendStringInfoChar(buf, ',');
+	append_key_schema(buf, index->hash_keys, LAYOUT_MAX_HASH_KEYS, index->range_key);
+	appendStringInfoString(buf, ",\"Projection\":{\"ProjectionType\":\"" LAYOUT_PROJECTION "\"}");
+	if (!on_demand)
+		append_throughput(buf, table);
+	appendStringInfoChar(buf, '}');
 }
 
 static char *
 create_table_body(const EsdTableOptions *table)
 {
 	StringInfoData buf;
+	const LayoutIndex *indexes[LAYOUT_NINDEXES];
+	int			nindexes = 0;
+	const char *table_key = LAYOUT_HASH_KEY;
+
+	for (int i = 0; i < (int) LAYOUT_NINDEXES; i++)
+		if (!layout_indexes[i].optional || table->stream_index)
+			indexes[nindexes++] = &layout_indexes[i];
 
 	initStringInfo(&buf);
 	appendStringInfoString(&buf, "{\"TableName\":");
 	escape_json(&buf, table->table_name);
-
-	appendStringInfoString(&buf, ",\"AttributeDefinitions\":[");
-	for (int i = 0; i < (int) lengthof(layout_attrs); i++)
-	{
-		appendStringInfoString(&buf, i > 0 ? ",{\"AttributeName\":" : "{\"AttributeName\":");
-		escape_json(&buf, layout_attrs[i]);
-		appendStringInfoString(&buf, ",\"AttributeType\":\"S\"}");
-	}
-	appendStringInfoString(&buf, "],");
-	append_key_schema(&buf, LAYOUT_HASH_KEY, LAYOUT_RANGE_KEY);
+	appendStringInfoChar(&buf, ',');
+	append_attribute_definitions(&buf, true, indexes, nindexes);
+	appendStringInfoChar(&buf, ',');
+	append_key_schema(&buf, &table_key, 1, LAYOUT_RANGE_KEY);
 
 	appendStringInfoString(&buf, ",\"GlobalSecondaryIndexes\":[");
-	for (int i = 0; i < (int) LAYOUT_NINDEXES; i++)
+	for (int i = 0; i < nindexes; i++)
 	{
-		appendStringInfoString(&buf, i > 0 ? ",{\"IndexName\":" : "{\"IndexName\":");
-		escape_json(&buf, layout_indexes[i].name);
-		appendStringInfoChar(&buf, ',');
-		append_key_schema(&buf, layout_indexes[i].hash_key, layout_indexes[i].range_key);
-		appendStringInfoString(&buf, ",\"Projection\":{\"ProjectionType\":\"" LAYOUT_PROJECTION "\"}");
-		if (!table->on_demand)
-			append_throughput(&buf, table);
-		appendStringInfoChar(&buf, '}');
+		if (i > 0)
+			appendStringInfoChar(&buf, ',');
+		append_index(&buf, indexes[i], table, table->on_demand);
 	}
 	appendStringInfoChar(&buf, ']');
 
@@ -384,6 +574,46 @@ esd_create_table(const EsdConnOptions *conn, const EsdTableOptions *table)
 		return false;
 	if (call.failed)
 		aws_raise(&call);
+	return true;
+}
+
+static char *
+stream_index_update_body(const EsdTableOptions *table, const EsdTableInfo *info)
+{
+	StringInfoData buf;
+	const LayoutIndex *stream = layout_index(ESD_STREAM_INDEX);
+
+	initStringInfo(&buf);
+	appendStringInfoString(&buf, "{\"TableName\":");
+	escape_json(&buf, table->table_name);
+	appendStringInfoChar(&buf, ',');
+	append_attribute_definitions(&buf, false, &stream, 1);
+	appendStringInfoString(&buf, ",\"GlobalSecondaryIndexUpdates\":[{\"Create\":");
+	/* an index is billed as its table is, whatever the options say */
+	append_index(&buf, stream, table, info->on_demand);
+	appendStringInfoString(&buf, "}]}");
+	return buf.data;
+}
+
+bool
+esd_create_stream_index(const EsdConnOptions *conn, const EsdTableOptions *table,
+						const EsdTableInfo *info)
+{
+	AwsCall		call;
+
+	aws_dynamodb_init(&call, conn, "UpdateTable", table->table_name,
+					  stream_index_update_body(table, info));
+	execute_quietly(conn, &call);
+	if (call.failed)
+	{
+		EsdTableInfo now;
+
+		/* lost a race with someone adding it: theirs will do */
+		if (esd_describe_table(conn, table->table_name, &now) &&
+			esd_table_index(&now, ESD_STREAM_INDEX) != NULL)
+			return false;
+		aws_raise(&call);
+	}
 	return true;
 }
 
@@ -410,7 +640,7 @@ esd_table_ready(const EsdTableInfo *info)
 		return false;
 	for (int i = 0; i < (int) LAYOUT_NINDEXES; i++)
 	{
-		const EsdIndexInfo *idx = find_index(info, layout_indexes[i].name);
+		const EsdIndexInfo *idx = esd_table_index(info, layout_indexes[i].name);
 
 		if (idx != NULL && strcmp(idx->status, "ACTIVE") != 0)
 			return false;
@@ -428,7 +658,7 @@ describe_state(const EsdTableInfo *info)
 	appendStringInfo(&buf, "table %s", info->status);
 	for (int i = 0; i < (int) LAYOUT_NINDEXES; i++)
 	{
-		const EsdIndexInfo *idx = find_index(info, layout_indexes[i].name);
+		const EsdIndexInfo *idx = esd_table_index(info, layout_indexes[i].name);
 
 		if (idx != NULL)
 			appendStringInfo(&buf, ", index %s %s", idx->name, idx->status);

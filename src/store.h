@@ -3,8 +3,9 @@
  * store.h
  *	  The life cycle of an event store on AWS: describing, creating and
  *	  deleting its DynamoDB table and waiting for it, checking that the
- *	  table has the layout's shape, creating its S3 bucket, and reading a
- *	  stream head.  No SQL here: admin.c puts this behind functions.
+ *	  table has the layout's shape, adding the stream index to a table
+ *	  that lacks it, creating its S3 bucket, and reading a stream head.
+ *	  No SQL here: admin.c puts this behind functions.
  *
  *-------------------------------------------------------------------------
  */
@@ -13,18 +14,25 @@
 
 #include "postgres.h"
 
+#include "nodes/pg_list.h"
+
 #include "option.h"
 
 /* How long reset and creation wait for DynamoDB before giving up. */
 #define ESD_STORE_WAIT_SECONDS 300
 
-/* A global secondary index, as DescribeTable reports it. */
+/*
+ * A global secondary index, as DescribeTable reports it.  Its partition
+ * key and sort key may each be made of several attributes (streamIndex is
+ * partitioned on domain and identifier together): the lists hold the
+ * attribute names (char *) in KeySchema order, NIL when none is reported.
+ */
 typedef struct EsdIndexInfo
 {
 	char	   *name;
 	char	   *status;			/* IndexStatus: CREATING, ACTIVE, ... */
-	char	   *hash_key;		/* NULL when not reported */
-	char	   *range_key;		/* NULL when the index has none */
+	List	   *hash_keys;
+	List	   *range_keys;
 	char	   *projection;		/* ProjectionType: KEYS_ONLY, INCLUDE, ALL */
 } EsdIndexInfo;
 
@@ -66,19 +74,33 @@ extern char *esd_table_shape_problems(const EsdTableInfo *info);
 /* Are the table and the layout's indexes it has all ACTIVE? */
 extern bool esd_table_ready(const EsdTableInfo *info);
 
+/* The described table's global secondary index of that name, or NULL. */
+extern const EsdIndexInfo *esd_table_index(const EsdTableInfo *info, const char *name);
+
 /*
  * CreateTable with the layout's key schema, attribute definitions and
- * indexes, billed as the table options say.  Returns false when DynamoDB
- * answers that the table exists already (someone else just created it).
- * Does not wait.
+ * indexes (streamIndex unless the table option stream_index is false),
+ * billed as the table options say.  Returns false when DynamoDB answers
+ * that the table exists already (someone else just created it).  Does not
+ * wait.
  */
 extern bool esd_create_table(const EsdConnOptions *conn, const EsdTableOptions *table);
+
+/*
+ * UpdateTable adding streamIndex and the attribute definitions it needs
+ * to the described table, billed as the table is (capacity units from the
+ * table options when it is provisioned).  Returns false when the request
+ * failed because someone else added the index meanwhile.  Does not wait:
+ * DynamoDB then backfills the index from the items already there.
+ */
+extern bool esd_create_stream_index(const EsdConnOptions *conn, const EsdTableOptions *table,
+									 const EsdTableInfo *info);
 
 /* DeleteTable; false when the table does not exist.  Does not wait. */
 extern bool esd_delete_table(const EsdConnOptions *conn, const char *table);
 
 /*
- * Poll DescribeTable until the table and both of the layout's indexes are
+ * Poll DescribeTable until the table and the layout's indexes it has are
  * ACTIVE (until_gone false) or until the table no longer exists (until_gone
  * true).  Interruptible; fails after ESD_STORE_WAIT_SECONDS.  With
  * until_gone false, a table that disappears is an error.

@@ -414,6 +414,7 @@ function makeFaultFront(ddbFrontPort) {
   const faults = {
     rates: { throttle: 0, error5xx: 0, drop: 0 },
     seed: 1,
+    maxConsecutive: MAX_CONSECUTIVE_FAULTS,
     rng: mulberry32(1),
     streak: new Map(), // body hash -> faults in a row
     counters: null,
@@ -433,16 +434,19 @@ function makeFaultFront(ddbFrontPort) {
     if (rates.throttle + rates.error5xx + rates.drop > 1) throw new Error('the rates add up to more than 1');
     const seed = cfg.seed === undefined ? 1 : cfg.seed;
     if (!Number.isInteger(seed)) throw new Error('seed must be an integer');
+    const maxConsecutive = cfg.maxConsecutive === undefined ? MAX_CONSECUTIVE_FAULTS : cfg.maxConsecutive;
+    if (!Number.isInteger(maxConsecutive) || maxConsecutive < 0) throw new Error('maxConsecutive must be a whole number');
     faults.rates = rates;
+    faults.maxConsecutive = maxConsecutive;
     faults.seed = seed;
     faults.rng = mulberry32(seed);
     faults.streak.clear();
     resetCounters();
-    log(`fault front: configured ${JSON.stringify({ ...rates, seed })}`);
+    log(`fault front: configured ${JSON.stringify({ ...rates, seed, maxConsecutive })}`);
   }
 
   function snapshot() {
-    return { ...faults.counters, rates: { ...faults.rates }, seed: faults.seed };
+    return { ...faults.counters, rates: { ...faults.rates }, seed: faults.seed, maxConsecutive: faults.maxConsecutive };
   }
 
   function sendJson(res, status, obj) {
@@ -488,7 +492,7 @@ function makeFaultFront(ddbFrontPort) {
 
       const key = sha256Hex(body);
       const streak = faults.streak.get(key) || 0;
-      if (kind !== 'pass' && streak >= MAX_CONSECUTIVE_FAULTS) kind = 'pass';
+      if (kind !== 'pass' && streak >= faults.maxConsecutive) kind = 'pass';
       if (kind === 'pass') {
         faults.streak.delete(key);
         c.forwarded++;
