@@ -1,7 +1,10 @@
 // A DynamoDB endpoint whose tables are forever being created, for the admin regression test
 // (sql/admin.sql): DescribeTable always answers with an event store table, of the right shape,
 // whose table and indexes are CREATING, so that init_store waits, and the test shows that
-// statement_timeout (or a cancel) ends the wait. No signature is checked; nothing else is served.
+// statement_timeout (or a cancel) ends the wait. A table whose name starts with admin-backfill-
+// is ACTIVE instead, with its two layout indexes, but has a streamIndex forever CREATING (being
+// backfilled): waits must wait for that index too. No signature is checked; nothing else is
+// served.
 //
 // Usage: node test/interop/admin-creating.js
 //   starts the endpoint in a detached process on a free 127.0.0.1 port, prints its URL and exits,
@@ -17,21 +20,29 @@ const READY_TIMEOUT_MS = 10000;
 
 function creatingTable(name) {
   const S = (n) => ({ AttributeName: n, AttributeType: 'S' });
-  const key = (hash, range) => [{ AttributeName: hash, KeyType: 'HASH' }, { AttributeName: range, KeyType: 'RANGE' }];
-  const index = (name, hash) => ({
-    IndexName: name, KeySchema: key(hash, 'created'), Projection: { ProjectionType: 'KEYS_ONLY' },
-    IndexStatus: 'CREATING', ProvisionedThroughput: { ReadCapacityUnits: 10, WriteCapacityUnits: 10 },
+  const key = (hash, range) => [].concat(hash).map((h) => ({ AttributeName: h, KeyType: 'HASH' }))
+    .concat([{ AttributeName: range, KeyType: 'RANGE' }]);
+  const backfill = name.startsWith('admin-backfill-');
+  const status = backfill ? 'ACTIVE' : 'CREATING';
+  const index = (name, hash, range, indexStatus) => ({
+    IndexName: name, KeySchema: key(hash, range), Projection: { ProjectionType: 'KEYS_ONLY' },
+    IndexStatus: indexStatus, ProvisionedThroughput: { ReadCapacityUnits: 10, WriteCapacityUnits: 10 },
     ItemCount: 0, IndexSizeBytes: 0,
   });
-  return {
-    Table: {
-      TableName: name, TableStatus: 'CREATING', ItemCount: 0, TableSizeBytes: 0,
-      AttributeDefinitions: [S('id'), S('timeBucket'), S('causationId'), S('created')],
-      KeySchema: key('id', 'created'),
-      ProvisionedThroughput: { ReadCapacityUnits: 10, WriteCapacityUnits: 10 },
-      GlobalSecondaryIndexes: [index('timeBucketIndex', 'timeBucket'), index('causationIndex', 'causationId')],
-    },
+  const table = {
+    TableName: name, TableStatus: status, ItemCount: 0, TableSizeBytes: 0,
+    AttributeDefinitions: [S('id'), S('timeBucket'), S('causationId'), S('created')],
+    KeySchema: key('id', 'created'),
+    ProvisionedThroughput: { ReadCapacityUnits: 10, WriteCapacityUnits: 10 },
+    GlobalSecondaryIndexes: [index('timeBucketIndex', 'timeBucket', 'created', status),
+      index('causationIndex', 'causationId', 'created', status)],
   };
+  if (backfill) {
+    table.AttributeDefinitions.push(S('domain'), S('identifier'), { AttributeName: 'sequence', AttributeType: 'N' });
+    table.GlobalSecondaryIndexes.push(
+      { ...index('streamIndex', ['domain', 'identifier'], 'sequence', 'CREATING'), Backfilling: true });
+  }
+  return { Table: table };
 }
 
 function serve() {

@@ -6,7 +6,7 @@
 // Usage:
 //   node test/interop/admin-store.js prepare <ddb_url> <s3_url>
 //       removes every admin-* table and bucket; creates the admin-node- store with the adapter's
-//       own init() and appends five events to it; creates two tables of another shape
+//       own init() and appends five events to it; creates three tables of another shape
 //   node test/interop/admin-store.js append <ddb_url> <s3_url> <prefix> <bucket>
 //       appends two events to the stream account/42 of <prefix>schemeless-event-store through the
 //       adapter and prints the version the adapter then reads from the stream head
@@ -82,6 +82,7 @@ async function removeAdminStores(ddb, s3) {
 const S = (name) => ({ AttributeName: name, AttributeType: 'S' });
 const key = (hash, range) => [{ AttributeName: hash, KeyType: 'HASH' }]
   .concat(range ? [{ AttributeName: range, KeyType: 'RANGE' }] : []);
+const keysOnly = { ProjectionType: 'KEYS_ONLY' };
 const throughput = { ReadCapacityUnits: 5, WriteCapacityUnits: 5 };
 
 async function prepare(ddbUrl, s3Url) {
@@ -122,7 +123,20 @@ async function prepare(ddbUrl, s3Url) {
     ],
     ProvisionedThroughput: throughput,
   }));
-  say('created two tables of another shape');
+  // The layout, plus a streamIndex keyed on identifier alone, sequence a string, projecting
+  // everything.
+  await ddb.send(new CreateTableCommand({
+    TableName: `admin-wrongstream-${SUFFIX}`,
+    AttributeDefinitions: [S('id'), S('timeBucket'), S('causationId'), S('created'), S('identifier'), S('sequence')],
+    KeySchema: key('id', 'created'),
+    GlobalSecondaryIndexes: [
+      { IndexName: 'timeBucketIndex', KeySchema: key('timeBucket', 'created'), Projection: keysOnly, ProvisionedThroughput: throughput },
+      { IndexName: 'causationIndex', KeySchema: key('causationId', 'created'), Projection: keysOnly, ProvisionedThroughput: throughput },
+      { IndexName: 'streamIndex', KeySchema: key('identifier', 'sequence'), Projection: { ProjectionType: 'ALL' }, ProvisionedThroughput: throughput },
+    ],
+    ProvisionedThroughput: throughput,
+  }));
+  say('created three tables of another shape');
 }
 
 async function append(ddbUrl, s3Url, prefix, bucket) {
