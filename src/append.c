@@ -17,7 +17,8 @@
  * and sequence.  A rolled-back savepoint drops its events and gives its
  * sequence numbers back.  At pre-commit, offloaded bodies go to S3 first,
  * then the events go out in TransactWriteItems of at most 100 actions and
- * 4 MB, several at once when they touch different streams, each with a
+ * 4 MB, up to max_in_flight at once (one continuing a stream waits for the
+ * one before it), each with a
  * ClientRequestToken so that a retry after a dropped connection is not
  * applied twice.  A commit that fits one TransactWriteItems is atomic; a
  * larger one is atomic per DynamoDB transaction, and a failure names what
@@ -590,8 +591,11 @@ esd_append(Oid relid, const EsdConnOptions *conn, const EsdTableOptions *table,
 }
 
 /*
- * Commit: one DynamoDB transaction being assembled.  Its actions are head
- * updates and puts; acts[] says what each one is, for conflict reports.
+ * Commit: the DynamoDB transactions, assembled in (table, stream, sequence)
+ * order and sent through a rolling window of at most max_in_flight.  Each
+ * goes through: the look-up of the ids its rows gave, the upload of its
+ * offloaded bodies to S3, then the TransactWriteItems itself, which waits
+ * for the transaction before it when it continues the same stream.
  */
 typedef struct TxnAction
 {
@@ -603,9 +607,19 @@ typedef struct TxnAction
 	int64		version;		/* head: the version it sets */
 } TxnAction;
 
+typedef enum TxnState
+{
+	TXN_CHECKING,				/* looking up the ids the rows gave */
+	TXN_UPLOADING,				/* offloaded bodies going to S3 */
+	TXN_WAITING,				/* for the transaction it continues a stream of */
+	TXN_WRITING,				/* TransactWriteItems under way */
+	TXN_DONE
+} TxnState;
+
 typedef struct Txn
 {
-	MemoryContext cxt;			/* holds the transaction until its wave is sent */
+	MemoryContext cxt;			/* the transaction, until it is done */
+	TxnState	state;
 	TxnAction  *acts;			/* in TransactItems order */
 	int			nacts;
 	int			nevents;
@@ -614,8 +628,13 @@ typedef struct Txn
 	const char *last_stream;
 	int64		last_seq;
 	char	   *token;
+	struct Txn *after;			/* must be written first (same stream), or NULL */
 	List	   *given_ids;		/* item ids the rows gave: checked against the table first */
+	AwsCall   **checks;
+	int			nchecks;
+	List	   *uploads;		/* AwsCall * */
 	AwsCall		call;
+	bool		written;
 } Txn;
 
 typedef struct Flush
@@ -623,14 +642,13 @@ typedef struct Flush
 	const EsdConnOptions *conn;
 	const EsdTableOptions *table;
 	MemoryContext flush_cxt;
-	Txn		  **wave;
-	int			nwave;
-	Txn		   *cur;
-	AwsCall   **uploads;
-	int			nuploads;
-	int			maxuploads;
+	Txn		   *cur;			/* being assembled */
+	Txn		   *prev;			/* the last one assembled */
+	List	   *active;			/* Txn *, under way */
 	int64		written;		/* events already in DynamoDB */
 	int			txns_written;
+	Txn		   *failed;			/* the first that failed: reported once the others are done */
+	char	   *failed_id;		/* the given id found in the table, for a failed look-up */
 } Flush;
 
 static Txn *
@@ -678,44 +696,14 @@ txn_close_stream(Flush *f, Txn *t)
 	t->open_head = -1;
 }
 
-static void run_wave(Flush *f);
-
 /* What a failing commit had already written, for its error detail. */
 static char *
 written_note(Flush *f)
 {
 	if (f->written == 0)
 		return pstrdup("Nothing of this commit was written.");
-	return psprintf("%lld events in %d earlier DynamoDB transactions of this commit were written and stay.",
+	return psprintf("%lld events in %d other DynamoDB transactions of this commit were written and stay.",
 					(long long) f->written, f->txns_written);
-}
-
-/* The transaction being assembled is full or done: put it in the wave. */
-static void
-finish_txn(Flush *f)
-{
-	Txn		   *t = f->cur;
-
-	if (t == NULL || t->nacts == 0)
-		return;
-	txn_close_stream(f, t);
-	f->cur = NULL;
-
-	/* a stream continued from the wave's last transaction must wait for it */
-	if (f->nwave > 0)
-	{
-		Txn		   *prev = f->wave[f->nwave - 1];
-
-		for (int i = 0; i < t->nacts; i++)
-			if (t->acts[i].is_head && strcmp(t->acts[i].stream, prev->last_stream) == 0)
-			{
-				run_wave(f);
-				break;
-			}
-	}
-	f->wave[f->nwave++] = t;
-	if (f->nwave >= f->conn->max_in_flight)
-		run_wave(f);
 }
 
 /*
@@ -796,8 +784,7 @@ report_cancelled(Flush *f, Txn *t)
 					 errmsg("concurrent append to stream \"%s\" of table \"%s\": expected version " INT64_FORMAT ", found " INT64_FORMAT,
 							t->acts[i].stream, f->table->table_name, t->acts[i].expected,
 							found_version < 0 ? t->acts[i].expected : found_version),
-					 errdetail("DynamoDB cancelled the transaction (%s). %s",
-							   c, written),
+					 errdetail("DynamoDB cancelled the transaction (%s). %s", c, written),
 					 errhint("Another writer appended to the stream since this transaction read it; retry the transaction.")));
 		}
 		if (strcmp(c, "ConditionalCheckFailed") == 0)
@@ -805,8 +792,7 @@ report_cancelled(Flush *f, Txn *t)
 					(errcode(ERRCODE_UNIQUE_VIOLATION),
 					 errmsg("duplicate event id \"%s\" in table \"%s\"",
 							t->acts[i].event_id + strlen(ESD_ID_PREFIX), f->table->table_name),
-					 errdetail("An event with this id already exists. %s",
-							   written)));
+					 errdetail("An event with this id already exists. %s", written)));
 		ereport(ERROR,
 				(errcode(ERRCODE_T_R_SERIALIZATION_FAILURE),
 				 errmsg("DynamoDB cancelled the append to stream \"%s\" of table \"%s\": %s",
@@ -820,6 +806,33 @@ report_cancelled(Flush *f, Txn *t)
 			 errdetail("%s %s", t->call.error_message ? t->call.error_message : "", written)));
 }
 
+/* Raise the failure of a transaction, once the others are done. */
+static void
+report_failure(Flush *f)
+{
+	Txn		   *t = f->failed;
+
+	if (f->failed_id)
+		ereport(ERROR,
+				(errcode(ERRCODE_UNIQUE_VIOLATION),
+				 errmsg("duplicate event id \"%s\" in table \"%s\"",
+						f->failed_id + strlen(ESD_ID_PREFIX), f->table->table_name),
+				 errdetail("An event with this id already exists. %s", written_note(f))));
+	for (int i = 0; i < t->nchecks; i++)
+		if (t->checks[i]->failed)
+			aws_raise(t->checks[i]);
+	{
+		ListCell   *lc;
+
+		foreach(lc, t->uploads)
+			if (((AwsCall *) lfirst(lc))->failed)
+				aws_raise(lfirst(lc));
+	}
+	if (t->call.error_type && strcmp(t->call.error_type, "TransactionCanceledException") == 0)
+		report_cancelled(f, t);
+	aws_raise(&t->call);
+}
+
 /*
  * The item key is id and created, so attribute_not_exists(id) only stops an
  * event with the same id and the same created.  Ids the rows gave are
@@ -827,22 +840,15 @@ report_cancelled(Flush *f, Txn *t)
  * id and any created is a duplicate.  Generated UUIDs need no look-up.
  */
 static void
-check_ids_absent(Flush *f)
+start_checks(Flush *f, Txn *t)
 {
-	List	   *ids = NIL;
-	AwsCall   **calls;
-	int			n = 0;
 	ListCell   *lc;
 
-	for (int i = 0; i < f->nwave; i++)
-		ids = list_concat(ids, f->wave[i]->given_ids);
-	if (ids == NIL)
-		return;
-
-	calls = palloc(sizeof(AwsCall *) * list_length(ids));
-	foreach(lc, ids)
+	t->checks = palloc(sizeof(AwsCall *) * Max(list_length(t->given_ids), 1));
+	foreach(lc, t->given_ids)
 	{
 		StringInfoData body;
+		AwsCall    *call = palloc(sizeof(AwsCall));
 
 		initStringInfo(&body);
 		appendStringInfoString(&body, "{\"TableName\":");
@@ -853,88 +859,200 @@ check_ids_absent(Flush *f)
 		escape_json(&body, lfirst(lc));
 		appendStringInfoString(&body, "}},\"ConsistentRead\":true,\"Limit\":1,"
 							   "\"ProjectionExpression\":\"#i\"}");
-		calls[n] = palloc(sizeof(AwsCall));
-		aws_dynamodb_init(calls[n], f->conn, "Query", f->table->table_name, body.data);
-		n++;
+		aws_dynamodb_init(call, f->conn, "Query", f->table->table_name, body.data);
+		aws_submit(f->conn, call, NULL);
+		t->checks[t->nchecks++] = call;
 	}
-	aws_execute(f->conn, calls, n, NULL, true);
-	for (int i = 0; i < n; i++)
-	{
-		json_object *count;
+	t->state = TXN_CHECKING;
+}
 
-		if (json_object_object_get_ex(calls[i]->json, "Count", &count) &&
-			json_object_get_int64(count) > 0)
-			ereport(ERROR,
-					(errcode(ERRCODE_UNIQUE_VIOLATION),
-					 errmsg("duplicate event id \"%s\" in table \"%s\"",
-							(char *) list_nth(ids, i) + strlen(ESD_ID_PREFIX), f->table->table_name),
-					 errdetail("An event with this id already exists. %s", written_note(f))));
+static void
+start_write(Flush *f, Txn *t)
+{
+	StringInfoData body;
+
+	initStringInfo(&body);
+	appendStringInfoString(&body, "{\"TransactItems\":[");
+	for (int a = 0; a < t->nacts; a++)
+	{
+		if (a > 0)
+			appendStringInfoChar(&body, ',');
+		appendStringInfoString(&body, t->acts[a].json);
 	}
-	list_free(ids);
+	appendStringInfo(&body, "],\"ClientRequestToken\":\"%s\"}", t->token);
+	aws_dynamodb_init(&t->call, f->conn, "TransactWriteItems", f->table->table_name, body.data);
+	aws_submit(f->conn, &t->call, NULL);
+	t->state = TXN_WRITING;
+}
+
+static void
+txn_failed(Flush *f, Txn *t)
+{
+	if (f->failed == NULL)
+		f->failed = t;
+	t->state = TXN_DONE;
+}
+
+/* Move a transaction on as far as its finished requests allow. */
+static void
+advance_txn(Flush *f, Txn *t)
+{
+	MemoryContext old = MemoryContextSwitchTo(t->cxt);
+
+	if (t->state == TXN_CHECKING && aws_all_done(t->checks, t->nchecks))
+	{
+		for (int i = 0; i < t->nchecks && t->state == TXN_CHECKING; i++)
+		{
+			json_object *count;
+
+			if (t->checks[i]->failed)
+				txn_failed(f, t);
+			else if (json_object_object_get_ex(t->checks[i]->json, "Count", &count) &&
+					 json_object_get_int64(count) > 0)
+			{
+				if (f->failed == NULL)
+					f->failed_id = MemoryContextStrdup(f->flush_cxt, list_nth(t->given_ids, i));
+				txn_failed(f, t);
+			}
+		}
+		if (t->state == TXN_CHECKING)
+		{
+			ListCell   *lc;
+
+			foreach(lc, t->uploads)
+				aws_submit(f->conn, lfirst(lc), NULL);
+			t->state = TXN_UPLOADING;
+		}
+	}
+	if (t->state == TXN_UPLOADING)
+	{
+		ListCell   *lc;
+		bool		done = true;
+
+		foreach(lc, t->uploads)
+		{
+			AwsCall    *call = lfirst(lc);
+
+			done = done && call->done;
+			if (call->done && call->failed)
+			{
+				txn_failed(f, t);
+				break;
+			}
+		}
+		if (t->state == TXN_UPLOADING && done)
+			t->state = TXN_WAITING;
+	}
+	if (t->state == TXN_WAITING && t->after == NULL)
+	{
+		if (f->failed)
+			t->state = TXN_DONE;	/* after a failure, nothing more is written */
+		else
+			start_write(f, t);
+	}
+	if (t->state == TXN_WRITING && t->call.done)
+	{
+		if (t->call.failed &&
+			!(t->call.error_type && strcmp(t->call.error_type, "TransactionCanceledException") == 0 &&
+			  already_applied(f, t)))
+			txn_failed(f, t);
+		else
+		{
+			t->written = true;
+			f->written += t->nevents;
+			f->txns_written++;
+			t->state = TXN_DONE;
+		}
+	}
+	MemoryContextSwitchTo(old);
 }
 
 /*
- * Send the wave: the S3 bodies of its events first, then its transactions,
- * concurrently (they touch different streams).
+ * Advance every transaction under way; wait for a request when none could
+ * finish.  A transaction that is done releases the one that waits for it
+ * (or, when it failed, that one is not written either) and its memory.
  */
 static void
-run_wave(Flush *f)
+step(Flush *f)
 {
-	AwsCall   **calls;
+	ListCell   *lc;
+	bool		finished = false;
 
-	if (f->nwave == 0)
-		return;
+	foreach(lc, f->active)
+		advance_txn(f, lfirst(lc));
 
-	check_ids_absent(f);
-
-	if (f->nuploads > 0)
+	foreach(lc, f->active)
 	{
-		aws_execute(f->conn, f->uploads, f->nuploads, NULL, true);
-		f->nuploads = 0;
-	}
+		Txn		   *t = lfirst(lc);
+		ListCell   *other;
 
-	calls = palloc(sizeof(AwsCall *) * f->nwave);
-	for (int i = 0; i < f->nwave; i++)
-	{
-		Txn		   *t = f->wave[i];
-		StringInfoData body;
-
-		initStringInfo(&body);
-		appendStringInfoString(&body, "{\"TransactItems\":[");
-		for (int a = 0; a < t->nacts; a++)
-		{
-			if (a > 0)
-				appendStringInfoChar(&body, ',');
-			appendStringInfoString(&body, t->acts[a].json);
-		}
-		appendStringInfo(&body, "],\"ClientRequestToken\":\"%s\"}", t->token);
-		aws_dynamodb_init(&t->call, f->conn, "TransactWriteItems", f->table->table_name, body.data);
-		calls[i] = &t->call;
-	}
-	aws_execute(f->conn, calls, f->nwave, NULL, false);
-
-	for (int i = 0; i < f->nwave; i++)
-	{
-		Txn		   *t = f->wave[i];
-
-		if (!t->call.failed)
+		if (t->state != TXN_DONE)
 			continue;
-		if (t->call.error_type && strcmp(t->call.error_type, "TransactionCanceledException") == 0)
+		foreach(other, f->active)
 		{
-			if (already_applied(f, t))
-				continue;
-			report_cancelled(f, t);
+			Txn		   *w = lfirst(other);
+
+			if (w->after == t)
+			{
+				w->after = NULL;
+				if (!t->written && w->state != TXN_DONE)
+				{
+					/* what continues a stream that was not written cannot be written */
+					for (int i = 0; i < w->nchecks; i++)
+						aws_cancel(w->checks[i]);
+					w->state = TXN_DONE;
+				}
+			}
 		}
-		aws_raise(&t->call);
+		if (f->prev == t)
+			f->prev = NULL;
+		f->active = foreach_delete_current(f->active, lc);
+		if (t != f->failed)
+			MemoryContextDelete(t->cxt);
+		finished = true;
 	}
-	for (int i = 0; i < f->nwave; i++)
-	{
-		f->written += f->wave[i]->nevents;
-		f->txns_written++;
-		MemoryContextDelete(f->wave[i]->cxt);
-	}
-	pfree(calls);
-	f->nwave = 0;
+	if (!finished)
+		aws_pump(100);
+}
+
+/* The transaction being assembled is full or done: start it. */
+static void
+finish_txn(Flush *f)
+{
+	Txn		   *t = f->cur;
+	MemoryContext old;
+
+	if (t == NULL || t->nacts == 0)
+		return;
+	txn_close_stream(f, t);
+	f->cur = NULL;
+
+	/* a stream continued from the previous transaction is written after it */
+	if (f->prev && strcmp(t->acts[0].stream, f->prev->last_stream) == 0)
+		t->after = f->prev;
+	f->prev = t;
+
+	old = MemoryContextSwitchTo(f->flush_cxt);
+	f->active = lappend(f->active, t);
+	MemoryContextSwitchTo(old);
+	old = MemoryContextSwitchTo(t->cxt);
+	start_checks(f, t);
+	MemoryContextSwitchTo(old);
+
+	while (list_length(f->active) >= f->conn->max_in_flight)
+		step(f);
+}
+
+/* Wait until every transaction under way is done; then report a failure. */
+static void
+drain(Flush *f)
+{
+	finish_txn(f);
+	while (f->active != NIL)
+		step(f);
+	f->prev = NULL;
+	if (f->failed)
+		report_failure(f);
 }
 
 /* Add one buffered event to the transaction being assembled. */
@@ -1000,18 +1118,11 @@ add_event(Flush *f, const char *stream, int64 seq, const char *item,
 
 	if (s3key)
 	{
-		if (f->nuploads == f->maxuploads)
-		{
-			int			n = Max(16, f->maxuploads * 2);
+		AwsCall    *upload = palloc(sizeof(AwsCall));
 
-			f->uploads = f->uploads ? repalloc(f->uploads, n * sizeof(AwsCall *))
-				: MemoryContextAlloc(f->flush_cxt, n * sizeof(AwsCall *));
-			f->maxuploads = n;
-		}
-		f->uploads[f->nuploads] = palloc(sizeof(AwsCall));	/* in the transaction's context */
-		aws_s3_init(f->uploads[f->nuploads], f->conn, "PutObject", "PUT",
+		aws_s3_init(upload, f->conn, "PutObject", "PUT",
 					f->table->s3_bucket, s3key, s3body, strlen(s3body));
-		f->nuploads++;
+		t->uploads = lappend(t->uploads, upload);
 	}
 	MemoryContextSwitchTo(old);
 }
@@ -1038,21 +1149,18 @@ flush(void)
 	old = MemoryContextSwitchTo(flush_cxt);
 	memset(&f, 0, sizeof(f));
 	f.flush_cxt = flush_cxt;
-	f.wave = palloc(sizeof(Txn *) * 64);
 
 	sort_perform();
 	slot = MakeSingleTupleTableSlot(buf.desc, &TTSOpsMinimalTuple);
 
 	for (;;)
 	{
-		bool		more;
 		bool		isnull;
 		Oid			relid;
 		SubTransactionId subid;
 
 		CHECK_FOR_INTERRUPTS();
-		more = sort_get(slot);
-		if (!more)
+		if (!sort_get(slot))
 			break;
 
 		subid = (SubTransactionId) DatumGetInt32(slot_getattr(slot, COL_SUBID + 1, &isnull));
@@ -1064,8 +1172,7 @@ flush(void)
 		{
 			ListCell   *lc;
 
-			finish_txn(&f);
-			run_wave(&f);
+			drain(&f);
 			foreach(lc, buf.tables)
 			{
 				TableRef   *ref = lfirst(lc);
@@ -1094,9 +1201,10 @@ flush(void)
 					  offloaded ? TextDatumGetCString(s3body) : NULL,
 					  DatumGetBool(slot_getattr(slot, COL_CHECKID + 1, &isnull)));
 		}
+		if (f.failed)
+			break;				/* stop assembling: the failure is reported once the rest is done */
 	}
-	finish_txn(&f);
-	run_wave(&f);
+	drain(&f);
 
 	ExecDropSingleTupleTableSlot(slot);
 	sort_end();

@@ -367,8 +367,8 @@ static const char *const expired_token_types[] = {
  * Random wait before the next attempt: full jitter over a capped
  * exponential.
  */
-static long
-backoff_ms(const EsdConnOptions *conn, int attempts)
+long
+aws_backoff_ms(const EsdConnOptions *conn, int attempts)
 {
 	double		ceiling = conn->retry_base_ms;
 
@@ -467,7 +467,7 @@ classify(const EsdConnOptions *conn, AwsCall *call, AwsStats *stats)
 	if (retryable && call->attempts <= budget)
 	{
 		stats->retries++;
-		call->due = GetCurrentTimestamp() + (TimestampTz) backoff_ms(conn, call->attempts) * 1000;
+		call->due = GetCurrentTimestamp() + (TimestampTz) aws_backoff_ms(conn, call->attempts) * 1000;
 		return;
 	}
 	call->done = true;

@@ -103,6 +103,9 @@ extern void aws_submit(const EsdConnOptions *conn, AwsCall *call, AwsStats *stat
 extern void aws_pump(long wait_ms);
 extern void aws_cancel(AwsCall *call);
 extern bool aws_all_done(AwsCall **calls, int ncalls);
+
+/* The retry policy's wait before attempt n + 1, in milliseconds (full jitter). */
+extern long aws_backoff_ms(const EsdConnOptions *conn, int attempts);
 extern void aws_raise(AwsCall *call) pg_attribute_noreturn();
 
 /* Parse JSON with json-c; the result is released when the current memory context is. */

@@ -21,6 +21,7 @@
 #include "storage/latch.h"
 #include "utils/hsearch.h"
 #include "utils/json.h"
+#include "utils/timestamp.h"
 
 #include "aws.h"
 #include "codec.h"
@@ -178,22 +179,6 @@ dynamo_minify_json(const char *text, const char *what)
 												  JSON_C_TO_STRING_NOSLASHESCAPE));
 }
 
-/* Sleep before re-sending unprocessed keys: the same backoff as retries. */
-static void
-backoff_sleep(const EsdConnOptions *conn, int round)
-{
-	long		ceiling = conn->retry_base_ms;
-
-	for (int i = 1; i < round && ceiling < conn->retry_cap_ms; i++)
-		ceiling *= 2;
-	ceiling = Min(ceiling, conn->retry_cap_ms);
-	(void) WaitLatch(MyLatch, WL_LATCH_SET | WL_TIMEOUT | WL_EXIT_ON_PM_DEATH,
-					 (long) (pg_prng_double(&pg_global_prng_state) * ceiling) + 1,
-					 PG_WAIT_EXTENSION);
-	ResetLatch(MyLatch);
-	CHECK_FOR_INTERRUPTS();
-}
-
 typedef struct HydratedEntry
 {
 	char		key[NAMEDATALEN * 8];	/* id \x01 created, truncated hash key */
@@ -212,108 +197,179 @@ composite_key(const char *id, const char *created)
  * keys missing from an eventually consistent answer are asked once more
  * with a consistent read.
  */
-HTAB *
-dynamo_batch_get(const EsdConnOptions *conn, const char *table, const EsdKey *keys,
-				 int nkeys, bool consistent, const char *projection, AwsStats *stats)
+/* Submit one round of BatchGetItem calls for job->keys, after a backoff when it is a retry. */
+static void
+batch_get_submit(DynamoBatchGet *job)
+{
+	TimestampTz due = 0;
+
+	if (job->round > 0)
+		due = GetCurrentTimestamp() + (TimestampTz) aws_backoff_ms(job->conn, job->round) * 1000;
+	job->ncalls = (job->nkeys + BATCH_GET_MAX_KEYS - 1) / BATCH_GET_MAX_KEYS;
+	job->calls = palloc(sizeof(AwsCall *) * Max(job->ncalls, 1));
+	for (int c = 0; c < job->ncalls; c++)
+	{
+		int			first = c * BATCH_GET_MAX_KEYS;
+		int			n = Min(BATCH_GET_MAX_KEYS, job->nkeys - first);
+
+		job->calls[c] = palloc(sizeof(AwsCall));
+		aws_dynamodb_init(job->calls[c], job->conn, "BatchGetItem", job->table,
+						  dynamo_batch_get_body(job->table, job->keys + first,
+												n, job->consistent, job->projection));
+		job->calls[c]->due = due;
+		aws_submit(job->conn, job->calls[c], job->stats);
+	}
+}
+
+void
+dynamo_batch_get_start(DynamoBatchGet *job, const EsdConnOptions *conn, const char *table,
+					   const EsdKey *keys, int nkeys, bool consistent,
+					   const char *projection, AwsStats *stats)
 {
 	HASHCTL		ctl;
-	HTAB	   *found;
-	bool		second_look = consistent;
-	int			round = 0;
+
+	memset(job, 0, sizeof(*job));
+	job->conn = conn;
+	job->table = table;
+	job->projection = projection;
+	job->stats = stats;
+	job->all_keys = keys;
+	job->nall = nkeys;
+	job->keys = (EsdKey *) keys;
+	job->nkeys = nkeys;
+	job->consistent = consistent;
+	job->second_look = consistent;
 
 	ctl.keysize = sizeof(((HydratedEntry *) 0)->key);
 	ctl.entrysize = sizeof(HydratedEntry);
 	ctl.hcxt = CurrentMemoryContext;
-	found = hash_create("event_store_dynamo hydrated items", Max(nkeys, 16), &ctl,
-						HASH_ELEM | HASH_STRINGS | HASH_CONTEXT);
+	job->found = hash_create("event_store_dynamo hydrated items", Max(nkeys, 16), &ctl,
+							 HASH_ELEM | HASH_STRINGS | HASH_CONTEXT);
+	if (nkeys == 0)
+		job->finished = true;
+	else
+		batch_get_submit(job);
+}
 
-	while (nkeys > 0)
+/*
+ * Once the round's calls are done: keep what they found, and send the keys
+ * that came back unprocessed again (after a backoff), or, once, the keys
+ * that neither came back nor were unprocessed, with a consistent read.
+ * Returns true when the job is finished; raises a call's failure.
+ */
+bool
+dynamo_batch_get_advance(DynamoBatchGet *job)
+{
+	EsdKey	   *retry;
+	int			nretry = 0;
+
+	if (job->finished)
+		return true;
+	if (!aws_all_done(job->calls, job->ncalls))
+		return false;
+
+	retry = palloc(sizeof(EsdKey) * job->nkeys);
+	for (int c = 0; c < job->ncalls; c++)
 	{
-		int			ncalls = (nkeys + BATCH_GET_MAX_KEYS - 1) / BATCH_GET_MAX_KEYS;
-		AwsCall   **calls = palloc(sizeof(AwsCall *) * ncalls);
-		EsdKey	   *retry = palloc(sizeof(EsdKey) * nkeys);
-		int			nretry = 0;
+		json_object *responses,
+				   *items,
+				   *unprocessed,
+				   *table_keys,
+				   *ukeys;
 
-		for (int c = 0; c < ncalls; c++)
+		if (job->calls[c]->failed)
+			aws_raise(job->calls[c]);
+		if (json_object_object_get_ex(job->calls[c]->json, "Responses", &responses) &&
+			json_object_object_get_ex(responses, job->table, &items) &&
+			json_object_is_type(items, json_type_array))
 		{
-			int			first = c * BATCH_GET_MAX_KEYS;
-			int			n = Min(BATCH_GET_MAX_KEYS, nkeys - first);
+			size_t		n = json_object_array_length(items);
 
-			calls[c] = palloc(sizeof(AwsCall));
-			aws_dynamodb_init(calls[c], conn, "BatchGetItem", table,
-							  dynamo_batch_get_body(table, keys + first,
-													n, consistent, projection));
-		}
-		aws_execute(conn, calls, ncalls, stats, true);
-
-		for (int c = 0; c < ncalls; c++)
-		{
-			json_object *responses,
-					   *items,
-					   *unprocessed,
-					   *table_keys,
-					   *ukeys;
-
-			if (json_object_object_get_ex(calls[c]->json, "Responses", &responses) &&
-				json_object_object_get_ex(responses, table, &items) &&
-				json_object_is_type(items, json_type_array))
+			for (size_t i = 0; i < n; i++)
 			{
-				size_t		n = json_object_array_length(items);
+				json_object *item = json_object_array_get_idx(items, i);
+				const char *id = dynamo_item_string(item, "id");
+				const char *created = dynamo_item_string(item, "created");
+				HydratedEntry *e;
 
-				for (size_t i = 0; i < n; i++)
-				{
-					json_object *item = json_object_array_get_idx(items, i);
-					const char *id = dynamo_item_string(item, "id");
-					const char *created = dynamo_item_string(item, "created");
-					HydratedEntry *e;
-
-					if (id == NULL || created == NULL)
-						continue;
-					e = hash_search(found, composite_key(id, created), HASH_ENTER, NULL);
-					e->item = item;
-				}
+				if (id == NULL || created == NULL)
+					continue;
+				e = hash_search(job->found, composite_key(id, created), HASH_ENTER, NULL);
+				e->item = item;
 			}
-			if (json_object_object_get_ex(calls[c]->json, "UnprocessedKeys", &unprocessed) &&
-				json_object_object_get_ex(unprocessed, table, &table_keys) &&
-				json_object_object_get_ex(table_keys, "Keys", &ukeys) &&
-				json_object_is_type(ukeys, json_type_array))
+		}
+		if (json_object_object_get_ex(job->calls[c]->json, "UnprocessedKeys", &unprocessed) &&
+			json_object_object_get_ex(unprocessed, job->table, &table_keys) &&
+			json_object_object_get_ex(table_keys, "Keys", &ukeys) &&
+			json_object_is_type(ukeys, json_type_array))
+		{
+			size_t		n = json_object_array_length(ukeys);
+
+			for (size_t i = 0; i < n && nretry < job->nkeys; i++)
 			{
-				size_t		n = json_object_array_length(ukeys);
+				json_object *k = json_object_array_get_idx(ukeys, i);
+				const char *id = dynamo_item_string(k, "id");
+				const char *created = dynamo_item_string(k, "created");
 
-				for (size_t i = 0; i < n && nretry < nkeys; i++)
+				if (id && created)
 				{
-					json_object *k = json_object_array_get_idx(ukeys, i);
-					const char *id = dynamo_item_string(k, "id");
-					const char *created = dynamo_item_string(k, "created");
-
-					if (id && created)
-					{
-						retry[nretry].id = id;
-						retry[nretry].created = created;
-						nretry++;
-					}
+					retry[nretry].id = id;
+					retry[nretry].created = created;
+					nretry++;
 				}
 			}
 		}
-
-		if (nretry == 0 && !second_look)
-		{
-			/* keys neither returned nor unprocessed: ask once, consistently */
-			for (int i = 0; i < nkeys; i++)
-				if (hash_search(found, composite_key(keys[i].id, keys[i].created), HASH_FIND, NULL) == NULL)
-					retry[nretry++] = keys[i];
-			consistent = second_look = true;
-			keys = retry;
-			nkeys = nretry;
-			continue;
-		}
-
-		keys = retry;
-		nkeys = nretry;
-		if (nkeys > 0)
-			backoff_sleep(conn, ++round);
 	}
-	return found;
+
+	if (nretry > 0)
+		job->round++;
+	else if (!job->second_look)
+	{
+		/* keys neither returned nor unprocessed: ask once, consistently */
+		for (int i = 0; i < job->nall; i++)
+			if (hash_search(job->found, composite_key(job->all_keys[i].id, job->all_keys[i].created),
+							HASH_FIND, NULL) == NULL)
+				retry[nretry++] = job->all_keys[i];
+		job->consistent = job->second_look = true;
+		job->round = 0;
+	}
+	if (nretry == 0)
+	{
+		job->finished = true;
+		return true;
+	}
+	job->keys = retry;
+	job->nkeys = nretry;
+	batch_get_submit(job);
+	return false;
+}
+
+void
+dynamo_batch_get_cancel(DynamoBatchGet *job)
+{
+	for (int c = 0; c < job->ncalls; c++)
+		aws_cancel(job->calls[c]);
+}
+
+HTAB *
+dynamo_batch_get(const EsdConnOptions *conn, const char *table, const EsdKey *keys,
+				 int nkeys, bool consistent, const char *projection, AwsStats *stats)
+{
+	DynamoBatchGet job;
+
+	dynamo_batch_get_start(&job, conn, table, keys, nkeys, consistent, projection, stats);
+	PG_TRY();
+	{
+		while (!dynamo_batch_get_advance(&job))
+			aws_pump(1000);
+	}
+	PG_CATCH();
+	{
+		dynamo_batch_get_cancel(&job);
+		PG_RE_THROW();
+	}
+	PG_END_TRY();
+	return job.found;
 }
 
 json_object *

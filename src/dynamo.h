@@ -54,6 +54,33 @@ extern struct HTAB *dynamo_batch_get(const EsdConnOptions *conn, const char *tab
 extern struct json_object *dynamo_batch_get_find(struct HTAB *found, const char *id,
 												 const char *created);
 
+/* The same, asynchronously: start, then advance until it says it is finished. */
+typedef struct DynamoBatchGet
+{
+	const EsdConnOptions *conn;
+	const char *table;
+	const char *projection;
+	AwsStats   *stats;
+	struct HTAB *found;			/* what dynamo_batch_get_find looks in */
+	const EsdKey *all_keys;
+	int			nall;
+	EsdKey	   *keys;			/* this round's keys */
+	int			nkeys;
+	AwsCall   **calls;
+	int			ncalls;
+	bool		consistent;
+	bool		second_look;
+	int			round;
+	bool		finished;
+} DynamoBatchGet;
+
+extern void dynamo_batch_get_start(DynamoBatchGet *job, const EsdConnOptions *conn,
+								   const char *table, const EsdKey *keys, int nkeys,
+								   bool consistent, const char *projection,
+								   AwsStats *stats);
+extern bool dynamo_batch_get_advance(DynamoBatchGet *job);
+extern void dynamo_batch_get_cancel(DynamoBatchGet *job);
+
 /* Value of a string attribute ({"S": ...}) of an item, or NULL. */
 extern const char *dynamo_item_string(struct json_object *item, const char *attr);
 

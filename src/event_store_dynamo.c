@@ -419,7 +419,7 @@ static void
 plan_requests(ForeignScanState *node, EsdScanState *state)
 {
 	EsdBounds	bounds;
-	MemoryContext old = MemoryContextSwitchTo(state->walk->collect_cxt);
+	MemoryContext old = MemoryContextSwitchTo(state->walk->scan_cxt);
 
 	esd_eval_bounds(state->pushdown, state->expr_states, node->ss.ps.ps_ExprContext, &bounds);
 	esd_walk_plan(state->walk, state->pushdown->access, state->pushdown->descending, &bounds);

@@ -64,6 +64,42 @@ esd_bucket_range(const EsdTableOptions *table, char ***buckets, int *nbuckets)
 #define PAGE_LIMIT 1000
 #define COLLECTED_PAGE 100
 
+/*
+ * Pages under way at once, at most: keys alone are small, hydrated pages
+ * hold whole events (memory stays bounded by these pages).
+ */
+#define MAX_AHEAD_KEYS 16
+#define MAX_AHEAD_EVENTS 3
+
+typedef enum PageState
+{
+	PAGE_QUERYING,				/* the Query is under way */
+	PAGE_HYDRATING,				/* BatchGetItem under way */
+	PAGE_RESOLVING,				/* S3 GetObject under way */
+	PAGE_READY
+} PageState;
+
+/* A page: one Query answer and what it takes to turn it into events. */
+typedef struct EsdPage
+{
+	struct EsdPage *next;
+	MemoryContext cxt;			/* everything of the page; deleted once returned */
+	int			part;
+	PageState	state;
+	AwsCall		query;
+	char	   *next_key;		/* LastEvaluatedKey, when there is one */
+	bool		successor_asked;
+	EsdKey	   *keys;
+	json_object **key_items;
+	int			nkeys;
+	DynamoBatchGet get;
+	AwsCall   **s3;
+	int		   *s3_which;
+	int			ns3;
+	EsdEvent   *events;
+	int			nevents;
+} EsdPage;
+
 EsdWalk *
 esd_walk_begin(const EsdConnOptions *conn, const EsdTableOptions *table,
 			   const char **attrs, int nattrs, MemoryContext parent)
@@ -75,34 +111,61 @@ esd_walk_begin(const EsdConnOptions *conn, const EsdTableOptions *table,
 	walk->attrs = attrs;
 	walk->nattrs = nattrs;
 	walk->projection = dynamo_projection(attrs, nattrs);
-	walk->collect_cxt = AllocSetContextCreate(parent, "event_store_dynamo scan",
-											  ALLOCSET_DEFAULT_SIZES);
-	walk->page_cxt = AllocSetContextCreate(parent, "event_store_dynamo page",
+	walk->scan_cxt = AllocSetContextCreate(parent, "event_store_dynamo scan",
 										   ALLOCSET_DEFAULT_SIZES);
 	return walk;
+}
+
+/* Drop a page: its requests still under way, and its memory. */
+static void
+drop_page(EsdPage *page)
+{
+	aws_cancel(&page->query);
+	if (page->state == PAGE_HYDRATING)
+		dynamo_batch_get_cancel(&page->get);
+	for (int i = 0; i < page->ns3; i++)
+		aws_cancel(page->s3[i]);
+	MemoryContextDelete(page->cxt);
+}
+
+static void
+drop_pages(EsdWalk *walk)
+{
+	EsdPage    *page = walk->pages;
+
+	while (page)
+	{
+		EsdPage    *next = page->next;
+
+		drop_page(page);
+		page = next;
+	}
+	if (walk->current)
+		drop_page(walk->current);
+	walk->pages = walk->current = NULL;
+	walk->npages = walk->next = 0;
 }
 
 void
 esd_walk_rewind(EsdWalk *walk)
 {
-	MemoryContextReset(walk->page_cxt);
-	MemoryContextReset(walk->collect_cxt);
+	drop_pages(walk);
+	MemoryContextReset(walk->scan_cxt);
 	walk->parts = NULL;
-	walk->nparts = walk->part = walk->parts_read = 0;
-	walk->start_key = NULL;
-	walk->pages_read = 0;
+	walk->nparts = walk->parts_started = walk->parts_read = 0;
+	walk->ahead = 0;
+	walk->pages_done = 0;
+	walk->asked_any = false;
 	walk->collected = false;
 	walk->pending = NULL;
 	walk->npending = walk->next_pending = 0;
-	walk->events = NULL;
-	walk->nevents = walk->next = 0;
 }
 
 void
 esd_walk_end(EsdWalk *walk)
 {
-	MemoryContextDelete(walk->page_cxt);
-	MemoryContextDelete(walk->collect_cxt);
+	drop_pages(walk);
+	MemoryContextDelete(walk->scan_cxt);
 }
 
 /* JSON text of a string */
@@ -227,7 +290,7 @@ keys_suffice(EsdWalk *walk)
 void
 esd_walk_plan(EsdWalk *walk, EsdAccess access, bool descending, const EsdBounds *bounds)
 {
-	MemoryContext old = MemoryContextSwitchTo(walk->collect_cxt);
+	MemoryContext old = MemoryContextSwitchTo(walk->scan_cxt);
 	const EsdBounds *b = &walk->bounds;
 	ListCell   *lc;
 	int			n = 0;
@@ -248,7 +311,7 @@ esd_walk_plan(EsdWalk *walk, EsdAccess access, bool descending, const EsdBounds 
 	walk->access = access;
 	walk->descending = descending && access == ESD_ACCESS_WALK;
 	walk->bounds = *bounds;
-	walk->first_label = walk->last_label = NULL;
+	walk->ahead = 1;
 
 	/*
 	 * Lookups see what the walk sees: events from start_month through the
@@ -355,11 +418,6 @@ esd_walk_plan(EsdWalk *walk, EsdAccess access, bool descending, const EsdBounds 
 	}
 	walk->nparts = n;
 	walk->keys_suffice = keys_suffice(walk);
-	if (n > 0)
-	{
-		walk->first_label = walk->parts[0].label;
-		walk->last_label = walk->parts[n - 1].label;
-	}
 	MemoryContextSwitchTo(old);
 }
 
@@ -387,11 +445,11 @@ query_body(EsdWalk *walk, EsdPartition *p, int limit, const char *start_key)
 }
 
 static int
-page_limit(EsdWalk *walk)
+page_limit(EsdWalk *walk, bool first_of_scan)
 {
 	if (walk->table->page_size > 0)
 		return walk->table->page_size;
-	if (walk->pages_read == 0)
+	if (first_of_scan)
 		return FIRST_PAGE_LIMIT;
 	/* pages to hydrate stay moderate; pages of keys alone fill DynamoDB's 1 MB */
 	return walk->keys_suffice ? 0 : PAGE_LIMIT;
@@ -413,49 +471,59 @@ needs_body(EsdWalk *walk, json_object *item)
 }
 
 /*
- * Fetch the S3 bodies of the offloaded events of a page, concurrently.
+ * Ask S3 for the bodies of the offloaded events of a page that the query
+ * needs, all at once.
  */
 static void
-resolve_offloaded(EsdWalk *walk, EsdEvent *events, int nevents)
+resolve_start(EsdWalk *walk, EsdPage *page)
 {
-	AwsCall   **calls = palloc(sizeof(AwsCall *) * Max(nevents, 1));
-	int		   *which = palloc(sizeof(int) * Max(nevents, 1));
-	int			ncalls = 0;
+	page->s3 = palloc(sizeof(AwsCall *) * Max(page->nevents, 1));
+	page->s3_which = palloc(sizeof(int) * Max(page->nevents, 1));
+	page->ns3 = 0;
 
-	for (int i = 0; i < nevents; i++)
+	for (int i = 0; i < page->nevents; i++)
 	{
-		const char *ref = dynamo_item_string(events[i].item, "s3Reference");
+		EsdEvent   *ev = &page->events[i];
+		const char *ref = dynamo_item_string(ev->item, "s3Reference");
 		const char *sep;
+		AwsCall    *call;
 
-		if (ref == NULL || !needs_body(walk, events[i].item))
+		if (ref == NULL || !needs_body(walk, ev->item))
 			continue;
 		sep = strstr(ref, "::");
 		if (sep == NULL || sep == ref || sep[2] == '\0')
 			ereport(ERROR,
 					(errcode(ERRCODE_FDW_INVALID_ATTRIBUTE_VALUE),
 					 errmsg("invalid s3Reference in item \"%s\" of table \"%s\"",
-							events[i].id, walk->table->table_name),
+							ev->id, walk->table->table_name),
 					 errdetail("The value is \"%s\"; expected \"<bucket>::<key>\".", ref)));
-		calls[ncalls] = palloc(sizeof(AwsCall));
-		aws_s3_get_init(calls[ncalls], walk->conn, pnstrdup(ref, sep - ref), sep + 2);
-		which[ncalls++] = i;
+		call = palloc(sizeof(AwsCall));
+		aws_s3_get_init(call, walk->conn, pnstrdup(ref, sep - ref), sep + 2);
+		aws_submit(walk->conn, call, &walk->stats);
+		page->s3_which[page->ns3] = i;
+		page->s3[page->ns3++] = call;
 	}
-	if (ncalls == 0)
-		return;
+}
 
-	aws_execute(walk->conn, calls, ncalls, &walk->stats, true);
-
-	for (int c = 0; c < ncalls; c++)
+/* The bodies are there: check them and attach them to their events. */
+static void
+resolve_finish(EsdWalk *walk, EsdPage *page)
+{
+	for (int c = 0; c < page->ns3; c++)
 	{
-		EsdEvent   *ev = &events[which[c]];
-		json_object *body = aws_json_parse(calls[c]->response.data, calls[c]->response.len);
+		AwsCall    *call = page->s3[c];
+		EsdEvent   *ev = &page->events[page->s3_which[c]];
+		json_object *body;
 		json_object *idv;
 
+		if (call->failed)
+			aws_raise(call);
+		body = aws_json_parse(call->response.data, call->response.len);
 		if (body == NULL || !json_object_is_type(body, json_type_object))
 			ereport(ERROR,
 					(errcode(ERRCODE_FDW_INVALID_DATA_TYPE),
 					 errmsg("S3 object \"%s\" of item \"%s\" is not a JSON object",
-							calls[c]->resource, ev->id)));
+							call->resource, ev->id)));
 		if (json_object_object_get_ex(body, "id", &idv) &&
 			json_object_is_type(idv, json_type_string))
 		{
@@ -469,13 +537,13 @@ resolve_offloaded(EsdWalk *walk, EsdEvent *events, int nevents)
 				ereport(ERROR,
 						(errcode(ERRCODE_FDW_INVALID_ATTRIBUTE_VALUE),
 						 errmsg("S3 object \"%s\" holds event \"%s\", not item \"%s\"",
-								calls[c]->resource, bid, ev->id)));
+								call->resource, bid, ev->id)));
 		}
 		ev->body = body;
-		pfree(calls[c]->response.data);
+		pfree(call->response.data);
 	}
+	page->ns3 = 0;
 }
-
 
 /* Keys of a Query answer, stream heads left out. */
 static EsdKey *
@@ -511,46 +579,241 @@ answer_keys(json_object *answer, int *nkeys, json_object ***items_out)
 	return keys;
 }
 
-/* Hydrate keys into walk->events, in key order, and resolve offloaded events. */
+/* The hydrated items of a page, in key order. */
 static void
-hydrate_into_page(EsdWalk *walk, EsdKey *keys, int nkeys)
+events_from_items(EsdWalk *walk, EsdPage *page)
 {
-	HTAB	   *found = dynamo_batch_get(walk->conn, walk->table->table_name, keys, nkeys,
-										 false, walk->projection, &walk->stats);
-
-	walk->events = palloc(sizeof(EsdEvent) * Max(nkeys, 1));
-	for (int i = 0; i < nkeys; i++)
+	page->events = palloc(sizeof(EsdEvent) * Max(page->nkeys, 1));
+	page->nevents = 0;
+	for (int i = 0; i < page->nkeys; i++)
 	{
-		json_object *item = dynamo_batch_get_find(found, keys[i].id, keys[i].created);
+		json_object *item = dynamo_batch_get_find(page->get.found, page->keys[i].id,
+												  page->keys[i].created);
 
 		if (item == NULL)
 		{
 			ereport(WARNING,
 					(errcode(ERRCODE_WARNING),
 					 errmsg("event \"%s\" created %s is in an index of table \"%s\" but not in the table",
-							keys[i].id, keys[i].created, walk->table->table_name),
+							page->keys[i].id, page->keys[i].created, walk->table->table_name),
 					 errdetail("The item was deleted after the index was read.")));
 			continue;
 		}
-		walk->events[walk->nevents].item = item;
-		walk->events[walk->nevents].body = NULL;
-		walk->events[walk->nevents].id = keys[i].id;
-		walk->nevents++;
+		page->events[page->nevents].item = item;
+		page->events[page->nevents].body = NULL;
+		page->events[page->nevents].id = page->keys[i].id;
+		page->nevents++;
 	}
 }
 
-/* The index entries are the rows: their keys hold all the query needs. */
+/* The index entries are the rows (their keys hold all the query needs), or whole items. */
 static void
-keys_into_page(EsdWalk *walk, EsdKey *keys, json_object **items, int nkeys)
+events_from_entries(EsdPage *page)
 {
-	walk->events = palloc(sizeof(EsdEvent) * Max(nkeys, 1));
-	for (int i = 0; i < nkeys; i++)
+	page->events = palloc(sizeof(EsdEvent) * Max(page->nkeys, 1));
+	for (int i = 0; i < page->nkeys; i++)
 	{
-		walk->events[i].item = items[i];
-		walk->events[i].body = NULL;
-		walk->events[i].id = keys[i].id;
+		page->events[i].item = page->key_items[i];
+		page->events[i].body = NULL;
+		page->events[i].id = page->keys[i].id;
 	}
-	walk->nevents = nkeys;
+	page->nevents = page->nkeys;
+}
+
+/* Keys known: hydrate them, or take them as they are. */
+static void
+page_has_keys(EsdWalk *walk, EsdPage *page, bool whole_items)
+{
+	if (page->nkeys == 0)
+		page->state = PAGE_READY;
+	else if (walk->keys_suffice || whole_items)
+	{
+		events_from_entries(page);
+		page->state = PAGE_RESOLVING;
+		resolve_start(walk, page);
+	}
+	else
+	{
+		page->state = PAGE_HYDRATING;
+		dynamo_batch_get_start(&page->get, walk->conn, walk->table->table_name,
+							   page->keys, page->nkeys, false, walk->projection, &walk->stats);
+	}
+}
+
+/*
+ * Move a page as far as its finished requests allow, without waiting:
+ * Query answered -> hydrate; hydrated -> resolve offloaded events -> ready.
+ */
+static void
+advance_page(EsdWalk *walk, EsdPage *page)
+{
+	MemoryContext old = MemoryContextSwitchTo(page->cxt);
+
+	if (page->state == PAGE_QUERYING && page->query.done)
+	{
+		json_object *lek;
+
+		if (page->query.failed)
+			aws_raise(&page->query);
+		if (json_object_object_get_ex(page->query.json, "LastEvaluatedKey", &lek))
+			page->next_key = pstrdup(json_object_to_json_string_ext(lek, JSON_C_TO_STRING_PLAIN));
+		page->keys = answer_keys(page->query.json, &page->nkeys, &page->key_items);
+		page_has_keys(walk, page, false);
+	}
+	if (page->state == PAGE_HYDRATING && dynamo_batch_get_advance(&page->get))
+	{
+		events_from_items(walk, page);
+		page->state = PAGE_RESOLVING;
+		resolve_start(walk, page);
+	}
+	if (page->state == PAGE_RESOLVING && aws_all_done(page->s3, page->ns3))
+	{
+		resolve_finish(walk, page);
+		page->state = PAGE_READY;
+	}
+	MemoryContextSwitchTo(old);
+}
+
+static EsdPage *
+new_page(EsdWalk *walk, int part)
+{
+	MemoryContext cxt = AllocSetContextCreate(walk->scan_cxt, "event_store_dynamo page",
+											  ALLOCSET_DEFAULT_SIZES);
+	EsdPage    *page = MemoryContextAllocZero(cxt, sizeof(EsdPage));
+
+	page->cxt = cxt;
+	page->part = part;
+	walk->npages++;
+	walk->parts_read = Max(walk->parts_read, part + 1);
+	return page;
+}
+
+/* Ask for a page of a partition, starting after start_key. */
+static EsdPage *
+query_page(EsdWalk *walk, int part, const char *start_key)
+{
+	EsdPage    *page = new_page(walk, part);
+	bool		first_of_scan = !walk->asked_any;
+	MemoryContext old = MemoryContextSwitchTo(page->cxt);
+
+	walk->asked_any = true;
+	aws_dynamodb_init(&page->query, walk->conn, "Query", walk->table->table_name,
+					  query_body(walk, &walk->parts[part], page_limit(walk, first_of_scan),
+								 start_key));
+	aws_submit(walk->conn, &page->query, &walk->stats);
+	page->state = PAGE_QUERYING;
+	MemoryContextSwitchTo(old);
+	return page;
+}
+
+/*
+ * Ask for more pages while fewer than walk->ahead are under way: the next
+ * page of a partition whose last page said there is more, and the first
+ * page of the next partitions.  Pages stay in partition order.
+ */
+static void
+ask_ahead(EsdWalk *walk)
+{
+	EsdPage   **link;
+
+	/* next pages of partitions already under way, right after their predecessor */
+	for (link = &walk->pages; *link && walk->npages < walk->ahead; link = &(*link)->next)
+	{
+		EsdPage    *page = *link;
+		EsdPage    *succ;
+
+		if (page->state == PAGE_QUERYING || page->next_key == NULL || page->successor_asked)
+			continue;
+		succ = query_page(walk, page->part, page->next_key);
+		page->successor_asked = true;
+		succ->next = page->next;
+		page->next = succ;
+	}
+	/* the current page's successor comes before anything queued: always ask for it */
+	if (walk->current && walk->current->next_key && !walk->current->successor_asked)
+	{
+		EsdPage    *succ = query_page(walk, walk->current->part, walk->current->next_key);
+
+		walk->current->successor_asked = true;
+		succ->next = walk->pages;
+		walk->pages = succ;
+	}
+	/* first pages of the next partitions, at the end */
+	while (walk->parts_started < walk->nparts && walk->npages < walk->ahead)
+	{
+		EsdPage    *page;
+
+		walk->parts_started++;
+		page = query_page(walk, walk->parts_started - 1, NULL);
+		for (link = &walk->pages; *link; link = &(*link)->next)
+			;
+		*link = page;
+	}
+}
+
+/* May the first queued page be returned now, or must the current page's continuation come first? */
+static bool
+page_is_next(EsdWalk *walk)
+{
+	return !(walk->current && walk->current->next_key && !walk->current->successor_asked);
+}
+
+/*
+ * Streaming mode (the walk, a stream): make the next page with events the
+ * current one.  Returns false at the end.
+ */
+static bool
+next_streamed_page(EsdWalk *walk)
+{
+	for (;;)
+	{
+		EsdPage    *head;
+
+		CHECK_FOR_INTERRUPTS();
+		ask_ahead(walk);
+
+		for (EsdPage *p = walk->pages; p; p = p->next)
+			advance_page(walk, p);
+
+		head = walk->pages;
+		if (head == NULL)
+		{
+			if (walk->current == NULL && walk->parts_started >= walk->nparts)
+				return false;
+			if (walk->current && walk->current->next_key == NULL &&
+				walk->parts_started >= walk->nparts)
+			{
+				drop_page(walk->current);
+				walk->current = NULL;
+				return false;
+			}
+			continue;
+		}
+		if (head->state == PAGE_READY && page_is_next(walk))
+		{
+			walk->pages = head->next;
+			walk->npages--;
+			if (walk->current)
+			{
+				drop_page(walk->current);
+				walk->pages_done++;
+			}
+			walk->current = head;
+			walk->next = 0;
+
+			/*
+			 * Once two pages have been read to the end, this is a replay and
+			 * not a LIMIT: let more pages get under way, doubling each time.
+			 */
+			if (walk->pages_done >= 2)
+				walk->ahead = Min(walk->ahead * 2,
+								  walk->keys_suffice ? MAX_AHEAD_KEYS : MAX_AHEAD_EVENTS);
+			if (head->nevents > 0)
+				return true;
+			continue;
+		}
+		aws_pump(100);
+	}
 }
 
 static int
@@ -570,17 +833,17 @@ compare_created(const void *a, const void *b)
 static void
 collect(EsdWalk *walk)
 {
-	MemoryContext old = MemoryContextSwitchTo(walk->collect_cxt);
+	MemoryContext old = MemoryContextSwitchTo(walk->scan_cxt);
 	char	  **start = palloc0(sizeof(char *) * Max(walk->nparts, 1));
 	bool	   *done = palloc0(sizeof(bool) * Max(walk->nparts, 1));
 	AwsCall   **calls = palloc(sizeof(AwsCall *) * Max(walk->nparts, 1));
+	int		   *which = palloc(sizeof(int) * Max(walk->nparts, 1));
 	int			cap = 64;
 
 	walk->pending = palloc(sizeof(json_object *) * cap);
 	for (;;)
 	{
 		int			ncalls = 0;
-		int		   *which = palloc(sizeof(int) * Max(walk->nparts, 1));
 
 		for (int i = 0; i < walk->nparts; i++)
 		{
@@ -594,6 +857,7 @@ collect(EsdWalk *walk)
 		if (ncalls == 0)
 			break;
 		aws_execute(walk->conn, calls, ncalls, &walk->stats, true);
+		walk->parts_read = walk->nparts;
 
 		for (int c = 0; c < ncalls; c++)
 		{
@@ -623,109 +887,66 @@ collect(EsdWalk *walk)
 }
 
 /*
- * Read the next non-empty page into page_cxt.  Returns false when every
- * partition has been read.
+ * Collect mode: the next page of the sorted items, hydrated (causation
+ * ids) or as they are (a Query on the table has whole items).
  */
 static bool
-read_page(EsdWalk *walk)
+next_collected_page(EsdWalk *walk)
 {
-	MemoryContext old;
-
-	MemoryContextReset(walk->page_cxt);
-	walk->events = NULL;
-	walk->nevents = walk->next = 0;
-
-	if (walk->access == ESD_ACCESS_ID || walk->access == ESD_ACCESS_CAUSATION)
+	for (;;)
 	{
 		int			n;
+		EsdPage    *page;
+		MemoryContext old;
 
 		if (!walk->collected)
 			collect(walk);
+		if (walk->current)
+		{
+			drop_page(walk->current);
+			walk->current = NULL;
+		}
 		n = Min(COLLECTED_PAGE, walk->npending - walk->next_pending);
 		if (n <= 0)
 			return false;
-		old = MemoryContextSwitchTo(walk->page_cxt);
-		if (walk->access == ESD_ACCESS_ID)
-		{
-			/* a Query on the table answers with the whole items */
-			walk->events = palloc(sizeof(EsdEvent) * n);
-			for (int i = 0; i < n; i++)
-			{
-				json_object *item = walk->pending[walk->next_pending + i];
 
-				walk->events[i].item = item;
-				walk->events[i].body = NULL;
-				walk->events[i].id = dynamo_item_string(item, "id");
-			}
-			walk->nevents = n;
-		}
-		else
+		page = new_page(walk, 0);
+		walk->npages--;			/* not queued: it becomes the current page */
+		old = MemoryContextSwitchTo(page->cxt);
+		page->keys = palloc(sizeof(EsdKey) * n);
+		page->key_items = walk->pending + walk->next_pending;
+		page->nkeys = n;
+		for (int i = 0; i < n; i++)
 		{
-			EsdKey	   *keys = palloc(sizeof(EsdKey) * n);
-
-			for (int i = 0; i < n; i++)
-			{
-				keys[i].id = dynamo_item_string(walk->pending[walk->next_pending + i], "id");
-				keys[i].created = dynamo_item_string(walk->pending[walk->next_pending + i], "created");
-			}
-			if (walk->keys_suffice)
-				keys_into_page(walk, keys, walk->pending + walk->next_pending, n);
-			else
-				hydrate_into_page(walk, keys, n);
+			page->keys[i].id = dynamo_item_string(page->key_items[i], "id");
+			page->keys[i].created = dynamo_item_string(page->key_items[i], "created");
 		}
 		walk->next_pending += n;
-		resolve_offloaded(walk, walk->events, walk->nevents);
+		page_has_keys(walk, page, walk->access == ESD_ACCESS_ID);
 		MemoryContextSwitchTo(old);
-		return walk->nevents > 0 || read_page(walk);
+		walk->current = page;
+		walk->next = 0;
+		while (page->state != PAGE_READY)
+		{
+			advance_page(walk, page);
+			if (page->state != PAGE_READY)
+				aws_pump(100);
+		}
+		if (page->nevents > 0)
+			return true;
 	}
-
-	old = MemoryContextSwitchTo(walk->page_cxt);
-	while (walk->part < walk->nparts)
-	{
-		AwsCall		call;
-		json_object *lek;
-		json_object **key_items;
-		EsdKey	   *keys;
-		int			nkeys;
-
-		CHECK_FOR_INTERRUPTS();
-
-		aws_dynamodb_init(&call, walk->conn, "Query", walk->table->table_name,
-						  query_body(walk, &walk->parts[walk->part], page_limit(walk),
-									 walk->start_key));
-		aws_execute_one(walk->conn, &call, &walk->stats);
-		walk->pages_read++;
-		walk->parts_read = Max(walk->parts_read, walk->part + 1);
-
-		/* where the next page of this partition starts, kept past the reset */
-		if (walk->start_key)
-			pfree(walk->start_key);
-		walk->start_key = NULL;
-		if (json_object_object_get_ex(call.json, "LastEvaluatedKey", &lek))
-			walk->start_key = MemoryContextStrdup(walk->collect_cxt,
-												  json_object_to_json_string_ext(lek, JSON_C_TO_STRING_PLAIN));
-		else
-			walk->part++;
-
-		keys = answer_keys(call.json, &nkeys, walk->keys_suffice ? &key_items : NULL);
-		if (nkeys == 0)
-			continue;
-		if (walk->keys_suffice)
-			keys_into_page(walk, keys, key_items, nkeys);
-		else
-			hydrate_into_page(walk, keys, nkeys);
-		resolve_offloaded(walk, walk->events, walk->nevents);
-		if (walk->nevents > 0)
-			break;
-	}
-	MemoryContextSwitchTo(old);
-	return walk->nevents > 0;
 }
 
 EsdEvent *
 esd_walk_next(EsdWalk *walk)
 {
-	if (walk->next >= walk->nevents && !read_page(walk))
-		return NULL;
-	return &walk->events[walk->next++];
+	if (walk->current == NULL || walk->next >= walk->current->nevents)
+	{
+		bool		more = (walk->access == ESD_ACCESS_ID || walk->access == ESD_ACCESS_CAUSATION)
+			? next_collected_page(walk) : next_streamed_page(walk);
+
+		if (!more)
+			return NULL;
+	}
+	return &walk->current->events[walk->next++];
 }

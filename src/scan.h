@@ -35,6 +35,8 @@ typedef struct EsdPartition
 	const char *label;			/* for EXPLAIN and messages: the bucket, the id, ... */
 } EsdPartition;
 
+struct EsdPage;
+
 typedef struct EsdWalk
 {
 	const EsdConnOptions *conn;
@@ -43,39 +45,36 @@ typedef struct EsdWalk
 	/* the attributes the rows need */
 	const char **attrs;
 	int			nattrs;
-
 	char	   *projection;		/* ProjectionExpression members for BatchGetItem */
 
 	/* the access path and its run-time bounds */
 	EsdAccess	access;
 	bool		descending;
 	EsdBounds	bounds;
+	bool		keys_suffice;	/* the index keys hold every attribute the rows need */
 
 	/* the Queries to run, in order */
 	EsdPartition *parts;
 	int			nparts;
-	int			part;			/* the partition being read */
-	int			parts_read;		/* partitions Queried so far, for EXPLAIN */
-	char	   *start_key;		/* LastEvaluatedKey of its last page */
-	int			pages_read;		/* pages so far: the first ones are small */
+	int			parts_started;	/* partitions whose first page was asked for */
+	int			parts_read;		/* for EXPLAIN */
+
+	/* pages asked for and not yet returned, in order; the page being returned */
+	struct EsdPage *pages;
+	int			npages;
+	int			ahead;			/* how many pages may be under way: grows as rows are read */
+	bool		asked_any;		/* the first page of a scan is small */
+	int			pages_done;		/* pages returned to the end */
+	struct EsdPage *current;
+	int			next;			/* next event of the current page */
 
 	/* collect mode (id, causation): every key or item, sorted by created */
-	bool		keys_suffice;	/* the index keys hold every attribute the rows need */
 	bool		collected;
-	MemoryContext collect_cxt;
-	struct json_object **pending;	/* items (id access) or keys, in order */
+	struct json_object **pending;
 	int			npending;
 	int			next_pending;
 
-	/* the current page, in page_cxt */
-	MemoryContext page_cxt;
-	EsdEvent   *events;
-	int			nevents;
-	int			next;
-
-	/* what EXPLAIN shows */
-	const char *first_label;
-	const char *last_label;
+	MemoryContext scan_cxt;		/* partitions and collected items: until rewind */
 	AwsStats	stats;
 } EsdWalk;
 
