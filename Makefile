@@ -26,7 +26,7 @@ EXTENSION = event_store_dynamo
 DATA = sql/event_store_dynamo--0.1.sql
 PGFILEDESC = "event_store_dynamo - DynamoDB event store foreign-data wrapper"
 
-REGRESS = options read errors write pushdown admin credentials
+REGRESS = options read errors write pushdown admin credentials baditems
 REGRESS_OPTS = --load-extension=event_store_dynamo
 
 PG_CPPFLAGS = -I$(srcdir)/src -Wall -Wextra -Wno-unused-parameter -Wno-missing-field-initializers -Wno-sign-compare

@@ -1575,3 +1575,89 @@ codec_jsonb_to_compact_text(Jsonb *jb)
 	}
 	return out.data;
 }
+
+/*
+ * Where the value of a top-level member of a JSON object text starts and
+ * ends, as written: the S3 body's payload read byte for byte, with every
+ * digit of its numbers, whatever json-c would make of them.
+ */
+typedef struct MemberSpan
+{
+	JsonLexContext *lex;
+	const char *member;
+	int			depth;
+	const char *start;
+	const char *end;
+} MemberSpan;
+
+static void
+span_object_start(void *arg)
+{
+	((MemberSpan *) arg)->depth++;
+}
+
+static void
+span_object_end(void *arg)
+{
+	((MemberSpan *) arg)->depth--;
+}
+
+static void
+span_array_start(void *arg)
+{
+	((MemberSpan *) arg)->depth++;
+}
+
+static void
+span_array_end(void *arg)
+{
+	((MemberSpan *) arg)->depth--;
+}
+
+static void
+span_field_start(void *arg, char *fname, bool isnull)
+{
+	MemberSpan *span = arg;
+
+	/* after the name and the colon, the lexer stands at the value */
+	if (span->depth == 1 && span->start == NULL && strcmp(fname, span->member) == 0)
+		span->start = span->lex->token_start;
+}
+
+static void
+span_field_end(void *arg, char *fname, bool isnull)
+{
+	MemberSpan *span = arg;
+
+	if (span->depth == 1 && span->start != NULL && span->end == NULL &&
+		strcmp(fname, span->member) == 0)
+		span->end = span->lex->prev_token_terminator;
+}
+
+bool
+codec_json_member_text(const char *json, size_t len, const char *member,
+					   const char **value, int *value_len)
+{
+	MemberSpan	span;
+	JsonSemAction sem;
+	JsonLexContext *lex = makeJsonLexContextCstringLen((char *) json, (int) len,
+													   PG_UTF8, true);
+
+	memset(&span, 0, sizeof(span));
+	memset(&sem, 0, sizeof(sem));
+	span.lex = lex;
+	span.member = member;
+	sem.semstate = &span;
+	sem.object_start = span_object_start;
+	sem.object_end = span_object_end;
+	sem.array_start = span_array_start;
+	sem.array_end = span_array_end;
+	sem.object_field_start = span_field_start;
+	sem.object_field_end = span_field_end;
+
+	if (pg_parse_json(lex, &sem) != JSON_SUCCESS || span.start == NULL || span.end == NULL)
+		return false;
+	*value = span.start;
+	*value_len = (int) (span.end - span.start);
+	return true;
+}

@@ -48,4 +48,12 @@ extern struct json_object *codec_jsonb_to_av(Jsonb *jb);
 /* jsonb -> compact JSON text as JavaScript's JSON.stringify would print the value */
 extern char *codec_jsonb_to_compact_text(Jsonb *jb);
 
+/*
+ * The text of a top-level member's value in a JSON object, exactly as
+ * written (a pointer into json); false when the text is not a JSON object
+ * with that member.  The text is taken to be UTF-8.
+ */
+extern bool codec_json_member_text(const char *json, size_t len, const char *member,
+								   const char **value, int *value_len);
+
 #endif							/* ESD_CODEC_H */

@@ -20,6 +20,7 @@
 #include "access/htup_details.h"
 #include "access/sysattr.h"
 #include "access/table.h"
+#include "access/xact.h"
 #include "commands/explain.h"
 #include "executor/executor.h"
 #include "foreign/fdwapi.h"
@@ -34,6 +35,7 @@
 #include "optimizer/planmain.h"
 #include "optimizer/restrictinfo.h"
 #include "utils/memutils.h"
+#include "utils/resowner.h"
 #include "commands/vacuum.h"
 #include "utils/acl.h"
 #include "utils/lsyscache.h"
@@ -82,6 +84,7 @@ typedef struct EsdScanState
 	EsdPushdown *pushdown;
 	List	   *expr_states;	/* the pushed conditions' values */
 	bool		planned;		/* bounds evaluated for this (re)scan */
+	int64		skipped;		/* events skipped with a WARNING (on_bad_item 'warn') */
 	EsdWalk    *walk;
 	MemoryContext row_cxt;		/* reset for every row */
 } EsdScanState;
@@ -427,28 +430,91 @@ plan_requests(ForeignScanState *node, EsdScanState *state)
 	state->planned = true;
 }
 
+/*
+ * With on_bad_item 'warn', an event the row cannot be made of is skipped
+ * with a WARNING naming it.  The conversion then runs in a subtransaction,
+ * so that whatever failed in it is cleaned up.
+ */
+static bool
+row_or_warning(EsdScanState *state, EsdEvent *event, TupleTableSlot *slot)
+{
+	MemoryContext cxt = CurrentMemoryContext;
+	ResourceOwner owner = CurrentResourceOwner;
+	volatile bool ok = true;
+
+	BeginInternalSubTransaction(NULL);
+	MemoryContextSwitchTo(cxt);
+	PG_TRY();
+	{
+		esd_event_to_row(state->map, event, state->table.table_name,
+						 slot->tts_values, slot->tts_isnull);
+		ReleaseCurrentSubTransaction();
+		MemoryContextSwitchTo(cxt);
+		CurrentResourceOwner = owner;
+	}
+	PG_CATCH();
+	{
+		ErrorData  *edata;
+
+		MemoryContextSwitchTo(cxt);
+		edata = CopyErrorData();
+		FlushErrorState();
+		RollbackAndReleaseCurrentSubTransaction();
+		MemoryContextSwitchTo(cxt);
+		CurrentResourceOwner = owner;
+		ereport(WARNING,
+				(errcode(edata->sqlerrcode),
+				 errmsg("skipped event \"%s\" of table \"%s\": %s", event->id,
+						state->table.table_name, edata->message),
+				 edata->context ? errcontext("%s", edata->context) : 0));
+		ok = false;
+	}
+	PG_END_TRY();
+	return ok;
+}
+
 static TupleTableSlot *
 esdIterateForeignScan(ForeignScanState *node)
 {
 	EsdScanState *state = node->fdw_state;
 	TupleTableSlot *slot = node->ss.ss_ScanTupleSlot;
-	EsdEvent   *event;
 	MemoryContext old;
 
 	if (!state->planned)
 		plan_requests(node, state);
 
 	ExecClearTuple(slot);
-	MemoryContextReset(state->row_cxt);
+	for (;;)
+	{
+		EsdEvent   *event;
+		bool		ok = true;
 
-	event = esd_walk_next(state->walk);
-	if (event == NULL)
-		return slot;
+		MemoryContextReset(state->row_cxt);
+		event = esd_walk_next(state->walk);
+		if (event == NULL)
+			return slot;
 
-	old = MemoryContextSwitchTo(state->row_cxt);
-	esd_event_to_row(state->map, event, state->table.table_name,
-					 slot->tts_values, slot->tts_isnull);
-	MemoryContextSwitchTo(old);
+		if (event->problem)
+		{
+			ereport(WARNING,
+					(errcode(ERRCODE_FDW_INVALID_DATA_TYPE),
+					 errmsg("skipped event \"%s\" of table \"%s\": %s", event->id,
+							state->table.table_name, event->problem)));
+			state->skipped++;
+			continue;
+		}
+
+		old = MemoryContextSwitchTo(state->row_cxt);
+		if (state->table.warn_bad_items)
+			ok = row_or_warning(state, event, slot);
+		else
+			esd_event_to_row(state->map, event, state->table.table_name,
+							 slot->tts_values, slot->tts_isnull);
+		MemoryContextSwitchTo(old);
+		if (ok)
+			break;
+		state->skipped++;
+	}
 	ExecStoreVirtualTuple(slot);
 	return slot;
 }
@@ -468,6 +534,12 @@ esdEndForeignScan(ForeignScanState *node)
 {
 	EsdScanState *state = node->fdw_state;
 
+	if (state && state->skipped > 0)
+		ereport(WARNING,
+				(errcode(ERRCODE_WARNING),
+				 errmsg("%lld events of table \"%s\" were skipped because they could not be read",
+						(long long) state->skipped, state->table.table_name),
+				 errhint("Each was reported in a WARNING of its own; on_bad_item 'error' stops at the first instead.")));
 	if (state && state->walk)
 		esd_walk_end(state->walk);
 }
@@ -568,6 +640,9 @@ esdAcquireSampleRows(Relation relation, int elevel, HeapTuple *rows, int targrow
 	while ((event = esd_walk_next(walk)) != NULL)
 	{
 		int			slot = -1;
+
+		if (event->problem)
+			continue;
 
 		vacuum_delay_point();
 		seen += 1;

@@ -68,6 +68,7 @@ static const EsdOption valid_options[] = {
 	{"offload_threshold", ForeignTableRelationId},
 	{"pushdown", ForeignTableRelationId},
 	{"check_given_ids", ForeignTableRelationId},
+	{"on_bad_item", ForeignTableRelationId},
 	{"stream_index", ForeignTableRelationId},
 	/* column */
 	{"attribute_name", AttributeRelationId},
@@ -171,6 +172,23 @@ parse_month(const char *value, int *year, int *month)
 	*year = atoi(value);
 	*month = atoi(value + 5);
 	return *year >= 1970 && *month >= 1 && *month <= 12;
+}
+
+/* on_bad_item: error (the default) or warn; true for the latter */
+static bool
+parse_on_bad_item(DefElem *def)
+{
+	const char *value = defGetString(def);
+
+	if (pg_strcasecmp(value, "warn") == 0)
+		return true;
+	if (pg_strcasecmp(value, "error") == 0)
+		return false;
+	ereport(ERROR,
+			(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+			 errmsg("invalid value for option \"on_bad_item\": \"%s\"", value),
+			 errhint("Use error (a replay stops at an event it cannot read) or warn (it skips the event with a WARNING).")));
+	return false;				/* keep the compiler quiet */
 }
 
 /* billing_mode: PROVISIONED or PAY_PER_REQUEST (on demand); true for the latter */
@@ -338,6 +356,8 @@ event_store_dynamo_validator(PG_FUNCTION_ARGS)
 			(void) parse_int_option(def, 1, 1000000);
 		else if (strcmp(def->defname, "billing_mode") == 0)
 			(void) parse_billing_mode(def);
+		else if (strcmp(def->defname, "on_bad_item") == 0)
+			(void) parse_on_bad_item(def);
 		else if (strcmp(def->defname, "auto_create") == 0 ||
 				 strcmp(def->defname, "truncatable") == 0 ||
 				 strcmp(def->defname, "pushdown") == 0 ||
@@ -541,6 +561,8 @@ esd_get_table_options(Oid relid, EsdTableOptions *opts)
 			opts->pushdown = parse_bool_option(def);
 		else if (strcmp(def->defname, "check_given_ids") == 0)
 			opts->check_given_ids = parse_bool_option(def);
+		else if (strcmp(def->defname, "on_bad_item") == 0)
+			opts->warn_bad_items = parse_on_bad_item(def);
 		else if (strcmp(def->defname, "stream_index") == 0)
 			opts->stream_index = parse_bool_option(def);
 	}

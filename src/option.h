@@ -55,6 +55,7 @@ typedef struct EsdTableOptions
 	int			offload_threshold;	/* item size in bytes above which INSERT offloads to S3 */
 	bool		pushdown;		/* conditions may become DynamoDB key conditions */
 	bool		check_given_ids;	/* look ids the rows give up before appending */
+	bool		warn_bad_items; /* on_bad_item 'warn': skip unreadable events with a WARNING */
 	bool		stream_index;	/* table creation adds streamIndex */
 } EsdTableOptions;
 

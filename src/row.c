@@ -200,15 +200,63 @@ from_body(const EsdColumn *col, json_object *value, bool *isnull)
 	return from_text(col, plain_json_text(value));
 }
 
+/* Which attribute of which item a conversion error is about. */
+typedef struct RowErrorContext
+{
+	const char *attr;
+	const char *item_id;
+	const char *table;
+} RowErrorContext;
+
+static void
+row_error_context(void *arg)
+{
+	RowErrorContext *c = arg;
+
+	if (c->attr)
+		errcontext("DynamoDB attribute \"%s\" of item \"%s\" in table \"%s\"",
+				   c->attr, c->item_id, c->table);
+}
+
+/* The payload of an S3 body, from its text as written. */
+static Datum
+from_body_payload(const EsdColumn *col, const EsdEvent *event, bool *isnull)
+{
+	const char *text = event->body_payload;
+	int			len = event->body_payload_len;
+
+	*isnull = false;
+	if (text[0] == '"')
+		return (Datum) 0;		/* a string: the caller decides what it holds */
+	if (len == 4 && strncmp(text, "null", 4) == 0)
+	{
+		*isnull = col->typid != JSONBOID && col->typid != JSONOID;
+		if (col->typid == JSONBOID)
+			return PointerGetDatum(codec_json_text_to_jsonb(text, len));
+		return *isnull ? (Datum) 0 : from_text(col, "null");
+	}
+	if (col->typid == JSONBOID)
+		return PointerGetDatum(codec_json_text_to_jsonb(text, len));
+	return from_text(col, pnstrdup(text, len));
+}
+
 void
 esd_event_to_row(const EsdRowMap *map, const EsdEvent *event,
 				 const char *table_name, Datum *values, bool *nulls)
 {
+	RowErrorContext ctx = {NULL, event->id, table_name};
+	ErrorContextCallback errcb;
+
 	for (int i = 0; i < map->natts; i++)
 	{
 		values[i] = (Datum) 0;
 		nulls[i] = true;
 	}
+
+	errcb.callback = row_error_context;
+	errcb.arg = &ctx;
+	errcb.previous = error_context_stack;
+	error_context_stack = &errcb;
 
 	for (int i = 0; i < map->ncolumns; i++)
 	{
@@ -217,12 +265,18 @@ esd_event_to_row(const EsdRowMap *map, const EsdEvent *event,
 		json_object *bodyval;
 		json_object *av;
 
+		ctx.attr = col->attr;
 		if (event->body != NULL &&
 			strcmp(col->attr, "sequence") != 0 &&
 			strcmp(col->attr, "s3Reference") != 0 &&
 			json_object_object_get_ex(event->body, col->attr, &bodyval))
 		{
-			values[att] = from_body(col, bodyval, &nulls[att]);
+			/* a payload value other than a string: its exact text, every digit kept */
+			if (col->kind == ESD_COL_PAYLOAD && event->body_payload != NULL &&
+				event->body_payload[0] != '"')
+				values[att] = from_body_payload(col, event, &nulls[att]);
+			else
+				values[att] = from_body(col, bodyval, &nulls[att]);
 			continue;
 		}
 
@@ -231,4 +285,6 @@ esd_event_to_row(const EsdRowMap *map, const EsdEvent *event,
 			continue;
 		values[att] = from_av(col, av, event->id, &nulls[att]);
 	}
+
+	error_context_stack = errcb.previous;
 }

@@ -34,6 +34,7 @@
 #include "utils/memutils.h"
 #include "utils/timestamp.h"
 
+#include "codec.h"
 #include "dynamo.h"
 #include "scan.h"
 #include "utils/json.h"
@@ -471,6 +472,21 @@ needs_body(EsdWalk *walk, json_object *item)
 }
 
 /*
+ * An event that cannot be read: an error naming it, or, with on_bad_item
+ * 'warn', a problem the scan reports in a WARNING when it skips the event.
+ */
+static void
+bad_item(EsdWalk *walk, EsdEvent *ev, int sqlstate, const char *message)
+{
+	if (!walk->table->warn_bad_items)
+		ereport(ERROR,
+				(errcode(sqlstate),
+				 errmsg_internal("%s", message),
+				 errhint("The table option on_bad_item 'warn' skips such events with a WARNING.")));
+	ev->problem = message;
+}
+
+/*
  * Ask S3 for the bodies of the offloaded events of a page that the query
  * needs, all at once.
  */
@@ -492,17 +508,27 @@ resolve_start(EsdWalk *walk, EsdPage *page)
 			continue;
 		sep = strstr(ref, "::");
 		if (sep == NULL || sep == ref || sep[2] == '\0')
-			ereport(ERROR,
-					(errcode(ERRCODE_FDW_INVALID_ATTRIBUTE_VALUE),
-					 errmsg("invalid s3Reference in item \"%s\" of table \"%s\"",
-							ev->id, walk->table->table_name),
-					 errdetail("The value is \"%s\"; expected \"<bucket>::<key>\".", ref)));
+		{
+			bad_item(walk, ev, ERRCODE_FDW_INVALID_ATTRIBUTE_VALUE,
+					 psprintf("invalid s3Reference \"%s\" in item \"%s\" of table \"%s\": expected \"<bucket>::<key>\"",
+							  ref, ev->id, walk->table->table_name));
+			continue;
+		}
 		call = palloc(sizeof(AwsCall));
 		aws_s3_get_init(call, walk->conn, pnstrdup(ref, sep - ref), sep + 2);
 		aws_submit(walk->conn, call, &walk->stats);
 		page->s3_which[page->ns3] = i;
 		page->s3[page->ns3++] = call;
 	}
+}
+
+/* While the S3 body of an item is read: name the item in any error. */
+static void
+body_error_context(void *arg)
+{
+	EsdEvent   *ev = arg;
+
+	errcontext("reading the S3 body of item \"%s\"", ev->id);
 }
 
 /* The bodies are there: check them and attach them to their events. */
@@ -513,17 +539,33 @@ resolve_finish(EsdWalk *walk, EsdPage *page)
 	{
 		AwsCall    *call = page->s3[c];
 		EsdEvent   *ev = &page->events[page->s3_which[c]];
+		ErrorContextCallback errcb;
 		json_object *body;
 		json_object *idv;
 
+		if (call->failed && walk->table->warn_bad_items)
+		{
+			bad_item(walk, ev, call->sqlstate,
+					 psprintf("S3 %s of \"%s\" for item \"%s\" failed: %s: %s", call->operation,
+							  call->resource, ev->id, call->error_type, call->error_message));
+			continue;
+		}
+		errcb.callback = body_error_context;
+		errcb.arg = ev;
+		errcb.previous = error_context_stack;
+		error_context_stack = &errcb;
 		if (call->failed)
 			aws_raise(call);
+		error_context_stack = errcb.previous;
+
 		body = aws_json_parse(call->response.data, call->response.len);
 		if (body == NULL || !json_object_is_type(body, json_type_object))
-			ereport(ERROR,
-					(errcode(ERRCODE_FDW_INVALID_DATA_TYPE),
-					 errmsg("S3 object \"%s\" of item \"%s\" is not a JSON object",
-							call->resource, ev->id)));
+		{
+			bad_item(walk, ev, ERRCODE_FDW_INVALID_DATA_TYPE,
+					 psprintf("S3 object \"%s\" of item \"%s\" is not a JSON object",
+							  call->resource, ev->id));
+			continue;
+		}
 		if (json_object_object_get_ex(body, "id", &idv) &&
 			json_object_is_type(idv, json_type_string))
 		{
@@ -534,13 +576,18 @@ resolve_finish(EsdWalk *walk, EsdPage *page)
 			if (strncmp(bid, ESD_ID_PREFIX, strlen(ESD_ID_PREFIX)) == 0)
 				bid += strlen(ESD_ID_PREFIX);
 			if (strcmp(bid, iid) != 0)
-				ereport(ERROR,
-						(errcode(ERRCODE_FDW_INVALID_ATTRIBUTE_VALUE),
-						 errmsg("S3 object \"%s\" holds event \"%s\", not item \"%s\"",
-								call->resource, bid, ev->id)));
+			{
+				bad_item(walk, ev, ERRCODE_FDW_INVALID_ATTRIBUTE_VALUE,
+						 psprintf("S3 object \"%s\" holds event \"%s\", not item \"%s\"",
+								  call->resource, bid, ev->id));
+				continue;
+			}
 		}
 		ev->body = body;
-		pfree(call->response.data);
+		/* the payload as written, every digit of it (json-c caps integers at 64 bits) */
+		if (!codec_json_member_text(call->response.data, call->response.len, "payload",
+									&ev->body_payload, &ev->body_payload_len))
+			ev->body_payload = NULL;
 	}
 	page->ns3 = 0;
 }
@@ -583,7 +630,7 @@ answer_keys(json_object *answer, int *nkeys, json_object ***items_out)
 static void
 events_from_items(EsdWalk *walk, EsdPage *page)
 {
-	page->events = palloc(sizeof(EsdEvent) * Max(page->nkeys, 1));
+	page->events = palloc0(sizeof(EsdEvent) * Max(page->nkeys, 1));
 	page->nevents = 0;
 	for (int i = 0; i < page->nkeys; i++)
 	{
@@ -610,7 +657,7 @@ events_from_items(EsdWalk *walk, EsdPage *page)
 static void
 events_from_entries(EsdPage *page)
 {
-	page->events = palloc(sizeof(EsdEvent) * Max(page->nkeys, 1));
+	page->events = palloc0(sizeof(EsdEvent) * Max(page->nkeys, 1));
 	for (int i = 0; i < page->nkeys; i++)
 	{
 		page->events[i].item = page->key_items[i];

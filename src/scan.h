@@ -22,7 +22,10 @@ typedef struct EsdEvent
 {
 	struct json_object *item;	/* the DynamoDB item (attribute -> AttributeValue) */
 	struct json_object *body;	/* parsed S3 body (plain JSON object), or NULL */
+	const char *body_payload;	/* the body's payload value as written, or NULL */
+	int			body_payload_len;
 	const char *id;				/* item id, with the EventID# prefix */
+	const char *problem;		/* why it cannot be read (on_bad_item 'warn'), or NULL */
 } EsdEvent;
 
 /* One Query to run, paged: a month bucket, a stream, a causation id, an id. */
