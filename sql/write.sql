@@ -168,6 +168,18 @@ COMMIT;
 SELECT type, sequence FROM w WHERE domain = 'race';
 SELECT dblink_disconnect('other');
 
+-- a reset in the transaction drops what the transaction appended before it,
+-- as TRUNCATE drops the rows a transaction inserted
+CREATE FOREIGN TABLE w_reset (id text, domain text, type text, identifier text, sequence bigint)
+  SERVER write_srv OPTIONS (table_name_prefix 'write-reset-', truncatable 'true');
+SELECT event_store_dynamo.reset_store('w_reset');
+BEGIN;
+INSERT INTO w_reset (domain, type, identifier) VALUES ('r', 'before-reset', '1') RETURNING sequence;
+TRUNCATE w_reset;
+INSERT INTO w_reset (domain, type, identifier) VALUES ('r', 'after-reset', '1') RETURNING sequence;
+COMMIT;
+SELECT type, sequence FROM w_reset;
+
 -- the stored layout, as the Node adapter would have written it
 SELECT created ~ '^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}Z$' AS iso_ms, time_bucket = left(created, 7) AS bucket,
        id ~ '^[0-9a-f-]{36}$' AS uuid, sequence, payload, meta

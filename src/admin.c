@@ -40,6 +40,7 @@
 #include "utils/syscache.h"
 
 #include "admin.h"
+#include "append.h"
 #include "dynamo.h"
 #include "store.h"
 
@@ -346,6 +347,7 @@ esd_reset_store(PG_FUNCTION_ARGS)
 	load_target(relid, &target);
 	reset_store_work(&target.conn, &target.table);
 	forget_plans(relid);
+	esd_discard_appends(relid);
 	PG_RETURN_VOID();
 }
 
@@ -656,6 +658,7 @@ esd_exec_foreign_truncate(List *rels, DropBehavior behavior, bool restart_seqs)
 
 		load_target(RelationGetRelid(rel), target);
 		forget_plans(RelationGetRelid(rel));
+		esd_discard_appends(RelationGetRelid(rel));
 		key = store_key(&target->conn, &target->table);
 		if (list_member(done, makeString(key)))
 			continue;

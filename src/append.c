@@ -62,7 +62,7 @@
 enum
 {
 	COL_RELID, COL_STREAM, COL_SEQ, COL_SUBID, COL_ITEM, COL_S3KEY, COL_S3BODY,
-	COL_CHECKID,
+	COL_CHECKID, COL_EPOCH,
 	NCOLS
 };
 
@@ -101,6 +101,7 @@ typedef struct TableRef
 	Oid			relid;
 	Oid			serverid;
 	Oid			userid;
+	int			epoch;			/* resets of its table in this transaction */
 } TableRef;
 
 /* The buffer of the current transaction; NULL cxt when empty. */
@@ -293,6 +294,7 @@ ensure_buffer(void)
 	TupleDescInitEntry(buf.desc, COL_S3KEY + 1, "s3key", TEXTOID, -1, 0);
 	TupleDescInitEntry(buf.desc, COL_S3BODY + 1, "s3body", TEXTOID, -1, 0);
 	TupleDescInitEntry(buf.desc, COL_CHECKID + 1, "checkid", BOOLOID, -1, 0);
+	TupleDescInitEntry(buf.desc, COL_EPOCH + 1, "epoch", INT4OID, -1, 0);
 
 	ops[0] = lookup_type_cache(OIDOID, TYPECACHE_LT_OPR)->lt_opr;
 	ops[1] = lookup_type_cache(TEXTOID, TYPECACHE_LT_OPR)->lt_opr;
@@ -429,6 +431,41 @@ lookup_stream(Oid relid, const char *stream, bool *found)
 	return st;
 }
 
+static TableRef *
+find_table(Oid relid)
+{
+	ListCell   *lc;
+
+	foreach(lc, buf.tables)
+		if (((TableRef *) lfirst(lc))->relid == relid)
+			return lfirst(lc);
+	return NULL;
+}
+
+void
+esd_discard_appends(Oid relid)
+{
+	TableRef   *ref;
+	HASH_SEQ_STATUS scan;
+	StreamState *st;
+
+	if (buf.cxt == NULL || (ref = find_table(relid)) == NULL)
+		return;
+	ref->epoch++;
+	hash_seq_init(&scan, buf.streams);
+	while ((st = hash_seq_search(&scan)) != NULL)
+		if (st->key.relid == relid)
+			(void) hash_search(buf.streams, &st->key, HASH_REMOVE, NULL);
+	{
+		GivenId    *g;
+
+		hash_seq_init(&scan, buf.ids);
+		while ((g = hash_seq_search(&scan)) != NULL)
+			if (g->key.relid == relid)
+				(void) hash_search(buf.ids, &g->key, HASH_REMOVE, NULL);
+	}
+}
+
 static void
 remember_table(Oid relid, const EsdConnOptions *conn)
 {
@@ -444,6 +481,7 @@ remember_table(Oid relid, const EsdConnOptions *conn)
 	ref->relid = relid;
 	ref->serverid = conn->serverid;
 	ref->userid = conn->userid;
+	ref->epoch = 0;
 	buf.tables = lappend(buf.tables, ref);
 	MemoryContextSwitchTo(old);
 }
@@ -573,6 +611,7 @@ esd_append(Oid relid, const EsdConnOptions *conn, const EsdTableOptions *table,
 	nulls[COL_S3BODY] = ev->s3_body == NULL;
 	values[COL_S3BODY] = ev->s3_body ? CStringGetTextDatum(ev->s3_body) : (Datum) 0;
 	values[COL_CHECKID] = BoolGetDatum(ev->id_given && table->check_given_ids);
+	values[COL_EPOCH] = Int32GetDatum(find_table(relid)->epoch);
 
 	slot = MakeSingleTupleTableSlot(buf.desc, &TTSOpsVirtual);
 	ExecClearTuple(slot);
@@ -582,7 +621,8 @@ esd_append(Oid relid, const EsdConnOptions *conn, const EsdTableOptions *table,
 	sort_put(slot);
 	ExecDropSingleTupleTableSlot(slot);
 	for (int i = 0; i < NCOLS; i++)
-		if (!nulls[i] && i != COL_RELID && i != COL_SEQ && i != COL_SUBID && i != COL_CHECKID)
+		if (!nulls[i] && i != COL_RELID && i != COL_SEQ && i != COL_SUBID && i != COL_CHECKID &&
+			i != COL_EPOCH)
 			pfree(DatumGetPointer(values[i]));
 	MemoryContextSwitchTo(old);
 
@@ -1168,6 +1208,8 @@ flush(void)
 			continue;
 
 		relid = DatumGetObjectId(slot_getattr(slot, COL_RELID + 1, &isnull));
+		if (DatumGetInt32(slot_getattr(slot, COL_EPOCH + 1, &isnull)) != find_table(relid)->epoch)
+			continue;			/* appended before its table was reset */
 		if (relid != cur_relid)
 		{
 			ListCell   *lc;

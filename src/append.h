@@ -27,6 +27,13 @@ extern void esd_prefetch_heads(Oid relid, const EsdConnOptions *conn,
 							   const EsdTableOptions *table,
 							   char **streams, int nstreams);
 
+/*
+ * The table behind a foreign table was just reset: the events this
+ * transaction appended to it so far are dropped, as TRUNCATE drops the rows
+ * a transaction inserted, and its streams start again from their heads.
+ */
+extern void esd_discard_appends(Oid relid);
+
 /* Stream head item id for a stream key "<domain>::<identifier>". */
 extern char *esd_head_id(const char *stream);
 
