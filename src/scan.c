@@ -62,7 +62,7 @@ esd_bucket_range(const EsdTableOptions *table, char ***buckets, int *nbuckets)
 
 
 #define FIRST_PAGE_LIMIT 100
-#define PAGE_LIMIT 1000
+#define PAGE_LIMIT 500
 #define COLLECTED_PAGE 100
 
 /*
@@ -70,7 +70,7 @@ esd_bucket_range(const EsdTableOptions *table, char ***buckets, int *nbuckets)
  * hold whole events (memory stays bounded by these pages).
  */
 #define MAX_AHEAD_KEYS 16
-#define MAX_AHEAD_EVENTS 3
+#define MAX_AHEAD_EVENTS 4
 
 typedef enum PageState
 {
