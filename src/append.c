@@ -153,96 +153,65 @@ esd_head_id(const char *stream)
 
 /*
  * The tuplesort's temporary files must belong to the transaction, not to
- * the statement that happens to add or read a row: these wrappers run each
- * tuplesort call under the top transaction's resource owner.
+ * the statement that happens to add or read a row: every tuplesort call
+ * runs under the top transaction's resource owner.  (On an error, the
+ * (sub)transaction abort sets the resource owner back itself.)
  */
-static void
-sort_begin(AttrNumber *keys, Oid *ops, Oid *colls, bool *nulls_first)
+static ResourceOwner
+transaction_owner(void)
 {
 	ResourceOwner save = CurrentResourceOwner;
 
 	CurrentResourceOwner = TopTransactionResourceOwner;
-	PG_TRY();
-	{
-		buf.sort = tuplesort_begin_heap(buf.desc, 3, keys, ops, colls, nulls_first,
-										work_mem, NULL, TUPLESORT_NONE);
-	}
-	PG_FINALLY();
-	{
-		CurrentResourceOwner = save;
-	}
-	PG_END_TRY();
+	return save;
+}
+
+static void
+sort_begin(AttrNumber *keys, Oid *ops, Oid *colls, bool *nulls_first)
+{
+	ResourceOwner save = transaction_owner();
+
+	buf.sort = tuplesort_begin_heap(buf.desc, 3, keys, ops, colls, nulls_first,
+									work_mem, NULL, TUPLESORT_NONE);
+	CurrentResourceOwner = save;
 }
 
 static void
 sort_put(TupleTableSlot *slot)
 {
-	ResourceOwner save = CurrentResourceOwner;
+	ResourceOwner save = transaction_owner();
 
-	CurrentResourceOwner = TopTransactionResourceOwner;
-	PG_TRY();
-	{
-		tuplesort_puttupleslot(buf.sort, slot);
-	}
-	PG_FINALLY();
-	{
-		CurrentResourceOwner = save;
-	}
-	PG_END_TRY();
+	tuplesort_puttupleslot(buf.sort, slot);
+	CurrentResourceOwner = save;
 }
 
 static void
 sort_perform(void)
 {
-	ResourceOwner save = CurrentResourceOwner;
+	ResourceOwner save = transaction_owner();
 
-	CurrentResourceOwner = TopTransactionResourceOwner;
-	PG_TRY();
-	{
-		tuplesort_performsort(buf.sort);
-	}
-	PG_FINALLY();
-	{
-		CurrentResourceOwner = save;
-	}
-	PG_END_TRY();
+	tuplesort_performsort(buf.sort);
+	CurrentResourceOwner = save;
 }
 
 static bool
 sort_get(TupleTableSlot *slot)
 {
-	ResourceOwner save = CurrentResourceOwner;
-	volatile bool more = false;
+	ResourceOwner save = transaction_owner();
+	bool		more = tuplesort_gettupleslot(buf.sort, true, false, slot, NULL);
 
-	CurrentResourceOwner = TopTransactionResourceOwner;
-	PG_TRY();
-	{
-		more = tuplesort_gettupleslot(buf.sort, true, false, slot, NULL);
-	}
-	PG_FINALLY();
-	{
-		CurrentResourceOwner = save;
-	}
-	PG_END_TRY();
+	CurrentResourceOwner = save;
 	return more;
 }
 
 static void
 sort_end(void)
 {
-	ResourceOwner save = CurrentResourceOwner;
+	ResourceOwner save = transaction_owner();
 
-	CurrentResourceOwner = TopTransactionResourceOwner;
-	PG_TRY();
-	{
-		tuplesort_end(buf.sort);
-		buf.sort = NULL;
-	}
-	PG_FINALLY();
-	{
-		CurrentResourceOwner = save;
-	}
-	PG_END_TRY();
+	tuplesort_end(buf.sort);
+	buf.sort = NULL;
+	CurrentResourceOwner = save;
 }
 
 static void xact_callback(XactEvent event, void *arg);

@@ -6,9 +6,10 @@
  * One multi handle per backend holds curl's connection cache, so keep-alive
  * connections are reused across requests and statements.  Waiting is done
  * in slices of at most 100 ms with CHECK_FOR_INTERRUPTS() between them: a
- * cancel or statement_timeout ends a wait promptly.  The error path
- * (http_abort_all) removes every transfer still in flight, so an error
- * raised while waiting leaves no dangling easy handle behind.
+ * cancel or statement_timeout ends a wait promptly.  http_abort removes a
+ * transfer still in flight; the AWS layer uses it when a request is no
+ * longer wanted and when a (sub)transaction aborts, so no easy handle is
+ * left pointing at freed memory.
  *
  *-------------------------------------------------------------------------
  */
@@ -213,19 +214,6 @@ http_wait_one(long timeout_ms)
 			ereport(ERROR,
 					(errcode(ERRCODE_FDW_ERROR),
 					 errmsg("libcurl multi interface failed while waiting")));
-	}
-}
-
-void
-http_abort_all(void)
-{
-	while (n_in_flight > 0)
-	{
-		CURL	   *easy = active[--n_in_flight];
-
-		/* the transfers' own memory may be gone already: touch only curl's */
-		curl_multi_remove_handle(multi, easy);
-		curl_easy_cleanup(easy);
 	}
 }
 

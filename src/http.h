@@ -51,11 +51,6 @@ extern void http_start(HttpTransfer *t);
  */
 extern HttpTransfer *http_wait_one(long timeout_ms);
 
-/*
- * Abandon every transfer in flight (error paths, transaction end).  Does
- * not touch the HttpTransfer structs, whose memory may be gone already.
- */
-extern void http_abort_all(void);
 
 /*
  * Run one transfer to completion, apart from those of http_start (which
