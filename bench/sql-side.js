@@ -103,8 +103,8 @@ const COLUMNS = `id text, domain text, type text, identifier text, correlation_i
   sequence bigint, payload jsonb, meta jsonb, created timestamptz, time_bucket text, s3_reference text`;
 
 /* A foreign table over `prefix` with every column of the SPEC. */
-function foreignTable(name, { prefix, bucket, startMonth }) {
-  const options = [`table_name_prefix ${lit(prefix)}`];
+function foreignTable(name, { prefix, bucket, startMonth, extra = [] }) {
+  const options = [`table_name_prefix ${lit(prefix)}`, ...extra];
   if (bucket)
     options.push(`s3_bucket ${lit(bucket)}`);
   if (startMonth)

@@ -62,6 +62,8 @@ aws_json_parse(const char *data, size_t len)
 		ereport(ERROR,
 				(errcode(ERRCODE_OUT_OF_MEMORY),
 				 errmsg("out of memory")));
+	/* JSON is UTF-8: bytes that are not never reach a text datum */
+	json_tokener_set_flags(tok, JSON_TOKENER_VALIDATE_UTF8);
 	obj = json_tokener_parse_ex(tok, data, (int) len);
 	if (obj != NULL && (json_tokener_get_error(tok) != json_tokener_success ||
 						tok->char_offset != (int) len))
@@ -363,6 +365,30 @@ static const char *const expired_token_types[] = {
 	"ExpiredTokenException", "ExpiredToken", NULL
 };
 
+static const char *const s3_size_types[] = {
+	"KeyTooLongError", "EntityTooLarge", "MetadataTooLarge", NULL
+};
+
+/*
+ * Is the failure a value over one of AWS's size limits (a DynamoDB item
+ * over 400 KB, a key over 2048 or 1024 bytes, an S3 key over 1024 bytes)?
+ * DynamoDB says so only in the text of a ValidationException.
+ */
+static bool
+over_size_limit(AwsCall *call)
+{
+	char	   *lower;
+
+	if (call->is_s3)
+		return type_is(call->error_type, s3_size_types);
+	if (strcmp(call->error_type, "ValidationException") != 0)
+		return false;
+	lower = pstrdup(call->error_message);
+	for (char *p = lower; *p; p++)
+		*p = pg_tolower((unsigned char) *p);
+	return strstr(lower, "size") != NULL && strstr(lower, "exceed") != NULL;
+}
+
 /*
  * Random wait before the next attempt: full jitter over a capped
  * exponential.
@@ -380,6 +406,111 @@ aws_backoff_ms(const EsdConnOptions *conn, int attempts)
 }
 
 /*
+ * The members of DynamoDB answers that the extension reads, and the JSON
+ * type each must have.  An answer that breaks these is as malformed as one
+ * that is not JSON: read as it is, it would lose events without a word (an
+ * "Items" that is not an array reads as an empty page).
+ */
+typedef struct AnswerMember
+{
+	const char *operation;		/* NULL: in any answer that has it */
+	const char *member;
+	json_type	type;
+	bool		required;		/* the operation's answer always has it */
+} AnswerMember;
+
+static const AnswerMember answer_members[] = {
+	{"Query", "Items", json_type_array, true},
+	{"Query", "Count", json_type_int, true},
+	{"BatchGetItem", "Responses", json_type_object, true},
+	{"DescribeTable", "Table", json_type_object, true},
+	{NULL, "Items", json_type_array, false},
+	{NULL, "Count", json_type_int, false},
+	{NULL, "ScannedCount", json_type_int, false},
+	{NULL, "LastEvaluatedKey", json_type_object, false},
+	{NULL, "Item", json_type_object, false},
+	{NULL, "UnprocessedKeys", json_type_object, false},
+	{NULL, "TableDescription", json_type_object, false},
+	{NULL, NULL, json_type_null, false}
+};
+
+/* An item is an object of AttributeValues, which are objects too. */
+static bool
+is_item(json_object *item)
+{
+	if (!json_object_is_type(item, json_type_object))
+		return false;
+	{
+		json_object_object_foreach(item, name, av)
+		{
+			(void) name;
+			if (!json_object_is_type(av, json_type_object))
+				return false;
+		}
+	}
+	return true;
+}
+
+static bool
+is_item_array(json_object *items)
+{
+	size_t		n = json_object_array_length(items);
+
+	for (size_t i = 0; i < n; i++)
+		if (!is_item(json_object_array_get_idx(items, i)))
+			return false;
+	return true;
+}
+
+/*
+ * What is wrong with the shape of a DynamoDB answer, or NULL when nothing
+ * the extension reads is amiss.
+ */
+static char *
+answer_shape_problem(const char *operation, json_object *answer)
+{
+	static const char *const type_names[] = {
+		[json_type_null] = "null", [json_type_boolean] = "a boolean",
+		[json_type_double] = "a number", [json_type_int] = "an integer",
+		[json_type_object] = "an object", [json_type_array] = "an array",
+		[json_type_string] = "a string"
+	};
+	json_object *v;
+
+	for (const AnswerMember *m = answer_members; m->member; m++)
+	{
+		if (m->operation && strcmp(m->operation, operation) != 0)
+			continue;
+		if (!json_object_object_get_ex(answer, m->member, &v))
+		{
+			if (m->required)
+				return psprintf("\"%s\" is missing", m->member);
+			continue;
+		}
+		if (!json_object_is_type(v, m->type))
+			return psprintf("\"%s\" is %s, not %s", m->member,
+							type_names[json_object_get_type(v)], type_names[m->type]);
+	}
+
+	/* the items themselves, where the answer holds some */
+	if (json_object_object_get_ex(answer, "Items", &v) && !is_item_array(v))
+		return pstrdup("\"Items\" holds something that is not an item");
+	if (json_object_object_get_ex(answer, "Item", &v) && !is_item(v))
+		return pstrdup("\"Item\" is not an item");
+	if (json_object_object_get_ex(answer, "Responses", &v) &&
+		json_object_is_type(v, json_type_object))
+	{
+		json_object_object_foreach(v, table, items)
+		{
+			(void) table;
+			if (!json_object_is_type(items, json_type_array) || !is_item_array(items))
+				return pstrdup("\"Responses\" holds something that is not an array of items");
+		}
+	}
+	return NULL;
+}
+
+/*
  * Decide what a finished attempt means: success, retry later, or failure.
  */
 static void
@@ -388,6 +519,7 @@ classify(const EsdConnOptions *conn, AwsCall *call, AwsStats *stats)
 	HttpTransfer *t = &call->transfer;
 	bool		retryable = false;
 	int			budget = conn->max_retries;
+	char	   *problem = NULL;
 
 	call->status = t->status;
 
@@ -395,11 +527,14 @@ classify(const EsdConnOptions *conn, AwsCall *call, AwsStats *stats)
 	{
 		call->error_type = pstrdup(t->too_large ? "ResponseTooLarge" : curl_easy_strerror(t->curl_code));
 		call->error_message = t->too_large
-			? psprintf("the response exceeded %zu bytes", t->max_response)
+			? psprintf("the response body is larger than the limit of %zu bytes", t->max_response)
 			: clean_remote_text(t->errbuf, strlen(t->errbuf));
 		call->sqlstate = ERRCODE_FDW_UNABLE_TO_ESTABLISH_CONNECTION;
-		if (t->too_large)
+		if (t->too_large || t->curl_code == CURLE_URL_MALFORMAT)
+		{
+			/* the same request would fail the same way: no retry */
 			call->sqlstate = ERRCODE_FDW_ERROR;
+		}
 		else if (t->curl_code == CURLE_COULDNT_CONNECT ||
 				 t->curl_code == CURLE_COULDNT_RESOLVE_HOST ||
 				 t->curl_code == CURLE_COULDNT_RESOLVE_PROXY)
@@ -419,16 +554,25 @@ classify(const EsdConnOptions *conn, AwsCall *call, AwsStats *stats)
 			return;
 		}
 		call->json = aws_json_parse(t->response.data, t->response.len);
-		if (call->json != NULL && json_object_is_type(call->json, json_type_object))
+		if (call->json != NULL && json_object_is_type(call->json, json_type_object) &&
+			(problem = answer_shape_problem(call->operation, call->json)) == NULL)
 		{
 			call->done = true;
 			pfree(t->response.data);
 			return;
 		}
+		/* truncated, a proxy's page, or garbled: maybe not the next time */
 		call->error_type = pstrdup("MalformedResponse");
-		call->error_message = psprintf("HTTP %ld with a body that is not a JSON object: %s",
-									   t->status,
-									   clean_remote_text(t->response.data, t->response.len));
+		if (problem)
+			call->error_message = psprintf("HTTP %ld with an answer of the wrong shape: %s",
+										   t->status, problem);
+		else if (t->response.len == 0)
+			call->error_message = psprintf("HTTP %ld with an empty body", t->status);
+		else
+			call->error_message = psprintf("HTTP %ld with a body that is not a JSON object in UTF-8: %s",
+										   t->status,
+										   clean_remote_text(t->response.data, t->response.len));
+		call->json = NULL;
 		call->sqlstate = ERRCODE_FDW_ERROR;
 		retryable = true;
 	}
@@ -455,6 +599,8 @@ classify(const EsdConnOptions *conn, AwsCall *call, AwsStats *stats)
 		else if (strcmp(call->error_type, "ResourceNotFoundException") == 0 ||
 				 strcmp(call->error_type, "NoSuchBucket") == 0)
 			call->sqlstate = ERRCODE_FDW_TABLE_NOT_FOUND;
+		else if (over_size_limit(call))
+			call->sqlstate = ERRCODE_PROGRAM_LIMIT_EXCEEDED;
 		else if (t->status >= 500)
 		{
 			retryable = true;
@@ -462,6 +608,14 @@ classify(const EsdConnOptions *conn, AwsCall *call, AwsStats *stats)
 		}
 		else
 			call->sqlstate = ERRCODE_FDW_ERROR;
+
+		/* a redirect is never followed: say where it pointed */
+		if (t->status >= 300 && t->status < 400)
+			call->error_message = psprintf("redirected to \"%s\", which is not followed: %s",
+										   t->redirect_url
+										   ? clean_remote_text(t->redirect_url, strlen(t->redirect_url))
+										   : "(no Location)",
+										   call->error_message);
 	}
 
 	if (retryable && call->attempts <= budget)
@@ -604,16 +758,14 @@ aws_all_done(AwsCall **calls, int ncalls)
 	return true;
 }
 
-void
-aws_pump(long wait_ms)
+/* Start every queued call that is due while there is room; the soonest later due time, or 0. */
+static TimestampTz
+start_due_calls(void)
 {
 	TimestampTz now = GetCurrentTimestamp();
 	TimestampTz next_due = 0;
 	ListCell   *lc;
-	HttpTransfer *t;
 	AwsStats	scratch;
-
-	CHECK_FOR_INTERRUPTS();
 
 	foreach(lc, queued)
 	{
@@ -625,6 +777,7 @@ aws_pump(long wait_ms)
 		{
 			MemoryContext old = MemoryContextSwitchTo(call->cxt);
 
+			memset(&scratch, 0, sizeof(scratch));
 			count_request(call, call->stats ? call->stats : &scratch);
 			start_attempt(call->conn, call);
 			MemoryContextSwitchTo(old);
@@ -632,6 +785,35 @@ aws_pump(long wait_ms)
 		else if (next_due == 0 || call->due < next_due)
 			next_due = Max(call->due, now);
 	}
+	return next_due;
+}
+
+/* A transfer finished: classify its call (in the call's own memory). */
+static void
+finished(HttpTransfer *t)
+{
+	AwsCall    *call = (AwsCall *) t->owner;
+	MemoryContext old = MemoryContextSwitchTo(call->cxt);
+	AwsStats	scratch;
+
+	memset(&scratch, 0, sizeof(scratch));
+	classify(call->conn, call, call->stats ? call->stats : &scratch);
+	MemoryContextSwitchTo(old);
+	if (call->done)
+		forget(call);
+}
+
+void
+aws_pump(long wait_ms)
+{
+	TimestampTz now;
+	TimestampTz next_due;
+	HttpTransfer *t;
+
+	CHECK_FOR_INTERRUPTS();
+
+	next_due = start_due_calls();
+	now = GetCurrentTimestamp();
 	if (next_due)
 		wait_ms = Min(wait_ms, Max(1, (long) ((next_due - now) / 1000)));
 
@@ -650,15 +832,21 @@ aws_pump(long wait_ms)
 
 	t = http_wait_one(wait_ms);
 	if (t != NULL)
-	{
-		AwsCall    *call = (AwsCall *) t->owner;
-		MemoryContext old = MemoryContextSwitchTo(call->cxt);
+		finished(t);
+}
 
-		memset(&scratch, 0, sizeof(scratch));
-		classify(call->conn, call, call->stats ? call->stats : &scratch);
-		MemoryContextSwitchTo(old);
-		if (call->done)
-			forget(call);
+void
+aws_poll(void)
+{
+	HttpTransfer *t;
+
+	if (queued == NIL)
+		return;
+	(void) start_due_calls();
+	while ((t = http_wait_one(0)) != NULL)
+	{
+		finished(t);
+		(void) start_due_calls();
 	}
 }
 
@@ -720,6 +908,16 @@ aws_raise(AwsCall *call)
 	else if (call->sqlstate == ERRCODE_FDW_UNABLE_TO_ESTABLISH_CONNECTION)
 		hint = call->is_s3 ? "Check the server's s3_endpoint option and that the service is reachable."
 			: "Check the server's endpoint option and that the service is reachable.";
+	else if (call->sqlstate == ERRCODE_PROGRAM_LIMIT_EXCEEDED)
+		hint = call->is_s3 ? "S3 object keys hold at most 1024 bytes: the event's id is too long to offload."
+			: "DynamoDB items hold at most 400 KB (the payload excepted, which goes to S3), and keys at most 2048 bytes: an id, causation id, or domain and identifier this long cannot be stored or looked up.";
+	else if (call->status >= 300 && call->status < 400)
+		hint = call->is_s3 ? "Redirects are not followed: check the server's s3_endpoint and region options; the bucket may be in another region."
+			: "Redirects are not followed: set the server's endpoint option to the service's own URL.";
+	else if (strcmp(call->error_type, "MalformedResponse") == 0 ||
+			 (strcmp(call->error_type, "ResponseTooLarge") == 0 && !call->is_s3))
+		hint = call->is_s3 ? "Check that the server's s3_endpoint option names S3 itself, not a proxy or a web page."
+			: "Check that the server's endpoint option names DynamoDB itself, not a proxy or a web page.";
 
 	if (call->is_s3)
 		ereport(ERROR,

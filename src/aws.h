@@ -101,6 +101,8 @@ extern void aws_execute_one(const EsdConnOptions *conn, AwsCall *call,
  */
 extern void aws_submit(const EsdConnOptions *conn, AwsCall *call, AwsStats *stats);
 extern void aws_pump(long wait_ms);
+/* Progress without waiting: start what is due, classify what has finished. */
+extern void aws_poll(void);
 extern void aws_cancel(AwsCall *call);
 extern bool aws_all_done(AwsCall **calls, int ncalls);
 

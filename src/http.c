@@ -76,8 +76,10 @@ get_multi(void)
 }
 
 /*
- * Body callback: append to the transfer's buffer, refusing more than
- * max_response bytes so a runaway response cannot exhaust memory.
+ * Body callback: append to the transfer's buffer, refusing a body that
+ * (with the buffer's terminating zero) would need more than max_response
+ * bytes, so a runaway response cannot exhaust memory: the buffer, which
+ * doubles as it grows, never exceeds max_response.
  */
 static size_t
 write_body(char *data, size_t size, size_t nmemb, void *arg)
@@ -85,7 +87,7 @@ write_body(char *data, size_t size, size_t nmemb, void *arg)
 	HttpTransfer *t = (HttpTransfer *) arg;
 	size_t		len = size * nmemb;
 
-	if ((size_t) t->response.len + len > t->max_response)
+	if ((size_t) t->response.len + len + 1 > t->max_response)
 	{
 		t->too_large = true;
 		return 0;
@@ -110,6 +112,7 @@ new_easy(HttpTransfer *t)
 	t->status = 0;
 	t->curl_code = CURLE_OK;
 	t->too_large = false;
+	t->redirect_url = NULL;
 	if (t->max_response == 0)
 		t->max_response = 64 * 1024 * 1024;
 
@@ -124,6 +127,8 @@ new_easy(HttpTransfer *t)
 	curl_easy_setopt(easy, CURLOPT_TIMEOUT_MS, t->timeout_ms);
 	curl_easy_setopt(easy, CURLOPT_TCP_KEEPALIVE, 1L);
 	curl_easy_setopt(easy, CURLOPT_FOLLOWLOCATION, 0L);
+	/* a Content-Length over the limit fails the transfer before the body */
+	curl_easy_setopt(easy, CURLOPT_MAXFILESIZE_LARGE, (curl_off_t) t->max_response);
 	curl_easy_setopt(easy, CURLOPT_PROTOCOLS_STR, "http,https");
 
 	if (strcmp(t->method, "GET") == 0)
@@ -159,11 +164,31 @@ http_start(HttpTransfer *t)
 	t->in_flight = true;
 }
 
+/*
+ * What the transfer's result says beyond the status: whether the body was
+ * refused for its size, and where a redirect (never followed) pointed, kept
+ * beside the response buffer.
+ */
+static void
+note_result(HttpTransfer *t, CURL *easy, CURLcode code)
+{
+	char	   *location = NULL;
+
+	curl_easy_getinfo(easy, CURLINFO_RESPONSE_CODE, &t->status);
+	t->curl_code = code;
+	if (code == CURLE_FILESIZE_EXCEEDED)
+		t->too_large = true;
+	if (t->status >= 300 && t->status < 400 &&
+		curl_easy_getinfo(easy, CURLINFO_REDIRECT_URL, &location) == CURLE_OK &&
+		location != NULL)
+		t->redirect_url = MemoryContextStrdup(GetMemoryChunkContext(t->response.data),
+											  location);
+}
+
 static void
 finish(HttpTransfer *t, CURLcode code)
 {
-	curl_easy_getinfo(t->easy, CURLINFO_RESPONSE_CODE, &t->status);
-	t->curl_code = code;
+	note_result(t, t->easy, code);
 	curl_multi_remove_handle(multi, t->easy);
 	untrack(t->easy);
 	curl_easy_cleanup(t->easy);
@@ -304,8 +329,7 @@ http_perform(HttpTransfer *t)
 	}
 	PG_END_TRY();
 
-	curl_easy_getinfo(easy, CURLINFO_RESPONSE_CODE, &t->status);
-	t->curl_code = code;
+	note_result(t, easy, code);
 	curl_multi_remove_handle(solo, easy);
 	curl_easy_cleanup(easy);
 }

@@ -26,13 +26,16 @@ typedef struct HttpTransfer
 	size_t		body_len;
 	long		connect_timeout_ms;
 	long		timeout_ms;
-	size_t		max_response;	/* a larger body fails the transfer */
+	size_t		max_response;	/* a body that needs more (with its
+								 * terminating zero) fails the transfer;
+								 * 0: 64 MB */
 
 	/* result */
 	CURLcode	curl_code;
 	long		status;
 	StringInfoData response;
 	char		errbuf[CURL_ERROR_SIZE];
+	char	   *redirect_url;	/* where a 3xx answer pointed (not followed) */
 
 	/* private */
 	CURL	   *easy;

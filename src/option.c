@@ -443,7 +443,7 @@ esd_get_conn_options(Oid serverid, Oid userid, EsdConnOptions *opts)
 	opts->max_retries = 10;
 	opts->retry_base_ms = 25;
 	opts->retry_cap_ms = 2000;
-	opts->max_in_flight = 8;
+	opts->max_in_flight = 16;
 	memset(&creq, 0, sizeof(creq));
 
 	foreach(cell, server->options)

@@ -984,9 +984,26 @@ next_collected_page(EsdWalk *walk)
 	}
 }
 
+/*
+ * While rows are being returned, keep the pages ahead moving: what DynamoDB
+ * answered is taken in and the next requests go out, without waiting.
+ */
+static void
+keep_pages_moving(EsdWalk *walk)
+{
+	aws_poll();
+	for (EsdPage *p = walk->pages; p; p = p->next)
+		advance_page(walk, p);
+	ask_ahead(walk);
+}
+
+#define ROWS_BETWEEN_POLLS 32
+
 EsdEvent *
 esd_walk_next(EsdWalk *walk)
 {
+	if (walk->pages && walk->next % ROWS_BETWEEN_POLLS == ROWS_BETWEEN_POLLS - 1)
+		keep_pages_moving(walk);
 	if (walk->current == NULL || walk->next >= walk->current->nevents)
 	{
 		bool		more = (walk->access == ESD_ACCESS_ID || walk->access == ESD_ACCESS_CAUSATION)
