@@ -26,10 +26,10 @@ EXTENSION = event_store_dynamo
 DATA = sql/event_store_dynamo--0.1.sql
 PGFILEDESC = "event_store_dynamo - DynamoDB event store foreign-data wrapper"
 
-REGRESS = options read errors write pushdown admin credentials baditems
+REGRESS = options read errors write pushdown admin credentials baditems hardening privileges
 REGRESS_OPTS = --load-extension=event_store_dynamo
 
-PG_CPPFLAGS = -I$(srcdir)/src -Wall -Wextra -Wno-unused-parameter -Wno-missing-field-initializers -Wno-sign-compare
+PG_CPPFLAGS = -I$(srcdir)/src -isystem $(shell $(PG_CONFIG) --includedir-server) -isystem $(shell $(PG_CONFIG) --includedir-server)/../internal -Wall -Wextra
 SHLIB_LINK = -lcurl -ljson-c -lcrypto
 
 PG_CONFIG ?= pg_config

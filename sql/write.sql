@@ -99,6 +99,16 @@ SELECT identifier, count(*), min(sequence), max(sequence),
        bool_and(sequence = (payload->>'g')::int / 7 + CASE WHEN identifier = 's0' THEN 0 ELSE 1 END) AS in_order
   FROM w WHERE domain = 'bulk' GROUP BY identifier ORDER BY identifier;
 
+-- past work_mem, the events waiting for the commit spill to a temporary file
+BEGIN;
+SET LOCAL work_mem = '64kB';
+INSERT INTO w (domain, type, identifier, payload)
+  SELECT 'spill', 'item-' || g, 's' || (g % 5), jsonb_build_object('g', g, 'pad', repeat('p', 200))
+  FROM generate_series(1, 2000) g;
+SELECT count(*) > 0 AS spilled FROM pg_ls_tmpdir();
+COMMIT;
+SELECT count(*), count(DISTINCT identifier), max(sequence) FROM w WHERE domain = 'spill';
+
 -- COPY FROM appends too
 COPY w (domain, type, identifier, payload) FROM STDIN;
 copy	one	c1	{"n": 1}

@@ -627,7 +627,7 @@ esd_import_foreign_schema(ImportForeignSchemaStmt *stmt, Oid serverOid)
  * reset it once.
  */
 void
-esd_exec_foreign_truncate(List *rels, DropBehavior behavior, bool restart_seqs)
+esd_exec_foreign_truncate(List *rels, DropBehavior behavior pg_attribute_unused(), bool restart_seqs pg_attribute_unused())
 {
 	List	   *targets = NIL;
 	List	   *done = NIL;

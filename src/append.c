@@ -123,7 +123,7 @@ static struct
 static bool callbacks_registered = false;
 
 static uint32
-stream_key_hash(const void *key, Size keysize)
+stream_key_hash(const void *key, Size keysize pg_attribute_unused())
 {
 	const StreamKey *k = key;
 
@@ -131,7 +131,7 @@ stream_key_hash(const void *key, Size keysize)
 }
 
 static int
-stream_key_match(const void *a, const void *b, Size keysize)
+stream_key_match(const void *a, const void *b, Size keysize pg_attribute_unused())
 {
 	const StreamKey *x = a;
 	const StreamKey *y = b;
@@ -145,11 +145,6 @@ reset_buffer(void)
 	memset(&buf, 0, sizeof(buf));
 }
 
-char *
-esd_head_id(const char *stream)
-{
-	return psprintf("%sHEAD::%s", ESD_ID_PREFIX, stream);
-}
 
 /*
  * The tuplesort's temporary files must belong to the transaction, not to
@@ -322,7 +317,7 @@ subxact_alive(SubTransactionId subid)
  */
 static void
 subxact_callback(SubXactEvent event, SubTransactionId mySubid,
-				 SubTransactionId parentSubid, void *arg)
+				 SubTransactionId parentSubid, void *arg pg_attribute_unused())
 {
 	HASH_SEQ_STATUS scan;
 	StreamState *st;
@@ -357,30 +352,6 @@ subxact_callback(SubXactEvent event, SubTransactionId mySubid,
 		else
 			top->subid = parentSubid;
 	}
-}
-
-/* Read one stream head's version: 0 when the stream was never written. */
-static int64
-read_head(const EsdConnOptions *conn, const EsdTableOptions *table, const char *stream)
-{
-	AwsCall		call;
-	StringInfoData body;
-	json_object *item;
-
-	initStringInfo(&body);
-	appendStringInfoString(&body, "{\"TableName\":");
-	escape_json(&body, table->table_name);
-	appendStringInfoString(&body, ",\"Key\":{\"id\":{\"S\":");
-	escape_json(&body, esd_head_id(stream));
-	appendStringInfoString(&body, "},\"created\":{\"S\":\"" ESD_HEAD_CREATED "\"}},"
-						   "\"ConsistentRead\":true,\"ProjectionExpression\":\"#v\","
-						   "\"ExpressionAttributeNames\":{\"#v\":\"version\"}}");
-	aws_dynamodb_init(&call, conn, "GetItem", table->table_name, body.data);
-	aws_execute_one(conn, &call, NULL);
-
-	if (!json_object_object_get_ex(call.json, "Item", &item))
-		return 0;
-	return dynamo_head_version(item, stream, table->table_name);
 }
 
 static StreamState *
@@ -473,10 +444,10 @@ esd_prefetch_heads(Oid relid, const EsdConnOptions *conn,
 		if (hash_search(buf.streams, &key, HASH_FIND, NULL) != NULL)
 			continue;
 		for (int j = 0; j < nkeys && !dup; j++)
-			dup = strcmp(keys[j].id, esd_head_id(streams[i])) == 0;
+			dup = strcmp(keys[j].id, dynamo_head_id(streams[i])) == 0;
 		if (dup)
 			continue;
-		keys[nkeys].id = esd_head_id(streams[i]);
+		keys[nkeys].id = dynamo_head_id(streams[i]);
 		keys[nkeys].created = ESD_HEAD_CREATED;
 		nkeys++;
 	}
@@ -540,7 +511,7 @@ esd_append(Oid relid, const EsdConnOptions *conn, const EsdTableOptions *table,
 
 	st = lookup_stream(relid, ev->stream, &found);
 	if (!found)
-		st->next = read_head(conn, table, ev->stream) + 1;
+		st->next = dynamo_read_head(conn, table->table_name, ev->stream) + 1;
 
 	if (ev->has_expected_sequence && ev->expected_sequence != st->next)
 		ereport(ERROR,
@@ -691,7 +662,7 @@ txn_close_stream(Flush *f, Txn *t)
 	appendStringInfoString(&u, "{\"Update\":{\"TableName\":");
 	escape_json(&u, f->table->table_name);
 	appendStringInfoString(&u, ",\"Key\":{\"id\":{\"S\":");
-	escape_json(&u, esd_head_id(h->stream));
+	escape_json(&u, dynamo_head_id(h->stream));
 	appendStringInfo(&u, "},\"created\":{\"S\":\"" ESD_HEAD_CREATED "\"}},"
 					 "\"UpdateExpression\":\"SET #v = :new\","
 					 "\"ConditionExpression\":\"%s\","
@@ -726,7 +697,6 @@ already_applied(Flush *f, Txn *t)
 {
 	const char *first_event = NULL;
 	AwsCall		call;
-	StringInfoData body;
 	json_object *count;
 
 	if (t->call.attempts < 2)
@@ -735,7 +705,7 @@ already_applied(Flush *f, Txn *t)
 	{
 		if (t->acts[i].is_head)
 		{
-			if (read_head(f->conn, f->table, t->acts[i].stream) != t->acts[i].version)
+			if (dynamo_read_head(f->conn, f->table->table_name, t->acts[i].stream) != t->acts[i].version)
 				return false;
 		}
 		else if (first_event == NULL)
@@ -744,15 +714,8 @@ already_applied(Flush *f, Txn *t)
 	if (first_event == NULL)
 		return false;
 
-	initStringInfo(&body);
-	appendStringInfoString(&body, "{\"TableName\":");
-	escape_json(&body, f->table->table_name);
-	appendStringInfoString(&body, ",\"KeyConditionExpression\":\"#i = :i\","
-						   "\"ExpressionAttributeNames\":{\"#i\":\"id\"},"
-						   "\"ExpressionAttributeValues\":{\":i\":{\"S\":");
-	escape_json(&body, first_event);
-	appendStringInfoString(&body, "}},\"ConsistentRead\":true,\"Limit\":1}");
-	aws_dynamodb_init(&call, f->conn, "Query", f->table->table_name, body.data);
+	aws_dynamodb_init(&call, f->conn, "Query", f->table->table_name,
+					  dynamo_id_exists_body(f->table->table_name, first_event));
 	aws_execute_one(f->conn, &call, NULL);
 	return json_object_object_get_ex(call.json, "Count", &count) &&
 		json_object_get_int64(count) > 0;
@@ -787,7 +750,7 @@ report_cancelled(Flush *f, Txn *t)
 			if (json_object_object_get_ex(r, "Item", &item))
 				found_version = dynamo_head_version(item, t->acts[i].stream, f->table->table_name);
 			else if (strcmp(c, "ConditionalCheckFailed") == 0)
-				found_version = read_head(f->conn, f->table, t->acts[i].stream);
+				found_version = dynamo_read_head(f->conn, f->table->table_name, t->acts[i].stream);
 			ereport(ERROR,
 					(errcode(ERRCODE_T_R_SERIALIZATION_FAILURE),
 					 errmsg("concurrent append to stream \"%s\" of table \"%s\": expected version " INT64_FORMAT ", found " INT64_FORMAT,
@@ -856,19 +819,10 @@ start_checks(Flush *f, Txn *t)
 	t->checks = palloc(sizeof(AwsCall *) * Max(list_length(t->given_ids), 1));
 	foreach(lc, t->given_ids)
 	{
-		StringInfoData body;
 		AwsCall    *call = palloc(sizeof(AwsCall));
 
-		initStringInfo(&body);
-		appendStringInfoString(&body, "{\"TableName\":");
-		escape_json(&body, f->table->table_name);
-		appendStringInfoString(&body, ",\"KeyConditionExpression\":\"#i = :i\","
-							   "\"ExpressionAttributeNames\":{\"#i\":\"id\"},"
-							   "\"ExpressionAttributeValues\":{\":i\":{\"S\":");
-		escape_json(&body, lfirst(lc));
-		appendStringInfoString(&body, "}},\"ConsistentRead\":true,\"Limit\":1,"
-							   "\"ProjectionExpression\":\"#i\"}");
-		aws_dynamodb_init(call, f->conn, "Query", f->table->table_name, body.data);
+		aws_dynamodb_init(call, f->conn, "Query", f->table->table_name,
+						  dynamo_id_exists_body(f->table->table_name, lfirst(lc)));
 		aws_submit(f->conn, call, NULL);
 		t->checks[t->nchecks++] = call;
 	}
@@ -1223,7 +1177,7 @@ flush(void)
 }
 
 static void
-xact_callback(XactEvent event, void *arg)
+xact_callback(XactEvent event, void *arg pg_attribute_unused())
 {
 	switch (event)
 	{

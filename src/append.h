@@ -34,7 +34,5 @@ extern void esd_prefetch_heads(Oid relid, const EsdConnOptions *conn,
  */
 extern void esd_discard_appends(Oid relid);
 
-/* Stream head item id for a stream key "<domain>::<identifier>". */
-extern char *esd_head_id(const char *stream);
 
 #endif							/* ESD_APPEND_H */

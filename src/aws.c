@@ -65,8 +65,17 @@ aws_json_parse(const char *data, size_t len)
 	/* JSON is UTF-8: bytes that are not never reach a text datum */
 	json_tokener_set_flags(tok, JSON_TOKENER_VALIDATE_UTF8);
 	obj = json_tokener_parse_ex(tok, data, (int) len);
-	if (obj != NULL && (json_tokener_get_error(tok) != json_tokener_success ||
-						tok->char_offset != (int) len))
+	if (obj == NULL && json_tokener_get_error(tok) == json_tokener_continue)
+	{
+		/*
+		 * All of the text was read and a value may be waiting for its end: a
+		 * number or true/false at the very end of the text has none.  The
+		 * terminating NUL completes it (and fails anything incomplete).
+		 */
+		obj = json_tokener_parse_ex(tok, "", 1);
+	}
+	else if (obj != NULL && (json_tokener_get_error(tok) != json_tokener_success ||
+							 tok->char_offset != (int) len))
 	{
 		/* trailing garbage: only whitespace may follow the value */
 		for (size_t i = tok->char_offset; i < len; i++)
@@ -510,6 +519,27 @@ answer_shape_problem(const char *operation, json_object *answer)
 	return NULL;
 }
 
+/* The capacity units an answer says it consumed (one table, or a list of them). */
+static double
+consumed_capacity(json_object *answer)
+{
+	json_object *cc;
+	json_object *units;
+	double		total = 0;
+
+	if (!json_object_object_get_ex(answer, "ConsumedCapacity", &cc))
+		return 0;
+	if (json_object_is_type(cc, json_type_array))
+	{
+		for (size_t i = 0; i < json_object_array_length(cc); i++)
+			if (json_object_object_get_ex(json_object_array_get_idx(cc, i), "CapacityUnits", &units))
+				total += json_object_get_double(units);
+	}
+	else if (json_object_object_get_ex(cc, "CapacityUnits", &units))
+		total = json_object_get_double(units);
+	return total;
+}
+
 /*
  * Decide what a finished attempt means: success, retry later, or failure.
  */
@@ -526,9 +556,14 @@ classify(const EsdConnOptions *conn, AwsCall *call, AwsStats *stats)
 	if (t->curl_code != CURLE_OK)
 	{
 		call->error_type = pstrdup(t->too_large ? "ResponseTooLarge" : curl_easy_strerror(t->curl_code));
-		call->error_message = t->too_large
-			? psprintf("the response body is larger than the limit of %zu bytes", t->max_response)
-			: clean_remote_text(t->errbuf, strlen(t->errbuf));
+		if (t->too_large)
+			call->error_message = psprintf("the response body is larger than the limit of %zu bytes",
+										   t->max_response);
+		else if (t->curl_code == CURLE_URL_MALFORMAT)
+			call->error_message = psprintf("the request URL \"%s\" is not valid",
+										   clean_remote_text(t->url, strlen(t->url)));
+		else
+			call->error_message = clean_remote_text(t->errbuf, strlen(t->errbuf));
 		call->sqlstate = ERRCODE_FDW_UNABLE_TO_ESTABLISH_CONNECTION;
 		if (t->too_large || t->curl_code == CURLE_URL_MALFORMAT)
 		{
@@ -557,6 +592,7 @@ classify(const EsdConnOptions *conn, AwsCall *call, AwsStats *stats)
 		if (call->json != NULL && json_object_is_type(call->json, json_type_object) &&
 			(problem = answer_shape_problem(call->operation, call->json)) == NULL)
 		{
+			stats->capacity_units += consumed_capacity(call->json);
 			call->done = true;
 			pfree(t->response.data);
 			return;
@@ -708,7 +744,7 @@ drop_calls(SubTransactionId from)
 }
 
 static void
-aws_xact_callback(XactEvent event, void *arg)
+aws_xact_callback(XactEvent event, void *arg pg_attribute_unused())
 {
 	if (event == XACT_EVENT_ABORT || event == XACT_EVENT_PARALLEL_ABORT ||
 		event == XACT_EVENT_COMMIT || event == XACT_EVENT_PARALLEL_COMMIT ||
@@ -722,7 +758,7 @@ aws_xact_callback(XactEvent event, void *arg)
 
 static void
 aws_subxact_callback(SubXactEvent event, SubTransactionId mySubid,
-					 SubTransactionId parentSubid, void *arg)
+					 SubTransactionId parentSubid pg_attribute_unused(), void *arg pg_attribute_unused())
 {
 	if (event == SUBXACT_EVENT_ABORT_SUB)
 		drop_calls(mySubid);

@@ -28,6 +28,7 @@ typedef struct AwsStats
 	int64		other;
 	int64		retries;
 	int64		throttles;
+	double		capacity_units; /* ConsumedCapacity DynamoDB reported */
 } AwsStats;
 
 typedef struct AwsCall

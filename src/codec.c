@@ -1615,7 +1615,7 @@ span_array_end(void *arg)
 }
 
 static void
-span_field_start(void *arg, char *fname, bool isnull)
+span_field_start(void *arg, char *fname, bool isnull pg_attribute_unused())
 {
 	MemberSpan *span = arg;
 
@@ -1625,7 +1625,7 @@ span_field_start(void *arg, char *fname, bool isnull)
 }
 
 static void
-span_field_end(void *arg, char *fname, bool isnull)
+span_field_end(void *arg, char *fname, bool isnull pg_attribute_unused())
 {
 	MemberSpan *span = arg;
 

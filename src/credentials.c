@@ -356,7 +356,7 @@ xml_text(const char *body, const char *tag)
 		bool		decoded = false;
 
 		if (*p == '&')
-			for (int i = 0; i < lengthof(entities); i++)
+			for (int i = 0; i < (int) lengthof(entities); i++)
 				if (strncmp(p, entities[i][0], strlen(entities[i][0])) == 0)
 				{
 					appendStringInfoString(&buf, entities[i][1]);

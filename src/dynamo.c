@@ -30,34 +30,6 @@
 #define BATCH_GET_MAX_KEYS 100
 
 /*
- * Query one page of timeBucketIndex for a month bucket, ascending by
- * created, starting after start_key_json (the previous LastEvaluatedKey,
- * verbatim) when given.  limit 0 lets DynamoDB fill its 1 MB page.
- */
-char *
-dynamo_bucket_query_body(const char *table, const char *bucket, int limit,
-						 const char *start_key_json)
-{
-	StringInfoData buf;
-
-	initStringInfo(&buf);
-	appendStringInfoString(&buf, "{\"TableName\":");
-	escape_json(&buf, table);
-	appendStringInfoString(&buf, ",\"IndexName\":\"" ESD_TIME_BUCKET_INDEX "\""
-						   ",\"KeyConditionExpression\":\"#b = :b\""
-						   ",\"ExpressionAttributeNames\":{\"#b\":\"timeBucket\"}"
-						   ",\"ExpressionAttributeValues\":{\":b\":{\"S\":");
-	escape_json(&buf, bucket);
-	appendStringInfoString(&buf, "}},\"ScanIndexForward\":true");
-	if (limit > 0)
-		appendStringInfo(&buf, ",\"Limit\":%d", limit);
-	if (start_key_json)
-		appendStringInfo(&buf, ",\"ExclusiveStartKey\":%s", start_key_json);
-	appendStringInfoChar(&buf, '}');
-	return buf.data;
-}
-
-/*
  * BatchGetItem for up to 100 keys of the event table.
  */
 char *
@@ -114,7 +86,8 @@ dynamo_batch_get_body(const char *table, const EsdKey *keys, int nkeys,
 		escape_json(&buf, keys[i].created);
 		appendStringInfoString(&buf, "}}");
 	}
-	appendStringInfo(&buf, "]%s%s%s}}}", consistent ? ",\"ConsistentRead\":true" : "",
+	appendStringInfo(&buf, "]%s%s%s}},\"ReturnConsumedCapacity\":\"TOTAL\"}",
+					 consistent ? ",\"ConsistentRead\":true" : "",
 					 projection ? "," : "", projection ? projection : "");
 	return buf.data;
 }
@@ -412,4 +385,50 @@ dynamo_item_id_of(const char *item_json)
 	const char *id = dynamo_item_string(item, "id");
 
 	return pstrdup(id ? id : "");
+}
+
+char *
+dynamo_head_id(const char *stream)
+{
+	return psprintf("%sHEAD::%s", ESD_ID_PREFIX, stream);
+}
+
+int64
+dynamo_read_head(const EsdConnOptions *conn, const char *table, const char *stream)
+{
+	AwsCall		call;
+	StringInfoData body;
+	json_object *item;
+
+	initStringInfo(&body);
+	appendStringInfoString(&body, "{\"TableName\":");
+	escape_json(&body, table);
+	appendStringInfoString(&body, ",\"Key\":{\"id\":{\"S\":");
+	escape_json(&body, dynamo_head_id(stream));
+	appendStringInfoString(&body, "},\"created\":{\"S\":\"" ESD_HEAD_CREATED "\"}},"
+						   "\"ConsistentRead\":true,\"ProjectionExpression\":\"#v\","
+						   "\"ExpressionAttributeNames\":{\"#v\":\"version\"}}");
+	aws_dynamodb_init(&call, conn, "GetItem", table, body.data);
+	aws_execute_one(conn, &call, NULL);
+
+	if (!json_object_object_get_ex(call.json, "Item", &item))
+		return 0;
+	return dynamo_head_version(item, stream, table);
+}
+
+char *
+dynamo_id_exists_body(const char *table, const char *item_id)
+{
+	StringInfoData body;
+
+	initStringInfo(&body);
+	appendStringInfoString(&body, "{\"TableName\":");
+	escape_json(&body, table);
+	appendStringInfoString(&body, ",\"KeyConditionExpression\":\"#i = :i\","
+						   "\"ExpressionAttributeNames\":{\"#i\":\"id\"},"
+						   "\"ExpressionAttributeValues\":{\":i\":{\"S\":");
+	escape_json(&body, item_id);
+	appendStringInfoString(&body, "}},\"ConsistentRead\":true,\"Limit\":1,"
+						   "\"ProjectionExpression\":\"#i\"}");
+	return body.data;
 }

@@ -31,8 +31,6 @@ typedef struct EsdKey
 	const char *created;
 } EsdKey;
 
-extern char *dynamo_bucket_query_body(const char *table, const char *bucket,
-									  int limit, const char *start_key_json);
 extern char *dynamo_batch_get_body(const char *table, const EsdKey *keys,
 								   int nkeys, bool consistent, const char *projection);
 
@@ -86,6 +84,15 @@ extern const char *dynamo_item_string(struct json_object *item, const char *attr
 
 /* An attribute's AttributeValue, or NULL when absent. */
 extern struct json_object *dynamo_item_attr(struct json_object *item, const char *attr);
+
+/* A consistent Query for an item id (with the prefix), to learn whether it exists (Count). */
+extern char *dynamo_id_exists_body(const char *table, const char *item_id);
+
+/* The id of the head item of a stream "<domain>::<identifier or empty>". */
+extern char *dynamo_head_id(const char *stream);
+
+/* A stream's version, read from its head item (consistent read); 0 when it has none. */
+extern int64 dynamo_read_head(const EsdConnOptions *conn, const char *table, const char *stream);
 
 /* version of a stream head item; errors name the stream when it is not a number */
 extern int64 dynamo_head_version(struct json_object *item, const char *stream,

@@ -151,8 +151,13 @@ esdGetForeignRelSize(PlannerInfo *root, RelOptInfo *baserel, Oid foreigntableid)
 		pull_varattnos((Node *) ri->clause, baserel->relid, &info->attrs_used);
 	}
 
-	info->table_rows = info->stats.known && info->stats.item_count > 0
-		? info->stats.item_count : 1000.0 * Max(info->nbuckets, 1);
+	/* ANALYZE's count first, then DynamoDB's, then a guess from the months walked */
+	if (baserel->tuples > 0)
+		info->table_rows = baserel->tuples;
+	else if (info->stats.known && info->stats.item_count > 0)
+		info->table_rows = info->stats.item_count;
+	else
+		info->table_rows = 1000.0 * Max(info->nbuckets, 1);
 	baserel->fdw_private = info;
 	baserel->tuples = info->table_rows;
 	baserel->rows = clamp_row_est(info->table_rows *
@@ -232,14 +237,14 @@ add_scan_path(PlannerInfo *root, RelOptInfo *baserel, EsdPushdown *pd, double ro
 
 /* Does an equivalence class member stand for the column in arg? */
 static bool
-ec_member_is_column(PlannerInfo *root, RelOptInfo *rel, EquivalenceClass *ec,
+ec_member_is_column(PlannerInfo *root pg_attribute_unused(), RelOptInfo *rel, EquivalenceClass *ec pg_attribute_unused(),
 					EquivalenceMember *em, void *arg)
 {
 	Expr	   *expr = em->em_expr;
 
 	while (IsA(expr, RelabelType))
 		expr = ((RelabelType *) expr)->arg;
-	return IsA(expr, Var) && ((Var *) expr)->varno == rel->relid &&
+	return IsA(expr, Var) && ((Var *) expr)->varno == (int) rel->relid &&
 		((Var *) expr)->varattno == *(AttrNumber *) arg;
 }
 
@@ -256,7 +261,7 @@ lookup_join_clauses(PlannerInfo *root, RelOptInfo *baserel, Oid relid)
 	const char *const attrs[] = {"id", "causationId"};
 	ListCell   *lc;
 
-	for (int i = 0; i < lengthof(attrs); i++)
+	for (int i = 0; i < (int) lengthof(attrs); i++)
 	{
 		AttrNumber	attno = column_on(relid, RelationGetDescr(rel), attrs[i],
 									  TEXTOID, VARCHAROID, InvalidOid);
@@ -290,7 +295,7 @@ esdGetForeignPaths(PlannerInfo *root, RelOptInfo *baserel, Oid foreigntableid)
 	ListCell   *lc;
 
 	if (pd->access != ESD_ACCESS_WALK)
-		rows = clamp_row_est(Min(rows, esd_estimate_rows(pd, info->table_rows, info->nbuckets)));
+		rows = clamp_row_est(Min(rows, esd_estimate_rows(pd, info->table_rows)));
 	baserel->rows = rows;
 
 	add_scan_path(root, baserel, pd, rows,
@@ -325,7 +330,7 @@ esdGetForeignPaths(PlannerInfo *root, RelOptInfo *baserel, Oid foreigntableid)
 			continue;
 		ppi = get_baserel_parampathinfo(root, baserel, outer);
 		add_scan_path(root, baserel, ppd,
-					  clamp_row_est(esd_estimate_rows(ppd, info->table_rows, info->nbuckets)),
+					  clamp_row_est(esd_estimate_rows(ppd, info->table_rows)),
 					  pathkeys_on(root, baserel, info->created_attno, false),
 					  ppi->ppi_req_outer, false);
 	}
@@ -340,10 +345,13 @@ esdGetForeignPlan(PlannerInfo *root, RelOptInfo *baserel, Oid foreigntableid,
 	List	   *attnums = NIL;
 	List	   *exprs = NIL;
 	List	   *private;
+	List	   *scan_clauses_ri;
 	EsdPushdown *pd;
+	bool		stream_walk;
 	int			x = -1;
 
 	/* pushed or not, every condition is checked here too */
+	scan_clauses_ri = scan_clauses;
 	pd = choose_access(root, baserel, foreigntableid, scan_clauses);
 	pd->descending = linitial_int(best_path->fdw_private) != 0;
 	scan_clauses = extract_actual_clauses(scan_clauses, false);
@@ -362,8 +370,13 @@ esdGetForeignPlan(PlannerInfo *root, RelOptInfo *baserel, Oid foreigntableid,
 			attnums = lappend_int(attnums, attnum);
 	}
 
-	private = list_make3(attnums, esd_pushdown_to_list(pd, &exprs),
-						 makeString(esd_describe_conditions(root, pd)));
+	/* a stream read that has to walk: EXPLAIN says why */
+	stream_walk = info->table.pushdown && pd->access == ESD_ACCESS_WALK &&
+		esd_choose_access(root, baserel, foreigntableid, scan_clauses_ri, true)->access ==
+		ESD_ACCESS_STREAM;
+	private = list_make4(attnums, esd_pushdown_to_list(pd, &exprs),
+						 makeString(esd_describe_conditions(root, pd)),
+						 makeBoolean(stream_walk));
 	return make_foreignscan(tlist, scan_clauses, baserel->relid, exprs, private,
 							NIL, NIL, outer_plan);
 }
@@ -575,6 +588,8 @@ esdExplainForeignScan(ForeignScanState *node, ExplainState *es)
 	}
 	if (!state->table.pushdown)
 		ExplainPropertyText("Pushdown", "off (every condition is checked locally)", es);
+	if (boolVal(lfourth(plan->fdw_private)))
+		ExplainPropertyText("Stream Read", "the table has no active streamIndex: walked and filtered locally", es);
 
 	if (es->analyze && state->walk)
 	{
@@ -590,6 +605,7 @@ esdExplainForeignScan(ForeignScanState *node, ExplainState *es)
 		ExplainPropertyInteger("S3 GetObject Requests", NULL, s->s3_get, es);
 		ExplainPropertyInteger("Retries", NULL, s->retries, es);
 		ExplainPropertyInteger("Throttled", NULL, s->throttles, es);
+		ExplainPropertyFloat("Consumed Read Capacity Units", NULL, s->capacity_units, 1, es);
 	}
 }
 
@@ -682,7 +698,7 @@ esdAcquireSampleRows(Relation relation, int elevel, HeapTuple *rows, int targrow
 }
 
 static bool
-esdAnalyzeForeignTable(Relation relation, AcquireSampleRowsFunc *func, BlockNumber *totalpages)
+esdAnalyzeForeignTable(Relation relation pg_attribute_unused(), AcquireSampleRowsFunc *func, BlockNumber *totalpages)
 {
 	*func = esdAcquireSampleRows;
 	*totalpages = 1;
@@ -694,8 +710,8 @@ esdAnalyzeForeignTable(Relation relation, AcquireSampleRowsFunc *func, BlockNumb
  * a message saying so, before any request is sent.
  */
 static void
-esdAddForeignUpdateTargets(PlannerInfo *root, Index rtindex,
-						   RangeTblEntry *target_rte, Relation target_relation)
+esdAddForeignUpdateTargets(PlannerInfo *root, Index rtindex pg_attribute_unused(),
+						   RangeTblEntry *target_rte pg_attribute_unused(), Relation target_relation)
 {
 	ereport(ERROR,
 			(errcode(ERRCODE_FEATURE_NOT_SUPPORTED),
@@ -706,14 +722,14 @@ esdAddForeignUpdateTargets(PlannerInfo *root, Index rtindex,
 }
 
 static int
-esdIsForeignRelUpdatable(Relation rel)
+esdIsForeignRelUpdatable(Relation rel pg_attribute_unused())
 {
 	return (1 << CMD_INSERT);
 }
 
 static List *
-esdPlanForeignModify(PlannerInfo *root, ModifyTable *plan, Index resultRelation,
-					 int subplan_index)
+esdPlanForeignModify(PlannerInfo *root pg_attribute_unused(), ModifyTable *plan, Index resultRelation pg_attribute_unused(),
+					 int subplan_index pg_attribute_unused())
 {
 	if (plan->onConflictAction != ONCONFLICT_NONE)
 		ereport(ERROR,
@@ -749,7 +765,7 @@ begin_modify(EState *estate, ResultRelInfo *rinfo, Oid userid)
 
 static void
 esdBeginForeignModify(ModifyTableState *mtstate, ResultRelInfo *rinfo,
-					  List *fdw_private, int subplan_index, int eflags)
+					  List *fdw_private pg_attribute_unused(), int subplan_index pg_attribute_unused(), int eflags)
 {
 	EState	   *estate = mtstate->ps.state;
 	RangeTblEntry *rte;
@@ -787,8 +803,8 @@ append_row(EsdModifyState *state, TupleTableSlot *slot, const EsdNewEvent *ev)
 }
 
 static TupleTableSlot *
-esdExecForeignInsert(EState *estate, ResultRelInfo *rinfo,
-					 TupleTableSlot *slot, TupleTableSlot *planSlot)
+esdExecForeignInsert(EState *estate pg_attribute_unused(), ResultRelInfo *rinfo,
+					 TupleTableSlot *slot, TupleTableSlot *planSlot pg_attribute_unused())
 {
 	EsdModifyState *state = rinfo->ri_FdwState;
 	MemoryContext old;
@@ -819,8 +835,8 @@ esdGetForeignModifyBatchSize(ResultRelInfo *rinfo)
 }
 
 static TupleTableSlot **
-esdExecForeignBatchInsert(EState *estate, ResultRelInfo *rinfo,
-						  TupleTableSlot **slots, TupleTableSlot **planSlots,
+esdExecForeignBatchInsert(EState *estate pg_attribute_unused(), ResultRelInfo *rinfo,
+						  TupleTableSlot **slots, TupleTableSlot **planSlots pg_attribute_unused(),
 						  int *numSlots)
 {
 	EsdModifyState *state = rinfo->ri_FdwState;
@@ -845,13 +861,13 @@ esdExecForeignBatchInsert(EState *estate, ResultRelInfo *rinfo,
 }
 
 static void
-esdEndForeignModify(EState *estate, ResultRelInfo *rinfo)
+esdEndForeignModify(EState *estate pg_attribute_unused(), ResultRelInfo *rinfo pg_attribute_unused())
 {
 	/* the events stay buffered until the transaction ends */
 }
 
 static void
-esdEndForeignInsert(EState *estate, ResultRelInfo *rinfo)
+esdEndForeignInsert(EState *estate pg_attribute_unused(), ResultRelInfo *rinfo pg_attribute_unused())
 {
 }
 
@@ -859,6 +875,8 @@ Datum
 event_store_dynamo_handler(PG_FUNCTION_ARGS)
 {
 	FdwRoutine *routine = makeNode(FdwRoutine);
+
+	(void) fcinfo;				/* no arguments */
 
 	routine->GetForeignRelSize = esdGetForeignRelSize;
 	routine->GetForeignPaths = esdGetForeignPaths;

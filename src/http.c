@@ -128,8 +128,11 @@ new_easy(HttpTransfer *t)
 	curl_easy_setopt(easy, CURLOPT_TCP_KEEPALIVE, 1L);
 	curl_easy_setopt(easy, CURLOPT_FOLLOWLOCATION, 0L);
 	/* a Content-Length over the limit fails the transfer before the body */
-	curl_easy_setopt(easy, CURLOPT_MAXFILESIZE_LARGE, (curl_off_t) t->max_response);
+	if (strcmp(t->method, "HEAD") != 0)
+		curl_easy_setopt(easy, CURLOPT_MAXFILESIZE_LARGE, (curl_off_t) t->max_response);
 	curl_easy_setopt(easy, CURLOPT_PROTOCOLS_STR, "http,https");
+	/* the path as signed: "/./" and "/../" in an S3 key are part of the key */
+	curl_easy_setopt(easy, CURLOPT_PATH_AS_IS, 1L);
 
 	if (strcmp(t->method, "GET") == 0)
 		curl_easy_setopt(easy, CURLOPT_HTTPGET, 1L);

@@ -88,7 +88,7 @@ static HTAB *stats_cache = NULL;
  * drops everything.
  */
 static void
-stats_invalidate(Datum arg, Oid relid)
+stats_invalidate(Datum arg pg_attribute_unused(), Oid relid)
 {
 	HASH_SEQ_STATUS seq;
 	StatsEntry *e;
@@ -218,13 +218,13 @@ classify_clause(PlannerInfo *root, RelOptInfo *baserel, Oid relid, Expr *clause,
 	else
 		return false;
 
-	if (IsA(left, Var) && ((Var *) left)->varno == baserel->relid && ((Var *) left)->varlevelsup == 0)
+	if (IsA(left, Var) && ((Var *) left)->varno == (int) baserel->relid && ((Var *) left)->varlevelsup == 0)
 	{
 		var = (Var *) left;
 		value = right;
 		var_on_left = true;
 	}
-	else if (!is_array && IsA(right, Var) && ((Var *) right)->varno == baserel->relid &&
+	else if (!is_array && IsA(right, Var) && ((Var *) right)->varno == (int) baserel->relid &&
 			 ((Var *) right)->varlevelsup == 0)
 	{
 		var = (Var *) right;
@@ -414,7 +414,7 @@ esd_choose_access(PlannerInfo *root, RelOptInfo *baserel, Oid relid,
 }
 
 double
-esd_estimate_rows(const EsdPushdown *pd, double table_rows, int nbuckets)
+esd_estimate_rows(const EsdPushdown *pd, double table_rows)
 {
 	switch (pd->access)
 	{

@@ -93,7 +93,7 @@ extern EsdPushdown *esd_choose_access(PlannerInfo *root, RelOptInfo *baserel,
 									  bool has_stream_index);
 
 /* Estimated rows for an access path. */
-extern double esd_estimate_rows(const EsdPushdown *pd, double table_rows, int nbuckets);
+extern double esd_estimate_rows(const EsdPushdown *pd, double table_rows);
 
 /* Serialize for fdw_private; the expressions go to fdw_exprs. */
 extern List *esd_pushdown_to_list(const EsdPushdown *pd, List **exprs);

@@ -436,7 +436,8 @@ query_body(EsdWalk *walk, EsdPartition *p, int limit, const char *start_key)
 	escape_json(&body, p->key_condition);
 	appendStringInfo(&body, ",\"ExpressionAttributeNames\":%s,\"ExpressionAttributeValues\":%s",
 					 p->names, p->values);
-	appendStringInfo(&body, ",\"ScanIndexForward\":%s", walk->descending ? "false" : "true");
+	appendStringInfo(&body, ",\"ScanIndexForward\":%s,\"ReturnConsumedCapacity\":\"TOTAL\"",
+					 walk->descending ? "false" : "true");
 	if (limit > 0)
 		appendStringInfo(&body, ",\"Limit\":%d", limit);
 	if (start_key)

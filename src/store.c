@@ -763,49 +763,6 @@ int64
 esd_stream_head_version(const EsdConnOptions *conn, const char *table,
 						const char *domain, const char *identifier)
 {
-	AwsCall		call;
-	StringInfoData buf;
-	char	   *head_id;
-	json_object *item;
-	json_object *version;
-	json_object *n;
-	const char *text;
-	char	   *end;
-	int64		result;
-
-	head_id = psprintf("%s%s::%s::%s", ESD_ID_PREFIX, ESD_HEAD_CREATED, domain,
-					   identifier ? identifier : "");
-
-	initStringInfo(&buf);
-	appendStringInfoString(&buf, "{\"TableName\":");
-	escape_json(&buf, table);
-	appendStringInfoString(&buf, ",\"Key\":{\"id\":{\"S\":");
-	escape_json(&buf, head_id);
-	appendStringInfoString(&buf, "},\"created\":{\"S\":\"" ESD_HEAD_CREATED "\"}}"
-						   ",\"ConsistentRead\":true"
-						   ",\"ProjectionExpression\":\"#v\""
-						   ",\"ExpressionAttributeNames\":{\"#v\":\"version\"}}");
-
-	aws_dynamodb_init(&call, conn, "GetItem", table, buf.data);
-	aws_execute_one(conn, &call, NULL);
-
-	if (!json_object_object_get_ex(call.json, "Item", &item) ||
-		(version = dynamo_item_attr(item, "version")) == NULL)
-		return 0;
-
-	if (!json_object_object_get_ex(version, "N", &n) ||
-		!json_object_is_type(n, json_type_string))
-		ereport(ERROR,
-				(errcode(ERRCODE_FDW_INVALID_DATA_TYPE),
-				 errmsg("stream head \"%s\" of table \"%s\" has a version that is not a number",
-						head_id, table)));
-	text = json_object_get_string(n);
-	errno = 0;
-	result = strtoi64(text, &end, 10);
-	if (errno != 0 || end == text || *end != '\0' || result < 0)
-		ereport(ERROR,
-				(errcode(ERRCODE_FDW_INVALID_ATTRIBUTE_VALUE),
-				 errmsg("stream head \"%s\" of table \"%s\" has version \"%s\", not a count of events",
-						head_id, table, text)));
-	return result;
+	return dynamo_read_head(conn, table,
+							psprintf("%s::%s", domain, identifier ? identifier : ""));
 }
