@@ -138,6 +138,8 @@ check_url_option(DefElem *def)
 	char	   *scheme = NULL;
 	char	   *host = NULL;
 	char	   *query = NULL;
+	char	   *user = NULL;
+	char	   *fragment = NULL;
 	bool		ok;
 
 	ok = url != NULL &&
@@ -146,11 +148,15 @@ check_url_option(DefElem *def)
 		curl_url_get(url, CURLUPART_HOST, &host, 0) == CURLUE_OK &&
 		(pg_strcasecmp(scheme, "http") == 0 || pg_strcasecmp(scheme, "https") == 0) &&
 		host[0] != '\0' &&
-		curl_url_get(url, CURLUPART_QUERY, &query, 0) == CURLUE_NO_QUERY;
+		curl_url_get(url, CURLUPART_QUERY, &query, 0) == CURLUE_NO_QUERY &&
+		curl_url_get(url, CURLUPART_USER, &user, 0) == CURLUE_NO_USER &&
+		curl_url_get(url, CURLUPART_FRAGMENT, &fragment, 0) == CURLUE_NO_FRAGMENT;
 
 	curl_free(scheme);
 	curl_free(host);
 	curl_free(query);
+	curl_free(user);
+	curl_free(fragment);
 	curl_url_cleanup(url);
 
 	if (!ok)
@@ -215,6 +221,28 @@ check_nonempty(DefElem *def)
 		ereport(ERROR,
 				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
 				 errmsg("option \"%s\" must not be empty", def->defname)));
+}
+
+/*
+ * S3 bucket names: 3 to 63 characters of [a-z0-9.-] today; buckets made
+ * before 2018 in us-east-1 may also hold capitals and '_', up to 255.  A
+ * bucket goes into host names and into "<bucket>::<key>" references, so
+ * nothing else may pass (no "::", quotes, slashes, spaces).
+ */
+static void
+check_s3_bucket(DefElem *def)
+{
+	const char *value = defGetString(def);
+	size_t		len = strlen(value);
+
+	for (const char *p = value; *p; p++)
+		if (!isalnum((unsigned char) *p) && *p != '_' && *p != '-' && *p != '.')
+			len = 0;
+	if (len < 3 || len > 255)
+		ereport(ERROR,
+				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+				 errmsg("invalid value for option \"%s\": \"%s\"", def->defname, value),
+				 errhint("S3 bucket names have 3 to 63 characters among a-z, 0-9, '.' and '-'.")));
 }
 
 /*
@@ -312,6 +340,8 @@ event_store_dynamo_validator(PG_FUNCTION_ARGS)
 			has_keys = true;
 			check_nonempty(def);
 		}
+		else if (strcmp(def->defname, "session_token") == 0)
+			check_nonempty(def);
 		else if (strcmp(def->defname, "profile") == 0)
 		{
 			has_profile = true;
@@ -338,7 +368,10 @@ event_store_dynamo_validator(PG_FUNCTION_ARGS)
 			check_table_name(def, defGetString(def));
 		}
 		else if (strcmp(def->defname, "s3_bucket") == 0)
+		{
 			check_nonempty(def);
+			check_s3_bucket(def);
+		}
 		else if (strcmp(def->defname, "start_month") == 0)
 		{
 			if (!parse_month(defGetString(def), &y, &m))
@@ -361,6 +394,7 @@ event_store_dynamo_validator(PG_FUNCTION_ARGS)
 		else if (strcmp(def->defname, "auto_create") == 0 ||
 				 strcmp(def->defname, "truncatable") == 0 ||
 				 strcmp(def->defname, "pushdown") == 0 ||
+				 strcmp(def->defname, "check_given_ids") == 0 ||
 				 strcmp(def->defname, "stream_index") == 0)
 			(void) parse_bool_option(def);
 		else if (strcmp(def->defname, "offload_threshold") == 0)

@@ -4,7 +4,9 @@
 //   - s3rver behind a SigV4-verifying S3 front (path-style and virtual-hosted addressing),
 //   - a SigV4-verifying DynamoDB front that forwards valid requests to DynamoDB Local,
 //   - a fault-injecting DynamoDB front (throttling, 5xx, dropped connections) with a control API,
-//   - a hanging front that accepts requests and never answers.
+//   - a hanging front that accepts requests and never answers,
+//   - an odd front that answers DynamoDB and S3 requests in ways AWS never does (truncated, HTML,
+//     empty, huge, trickling, redirecting, wrongly shaped), the way chosen by the request path.
 // Everything listens on 127.0.0.1 on ports the OS picks. When all of it answers, <dir>/stack.env is
 // written (atomically) with the URLs; logs go to <dir>/stack.log. See README.md beside this file.
 //
@@ -529,6 +531,258 @@ function makeHangFront() {
   return track(server);
 }
 
+// The odd front: answers no AWS service should give, for the tests of what the extension does
+// with them. The mode is the first segment of the request path, so a server's endpoint option
+// picks it (endpoint 'http://127.0.0.1:<port>/truncated'); see ODD_MODES and README.md.
+// DynamoDB requests (those with X-Amz-Target) may name an operation as a second segment
+// (/items-not-array/BatchGetItem): then only that operation is answered oddly and the others are
+// relayed to DynamoDB Local. Any other request is taken for S3 path-style (/<mode>/<bucket>/<key>)
+// and always answered oddly. Signatures are verified first, as the other fronts do.
+
+const ODD_HUGE_BYTES = 200 * 1024 * 1024;
+const ODD_CHUNK_BYTES = 1024 * 1024;
+const ODD_TRICKLE_BYTES = 6000; // one byte every ODD_TRICKLE_MS: ten minutes for the whole body
+const ODD_TRICKLE_MS = 100;
+
+const ODD_EVENT_ID = '00000000-0000-4000-8000-00000000000d';
+
+// Well-formed answers, which the modes take apart.
+function oddWellFormed(service, target) {
+  if (service === 's3') {
+    return JSON.stringify({
+      id: ODD_EVENT_ID, domain: 'odd', type: 'canned', payload: { note: 'a well-formed body' },
+      created: '2024-01-15T00:00:00.000Z', timeBucket: '2024-01',
+    });
+  }
+  const key = { id: { S: `EventID#${ODD_EVENT_ID}` }, created: { S: '2024-01-15T00:00:00.000Z' } };
+  if (target === 'Query' || target === 'Scan') {
+    return JSON.stringify({ Items: [{ ...key, timeBucket: { S: '2024-01' } }], Count: 1, ScannedCount: 1 });
+  }
+  if (target === 'BatchGetItem') {
+    return JSON.stringify({ Responses: { table: [{ ...key, type: { S: 'canned' } }] }, UnprocessedKeys: {} });
+  }
+  return '{}';
+}
+
+// What "ok" (and a followed redirect) answers: nothing, in the right shape.
+function oddEmptyAnswer(service, target) {
+  if (service === 's3') return oddWellFormed('s3');
+  if (target === 'Query' || target === 'Scan') return '{"Items":[],"Count":0,"ScannedCount":0}';
+  if (target === 'BatchGetItem') return '{"Responses":{},"UnprocessedKeys":{}}';
+  return '{}';
+}
+
+const ODD_HTML_502 = '<html>\r\n<head><title>502 Bad Gateway</title></head>\r\n<body>\r\n' +
+  '<center><h1>502 Bad Gateway</h1></center>\r\n<hr><center>nginx</center>\r\n</body>\r\n</html>\r\n';
+const ODD_HTML_200 = '<!DOCTYPE html>\n<html><head><title>Network login</title></head>\n' +
+  '<body><h1>Sign in to continue</h1><form method="post" action="/login"><input name="user"></form>' +
+  '</body></html>\n';
+const ODD_HTML_301 = '<html>\r\n<head><title>301 Moved Permanently</title></head>\r\n<body>\r\n' +
+  '<center><h1>301 Moved Permanently</h1></center>\r\n</body>\r\n</html>\r\n';
+
+// mode -> function (ctx) answering the request; ctx: { service, target, res, req, rest, wellFormed }
+const ODD_MODES = {
+  ok: (c) => oddSend(c.res, 200, oddType(c), oddEmptyAnswer(c.service, c.target)),
+  truncated: (c) => oddSend(c.res, 200, oddType(c), c.wellFormed.subarray(0, c.wellFormed.length >> 1)),
+  cut: (c) => {
+    c.res.writeHead(200, { 'Content-Type': oddType(c), 'Content-Length': String(c.wellFormed.length) });
+    c.res.write(c.wellFormed.subarray(0, c.wellFormed.length >> 1), () => c.res.socket && c.res.socket.destroy());
+  },
+  empty: (c) => oddSend(c.res, 200, oddType(c), ''),
+  html200: (c) => oddSend(c.res, 200, 'text/html', ODD_HTML_200),
+  html502: (c) => oddSend(c.res, 502, 'text/html', ODD_HTML_502),
+  huge: (c) => oddStream(c.res, oddType(c), true),
+  'huge-chunked': (c) => oddStream(c.res, oddType(c), false),
+  trickle: (c) => oddTrickle(c.res, oddType(c), c.wellFormed),
+  redirect301: (c) => oddRedirect(c, 301),
+  redirect307: (c) => oddRedirect(c, 307),
+  'items-not-array': (c) => oddSend(c.res, 200, oddType(c),
+    c.service === 's3' ? '["an array", "not an event"]'
+      : '{"Items":{"id":{"S":"EventID#x"},"created":{"S":"2024-01-15T00:00:00.000Z"}},"Count":1,"ScannedCount":1}'),
+  'count-string': (c) => oddSend(c.res, 200, oddType(c), '{"Items":[],"Count":"0","ScannedCount":0}'),
+  'responses-not-object': (c) => oddSend(c.res, 200, oddType(c), '{"Responses":[],"UnprocessedKeys":{}}'),
+  'not-json': (c) => oddSend(c.res, 200, c.service === 's3' ? 'binary/octet-stream' : oddType(c),
+    'this is not JSON: a plain text body\n'),
+  'bad-utf8': (c) => oddSend(c.res, 200, oddType(c), Buffer.concat([
+    Buffer.from(c.service === 's3' ? `{"id":"${ODD_EVENT_ID}","domain":"` : '{"Items":[{"id":{"S":"EventID#'),
+    Buffer.from([0xc3, 0x28, 0xff]),
+    Buffer.from(c.service === 's3' ? '","type":"canned","payload":{}}'
+      : '"},"created":{"S":"2024-01-15T00:00:00.000Z"}}],"Count":1,"ScannedCount":1}'),
+  ])),
+};
+
+function oddType(c) {
+  return c.service === 's3' ? 'application/json' : DDB_CONTENT_TYPE;
+}
+
+function oddSend(res, status, type, body) {
+  const buf = Buffer.isBuffer(body) ? body : Buffer.from(body);
+  res.writeHead(status, { 'Content-Type': type, 'Content-Length': String(buf.length) });
+  res.end(buf);
+}
+
+// 200 MB, written as fast as the client reads it, with or without a Content-Length.
+function oddStream(res, type, withLength) {
+  const chunk = Buffer.alloc(ODD_CHUNK_BYTES, 0x20);
+  const first = Buffer.from(chunk);
+  first.write('{"Items":[');
+  const headers = { 'Content-Type': type };
+  if (withLength) headers['Content-Length'] = String(ODD_HUGE_BYTES);
+  res.writeHead(200, headers);
+  res.on('error', () => {});
+  let sent = 0;
+  const pump = () => {
+    while (sent < ODD_HUGE_BYTES && !res.destroyed) {
+      const n = Math.min(ODD_CHUNK_BYTES, ODD_HUGE_BYTES - sent);
+      const buf = sent === 0 ? first : chunk;
+      sent += n;
+      if (!res.write(n === ODD_CHUNK_BYTES ? buf : buf.subarray(0, n))) {
+        res.once('drain', pump);
+        return;
+      }
+    }
+    if (!res.destroyed) res.end();
+  };
+  pump();
+}
+
+// A well-formed answer padded to ODD_TRICKLE_BYTES, one byte every ODD_TRICKLE_MS.
+function oddTrickle(res, type, wellFormed) {
+  const body = Buffer.concat([Buffer.alloc(Math.max(0, ODD_TRICKLE_BYTES - wellFormed.length), 0x20), wellFormed]);
+  res.writeHead(200, { 'Content-Type': type, 'Content-Length': String(body.length) });
+  res.flushHeaders();
+  res.on('error', () => {});
+  let i = 0;
+  const timer = setInterval(() => {
+    if (res.destroyed || i >= body.length) {
+      clearInterval(timer);
+      if (!res.destroyed) res.end();
+      return;
+    }
+    res.write(body.subarray(i, i + 1));
+    i++;
+  }, ODD_TRICKLE_MS);
+  res.on('close', () => clearInterval(timer));
+}
+
+// A redirect to the same request in mode "ok": a client that followed it would succeed.
+function oddRedirect(c, status) {
+  const location = `http://${c.req.headers.host}/ok${c.rest}`;
+  if (c.service === 's3') {
+    const code = status === 301 ? 'PermanentRedirect' : 'TemporaryRedirect';
+    const message = status === 301
+      ? 'The bucket you are attempting to access must be addressed using the specified endpoint. ' +
+        'Please send all future requests to this endpoint.'
+      : 'Please re-send this request to the specified temporary endpoint. ' +
+        'Continue to use the original request endpoint for future requests.';
+    c.res.setHeader('Location', location);
+    sendS3Error(c.res, status, code, message, { Endpoint: c.req.headers.host });
+    return;
+  }
+  const body = status === 301 ? Buffer.from(ODD_HTML_301) : Buffer.alloc(0);
+  c.res.writeHead(status, { Location: location, 'Content-Type': 'text/html', 'Content-Length': String(body.length) });
+  c.res.end(body);
+}
+
+function makeOddFront(localPort) {
+  const agent = new http.Agent({ keepAlive: true, maxSockets: 64 });
+  let counters;
+  function resetCounters() {
+    counters = { requests: 0, odd: 0, relayed: 0, byMode: {}, byTarget: {} };
+  }
+  resetCounters();
+
+  return track(http.createServer(async (req, res) => {
+    try {
+      const body = await readBody(req);
+      const urlPath = (req.url || '/').split('?')[0];
+      if (urlPath === '/__odd') {
+        let reply;
+        if (req.method === 'GET') reply = counters;
+        else if (req.method === 'POST') { resetCounters(); reply = counters; log('odd front: counters reset'); }
+        else { res.writeHead(405, { Allow: 'GET, POST' }); return res.end(); }
+        const out = Buffer.from(JSON.stringify(reply));
+        res.writeHead(200, { 'Content-Type': 'application/json', 'Content-Length': String(out.length) });
+        return res.end(out);
+      }
+
+      const segments = urlPath.split('/');
+      const mode = decodeURIComponent(segments[1] || '');
+      const rest = urlPath.slice(1 + (segments[1] || '').length);
+      const amzTarget = req.headers['x-amz-target'];
+      const service = amzTarget ? 'dynamodb' : 's3';
+      const target = amzTarget ? String(amzTarget).split('.').pop() : `S3.${req.method}`;
+      counters.requests++;
+      counters.byTarget[target] = (counters.byTarget[target] || 0) + 1;
+
+      const r = service === 'dynamodb'
+        ? await verify({ method: req.method, url: req.url, headers: req.headers },
+          { service, uriEscapePath: true, payloadHash: sha256Hex(body) })
+        : await verify({ method: req.method, url: req.url, headers: req.headers },
+          { service, uriEscapePath: false, payloadHash: req.headers['x-amz-content-sha256'] || sha256Hex(body) });
+      if (!r.ok) {
+        log(`odd front: rejected ${target} ${req.url}: ${r.kind}: ${r.message}`);
+        if (service === 'dynamodb') return sendDdbError(res, 400, DDB_AUTH_TYPES[r.code], r.message);
+        return sendS3Error(res, 403, 'SignatureDoesNotMatch', r.message);
+      }
+
+      const only = service === 'dynamodb' && /^[A-Z][A-Za-z]+$/.test(segments[2] || '') ? segments[2] : null;
+      if (only && only !== target) {
+        counters.relayed++;
+        await forward(agent, localPort, req, res, body, { path: '/' });
+        return;
+      }
+      const answer = ODD_MODES[mode];
+      if (!answer) {
+        log(`odd front: unknown mode "${mode}"`);
+        return oddSend(res, 404, 'text/plain', `odd front: unknown mode "${mode}"; modes: ${Object.keys(ODD_MODES).join(', ')}\n`);
+      }
+      counters.odd++;
+      counters.byMode[mode] = (counters.byMode[mode] || 0) + 1;
+      log(`odd front: ${mode} for ${target} ${req.url}`);
+      answer({ service, target, req, res, rest, wellFormed: Buffer.from(oddWellFormed(service, target)) });
+    } catch (e) {
+      log(`odd front: ${e.stack || e}`);
+      if (!res.headersSent) sendDdbError(res, 500, FAULT_BODIES.internal.type, FAULT_BODIES.internal.message);
+      else res.destroy();
+    }
+  }));
+}
+
+const S3_MAX_KEY_BYTES = 1024;
+const S3RVER_MAX_KEY_PART_BYTES = 220; // NAME_MAX (255) less s3rver's "._S3rver_metadata.json"
+
+// Why the object key of an S3 request is too long to store, or null.
+function s3KeyTooLong(url, virtualHosted) {
+  let key = (url || '/').split('?')[0].slice(1);
+  if (!virtualHosted) key = key.includes('/') ? key.slice(key.indexOf('/') + 1) : '';
+  try { key = decodeURIComponent(key); } catch (e) { return null; }
+  if (Buffer.byteLength(key) > S3_MAX_KEY_BYTES) return `${Buffer.byteLength(key)} bytes, S3 allows ${S3_MAX_KEY_BYTES}`;
+  for (const part of key.split('/')) {
+    if (Buffer.byteLength(part) > S3RVER_MAX_KEY_PART_BYTES) {
+      return `a part between slashes of ${Buffer.byteLength(part)} bytes; the local stand-in stores at most ${S3RVER_MAX_KEY_PART_BYTES}`;
+    }
+  }
+  return null;
+}
+
+// S3 keys are literal: "events/../x.json" is a key of its own. s3rver turns keys into file paths,
+// where "." and ".." parts (and empty ones, "a//b") would mean something else and could leave its
+// directory, so the path it gets has such parts renamed ("." -> ".~", ".." -> "..~", "" -> "~"),
+// the same way for every request: an object is stored and read back under its own key.
+function s3rverPath(url, virtualHosted) {
+  const q = (url || '/').indexOf('?');
+  const pathPart = q < 0 ? url : url.slice(0, q);
+  const query = q < 0 ? '' : url.slice(q);
+  const parts = pathPart.split('/');
+  const first = virtualHosted ? 1 : 2; // [0] is "", then the bucket when path-style
+  for (let i = first; i < parts.length; i++) {
+    if (parts[i] === '.' || parts[i] === '..' || (parts[i] === '' && i < parts.length - 1)) parts[i] += '~';
+  }
+  const out = parts.join('/') + query;
+  return out === url ? null : out;
+}
+
 // The SigV4-verifying S3 front over s3rver. Hosts ending in ".localhost" are virtual-hosted
 // requests (<bucket>.localhost:<port>); anything else (127.0.0.1, localhost) is path-style.
 function makeS3Front(s3rverPort) {
@@ -586,11 +840,21 @@ function makeS3Front(s3rverPort) {
           }
         }
       }
+      // S3 refuses keys over 1024 bytes; s3rver keeps each part of a key between slashes as a file
+      // name (plus a suffix of its own) and dies on one the file system refuses, so longer parts
+      // are refused here, the same way.
+      const tooLong = s3KeyTooLong(req.url, hostname.endsWith('.localhost'));
+      if (tooLong) {
+        log(`s3 front: refused ${req.method} ${req.url.slice(0, 200)}...: ${tooLong}`);
+        return sendS3Error(res, 400, 'KeyTooLongError', `Your key is too long (${tooLong})`);
+      }
       // s3rver recognises virtual-hosted requests by "<bucket>.s3.<serviceEndpoint>" hosts.
       const overrides = {};
       if (hostname.endsWith('.localhost') && !hostname.endsWith('.s3.localhost')) {
         overrides.host = `${hostname.slice(0, -'.localhost'.length)}.s3.localhost`;
       }
+      const storedPath = s3rverPath(req.url, hostname.endsWith('.localhost'));
+      if (storedPath) overrides.path = storedPath;
       await forward(agent, s3rverPort, req, res, body, overrides);
     } catch (e) {
       log(`s3 front: ${e.stack || e}`);
@@ -685,12 +949,16 @@ async function main() {
   log(`ddb sigv4 front on :${ddbPort}`);
   const faultPort = await listen(makeFaultFront(ddbPort));
   log(`ddb fault front on :${faultPort}`);
+  const oddPort = await listen(makeOddFront(localPort));
+  log(`odd front on :${oddPort}`);
 
   const env = {
     DDB_LOCAL_URL: `http://127.0.0.1:${localPort}`,
     DDB_URL: `http://127.0.0.1:${ddbPort}`,
     DDB_FAULT_URL: `http://127.0.0.1:${faultPort}`,
     DDB_HANG_URL: `http://127.0.0.1:${hangPort}`,
+    DDB_ODD_URL: `http://127.0.0.1:${oddPort}`,
+    S3_ODD_URL: `http://127.0.0.1:${oddPort}`,
     S3_URL: `http://127.0.0.1:${s3Port}`,
     S3_VHOST_URL: `http://localhost:${s3Port}`,
     AWS_TEST_ACCESS_KEY_ID: TEST_KEY,
