@@ -728,8 +728,11 @@ report_cancelled(Flush *f, Txn *t)
 	json_object *reasons = NULL;
 	const char *written = written_note(f);
 
-	if (t->call.error_json)
-		json_object_object_get_ex(t->call.error_json, "CancellationReasons", &reasons);
+	/* reasons we cannot read leave the generic error below */
+	if (t->call.error_json &&
+		json_object_object_get_ex(t->call.error_json, "CancellationReasons", &reasons) &&
+		!json_object_is_type(reasons, json_type_array))
+		reasons = NULL;
 
 	for (int i = 0; reasons && i < (int) json_object_array_length(reasons) && i < t->nacts; i++)
 	{
@@ -738,7 +741,8 @@ report_cancelled(Flush *f, Txn *t)
 		json_object *item;
 		const char *c;
 
-		if (!json_object_object_get_ex(r, "Code", &code))
+		if (!json_object_object_get_ex(r, "Code", &code) ||
+			!json_object_is_type(code, json_type_string))
 			continue;
 		c = json_object_get_string(code);
 		if (strcmp(c, "None") == 0)
@@ -758,6 +762,19 @@ report_cancelled(Flush *f, Txn *t)
 							found_version < 0 ? t->acts[i].expected : found_version),
 					 errdetail("DynamoDB cancelled the transaction (%s). %s", c, written),
 					 errhint("Another writer appended to the stream since this transaction read it; retry the transaction.")));
+		}
+		if (strcmp(c, "ValidationError") == 0)
+		{
+			json_object *m;
+
+			ereport(ERROR,
+					(errcode(ERRCODE_FDW_ERROR),
+					 errmsg("DynamoDB refused event \"%s\" of stream \"%s\" in table \"%s\"",
+							t->acts[i].event_id ? t->acts[i].event_id + strlen(ESD_ID_PREFIX) : "",
+							t->acts[i].stream, f->table->table_name),
+					 errdetail("%s %s",
+							   json_object_object_get_ex(r, "Message", &m) ? json_object_get_string(m) : "ValidationError",
+							   written)));
 		}
 		if (strcmp(c, "ConditionalCheckFailed") == 0)
 			ereport(ERROR,

@@ -363,7 +363,7 @@ dynamo_head_version(struct json_object *item, const char *stream, const char *ta
 
 	if (av == NULL)
 		return 0;
-	if (!json_object_object_get_ex(av, "N", &n))
+	if (!json_object_object_get_ex(av, "N", &n) || !json_object_is_type(n, json_type_string))
 		ereport(ERROR,
 				(errcode(ERRCODE_FDW_INVALID_DATA_TYPE),
 				 errmsg("stream head of \"%s\" in table \"%s\" has a version that is not a number",
@@ -424,11 +424,12 @@ dynamo_id_exists_body(const char *table, const char *item_id)
 	initStringInfo(&body);
 	appendStringInfoString(&body, "{\"TableName\":");
 	escape_json(&body, table);
-	appendStringInfoString(&body, ",\"KeyConditionExpression\":\"#i = :i\","
-						   "\"ExpressionAttributeNames\":{\"#i\":\"id\"},"
+	/* created < "HEAD": a stream head whose id looks like the event's is not an event */
+	appendStringInfoString(&body, ",\"KeyConditionExpression\":\"#i = :i AND #c < :head\","
+						   "\"ExpressionAttributeNames\":{\"#i\":\"id\",\"#c\":\"created\"},"
 						   "\"ExpressionAttributeValues\":{\":i\":{\"S\":");
 	escape_json(&body, item_id);
-	appendStringInfoString(&body, "}},\"ConsistentRead\":true,\"Limit\":1,"
-						   "\"ProjectionExpression\":\"#i\"}");
+	appendStringInfoString(&body, "},\":head\":{\"S\":\"" ESD_HEAD_CREATED "\"}},"
+						   "\"ConsistentRead\":true,\"Limit\":1,\"ProjectionExpression\":\"#i\"}");
 	return body.data;
 }
