@@ -282,14 +282,15 @@ clean_remote_text(const char *s, size_t len)
 	return buf.data;
 }
 
-/* Text between <tag> and </tag> in an S3 XML error body, or NULL. */
-static char *
-xml_element(const char *body, const char *tag)
+/* The text of the first <tag>...</tag> of an XML answer, entities decoded. */
+char *
+aws_xml_text(const char *body, const char *tag)
 {
 	char	   *open = psprintf("<%s>", tag);
 	char	   *close = psprintf("</%s>", tag);
 	const char *start = strstr(body, open);
 	const char *end;
+	StringInfoData buf;
 
 	if (start == NULL)
 		return NULL;
@@ -297,7 +298,27 @@ xml_element(const char *body, const char *tag)
 	end = strstr(start, close);
 	if (end == NULL)
 		return NULL;
-	return clean_remote_text(start, end - start);
+	initStringInfo(&buf);
+	for (const char *p = start; p < end; p++)
+	{
+		static const char *const entities[][2] = {
+			{"&amp;", "&"}, {"&lt;", "<"}, {"&gt;", ">"}, {"&quot;", "\""}, {"&apos;", "'"}
+		};
+		bool		decoded = false;
+
+		if (*p == '&')
+			for (int i = 0; i < (int) lengthof(entities); i++)
+				if (strncmp(p, entities[i][0], strlen(entities[i][0])) == 0)
+				{
+					appendStringInfoString(&buf, entities[i][1]);
+					p += strlen(entities[i][0]) - 1;
+					decoded = true;
+					break;
+				}
+		if (!decoded)
+			appendStringInfoChar(&buf, *p);
+	}
+	return buf.data;
 }
 
 /* Read the error type and message out of a failed answer. */
@@ -335,8 +356,12 @@ parse_remote_error(AwsCall *call, const char *body, size_t len)
 	{
 		char	   *text = pnstrdup(body, len);
 
-		call->error_type = xml_element(text, "Code");
-		call->error_message = xml_element(text, "Message");
+		call->error_type = aws_xml_text(text, "Code");
+		call->error_message = aws_xml_text(text, "Message");
+		if (call->error_type)
+			call->error_type = clean_remote_text(call->error_type, strlen(call->error_type));
+		if (call->error_message)
+			call->error_message = clean_remote_text(call->error_message, strlen(call->error_message));
 	}
 
 	if (call->error_type == NULL)

@@ -111,6 +111,9 @@ extern bool aws_all_done(AwsCall **calls, int ncalls);
 extern long aws_backoff_ms(const EsdConnOptions *conn, int attempts);
 extern void aws_raise(AwsCall *call) pg_attribute_noreturn();
 
+/* The text of the first <tag>...</tag> of an XML answer (S3, STS), entities decoded; NULL when absent. */
+extern char *aws_xml_text(const char *body, const char *tag);
+
 /* Parse JSON with json-c; the result is released when the current memory context is. */
 extern struct json_object *aws_json_parse(const char *data, size_t len);
 /* Tie an existing json-c reference to the current memory context. */

@@ -331,45 +331,6 @@ parse_iso8601(const char *s, TimestampTz *result)
 	return true;
 }
 
-/* The text of the first <tag>...</tag> of an XML answer, entities decoded. */
-static char *
-xml_text(const char *body, const char *tag)
-{
-	char	   *open = psprintf("<%s>", tag);
-	char	   *close = psprintf("</%s>", tag);
-	const char *start = strstr(body, open);
-	const char *end;
-	StringInfoData buf;
-
-	if (start == NULL)
-		return NULL;
-	start += strlen(open);
-	end = strstr(start, close);
-	if (end == NULL)
-		return NULL;
-	initStringInfo(&buf);
-	for (const char *p = start; p < end; p++)
-	{
-		static const char *const entities[][2] = {
-			{"&amp;", "&"}, {"&lt;", "<"}, {"&gt;", ">"}, {"&quot;", "\""}, {"&apos;", "'"}
-		};
-		bool		decoded = false;
-
-		if (*p == '&')
-			for (int i = 0; i < (int) lengthof(entities); i++)
-				if (strncmp(p, entities[i][0], strlen(entities[i][0])) == 0)
-				{
-					appendStringInfoString(&buf, entities[i][1]);
-					p += strlen(entities[i][0]) - 1;
-					decoded = true;
-					break;
-				}
-		if (!decoded)
-			appendStringInfoChar(&buf, *p);
-	}
-	return buf.data;
-}
-
 /* A string member of a JSON object, or NULL. */
 static const char *
 json_string_member(json_object *obj, const char *name)
@@ -596,8 +557,8 @@ assume_role_with_web_identity(const char *token_file, const char *role_arn,
 
 	if (status != 200)
 	{
-		char	   *code = xml_text(response.data, "Code");
-		char	   *message = xml_text(response.data, "Message");
+		char	   *code = aws_xml_text(response.data, "Code");
+		char	   *message = aws_xml_text(response.data, "Message");
 
 		set_problem(f, FETCH_FAILED, "STS AssumeRoleWithWebIdentity for %s failed: %s: %s (HTTP status %ld)",
 					role_arn,
@@ -609,10 +570,10 @@ assume_role_with_web_identity(const char *token_file, const char *role_arn,
 	}
 	explicit_bzero(token, strlen(token));
 
-	f->access_key_id = xml_text(response.data, "AccessKeyId");
-	f->secret_access_key = xml_text(response.data, "SecretAccessKey");
-	f->session_token = xml_text(response.data, "SessionToken");
-	expiration = xml_text(response.data, "Expiration");
+	f->access_key_id = aws_xml_text(response.data, "AccessKeyId");
+	f->secret_access_key = aws_xml_text(response.data, "SecretAccessKey");
+	f->session_token = aws_xml_text(response.data, "SessionToken");
+	expiration = aws_xml_text(response.data, "Expiration");
 	explicit_bzero(response.data, response.len);
 	if (f->access_key_id == NULL || f->secret_access_key == NULL || f->session_token == NULL)
 		return set_problem(f, FETCH_FAILED, "STS AssumeRoleWithWebIdentity at %s answered without credentials",
