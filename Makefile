@@ -38,3 +38,9 @@ include $(PGXS)
 
 # every object depends on the project's headers (PGXS tracks no header dependencies)
 $(OBJS): $(wildcard $(srcdir)/src/*.h)
+
+# Fuzzing of the codec and the response parsers with libFuzzer, as the test command's step 80
+# runs it (test/fuzz/README.md; ESD_FUZZ_SECONDS, ESD_FUZZ_SEED, ESD_FUZZ_TARGETS apply)
+.PHONY: fuzz
+fuzz:
+	bash $(srcdir)/test/steps/80-fuzz.sh

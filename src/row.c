@@ -128,6 +128,12 @@ from_av(const EsdColumn *col, json_object *av, const char *item_id, bool *isnull
 		tag = json_object_iter_peek_name(&it);
 		v = json_object_iter_peek_value(&it);
 	}
+	/* a scalar tag whose value has the wrong JSON type: the codec names the problem */
+	if (((strcmp(tag, "S") == 0 || strcmp(tag, "N") == 0 || strcmp(tag, "B") == 0) &&
+		 !json_object_is_type(v, json_type_string)) ||
+		((strcmp(tag, "BOOL") == 0 || strcmp(tag, "NULL") == 0) &&
+		 !json_object_is_type(v, json_type_boolean)))
+		return PointerGetDatum(codec_av_to_jsonb(av, col->attr, item_id));	/* raises */
 
 	if (col->kind == ESD_COL_PAYLOAD && strcmp(tag, "S") == 0 &&
 		(col->typid == JSONBOID || col->typid == JSONOID))

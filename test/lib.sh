@@ -15,6 +15,10 @@ PG_START_TIMEOUT=60       # seconds
 # The AWS SDK warns on every Node process about a future Node requirement; keep the output readable.
 export AWS_SDK_JS_NODE_VERSION_SUPPORT_WARNING_DISABLED=true
 
+# Sanitizer and Valgrind runs (ESD_SANITIZE, ESD_VALGRIND): see test/sanitize/README.md
+# shellcheck source=test/sanitize/lib.sh
+. "$TEST_DIR/sanitize/lib.sh"
+
 STACK_NODE_PID=""
 PG_DATA=""
 PG_SOCK_DIR=""
@@ -40,6 +44,8 @@ ensure_packages() {
     local wanted=(postgresql-15 postgresql-server-dev-15 libcurl4-openssl-dev libssl-dev libjson-c-dev
                   make gcc libc6-dev pkg-config libipc-run-perl curl)
     command -v java >/dev/null 2>&1 || wanted+=(openjdk-17-jre-headless)
+    # shellcheck disable=SC2207
+    san_enabled && wanted+=($(san_packages))
     command -v node >/dev/null 2>&1 || wanted+=(nodejs npm)
     if command -v node >/dev/null 2>&1 && ! command -v npm >/dev/null 2>&1; then
         wanted+=(npm)
@@ -76,6 +82,10 @@ ensure_node_modules() {
 
 # make and make install at the repository root, against the Debian PostgreSQL 15.
 build_extension() {
+    if san_enabled; then
+        san_build_extension
+        return
+    fi
     if [ ! -f "$REPO_ROOT/Makefile" ]; then
         warn "no Makefile at $REPO_ROOT"
         return 1
@@ -87,6 +97,7 @@ build_extension() {
 
 # All set-up before the services: packages, node modules, the extension.
 setup_all() {
+    san_init || { warn "set-up failed: ESD_SANITIZE / ESD_VALGRIND"; return 1; }
     ensure_packages || { warn "set-up failed: Debian packages"; return 1; }
     ensure_node_modules || { warn "set-up failed: npm ci in test/"; return 1; }
     build_extension || { warn "set-up failed: building or installing the extension"; return 1; }
@@ -195,12 +206,13 @@ shared_buffers = 64MB
 timezone = 'UTC'
 lc_messages = 'C'
 EOF
+    san_pg_conf >>"$PG_DATA/postgresql.conf"
     local attempt port
     for attempt in 1 2 3; do
         port="$(free_port)" || return 1
         sed -i '/^port = /d' "$PG_DATA/postgresql.conf"
         printf 'port = %s\n' "$port" >>"$PG_DATA/postgresql.conf"
-        if as_pg "$PGBIN/pg_ctl" -D "$PG_DATA" -l "$base/server.log" -w -t "$PG_START_TIMEOUT" start >/dev/null 9>&-; then
+        if as_pg "$PGBIN/pg_ctl" -D "$PG_DATA" -l "$base/server.log" -w -t "$(san_start_timeout "$PG_START_TIMEOUT")" start >/dev/null 9>&-; then
             export PGHOST="$PG_SOCK_DIR" PGPORT="$port" PGUSER=postgres PGDATABASE=event_store_test
             if ! "$PGBIN/createdb" -h "$PGHOST" -p "$PGPORT" -U postgres event_store_test; then
                 warn "createdb failed"

@@ -9,6 +9,8 @@
 # A step passes when it exits 0. Steps see PGHOST, PGPORT, PGUSER, PGDATABASE, the stack.env
 # variables (DDB_URL, S3_URL, ...), REPO_ROOT, RUN_DIR and PG_CONFIG.
 # An optional argument keeps only the steps whose name contains it.
+# ESD_SANITIZE=address,undefined or ESD_VALGRIND=1 run it against an instrumented build instead
+# (test/sanitize/README.md); reports then fail the run.
 # Everything is torn down at the end, whatever happened. The last line is "N passed, N failed";
 # the exit status is non-zero when a step, the set-up or a service failed.
 
@@ -26,6 +28,11 @@ finish() {
     local status=$?
     trap - EXIT INT TERM
     teardown_all
+    # a sanitizer or Valgrind run (test/sanitize): reports of any process fail the run
+    if ! san_report; then
+        RESULTS+=("FAILED  $SAN_MODE reports (see above)")
+        FAILED=$((FAILED + 1))
+    fi
     if [ ${#RESULTS[@]} -gt 0 ]; then
         say ""
         say "summary:"
