@@ -254,7 +254,17 @@ esd_row_to_new_event(const EsdRowMap *map, TupleTableSlot *slot,
 			}
 			jb = column_jsonb(col, value);
 			if (!jsonb_is_null(jb))
+			{
 				payload_text = codec_jsonb_to_compact_text(jb);
+
+				/*
+				 * JSON.stringify prints a number beyond a double's range as
+				 * null: rather than lose it, refuse it as the SDK does
+				 * (converting to an AttributeValue raises 22003 then).
+				 */
+				if (strstr(payload_text, "null") != NULL)
+					(void) dynamo_jsonb_to_av_text(jb);
+			}
 		}
 		else if (strcmp(attr, "meta") == 0)
 		{
