@@ -87,6 +87,7 @@ san_make_shadow() {
         case "$name" in
             postgres) cp "$f" "$bin/postgres.real" || return 1 ;;
             initdb|pg_ctl) cp "$f" "$bin/$name" || return 1 ;;
+            postmaster) ln -s postgres "$bin/postmaster" ;;
             *) ln -s "$f" "$bin/$name" ;;
         esac
     done
@@ -134,7 +135,7 @@ export UBSAN_OPTIONS=\"print_stacktrace=1:halt_on_error=0:suppressions=$TEST_DIR
 exec \"$bin/postgres.real\" \"\$@\""
     else
         run="exec valgrind --quiet --tool=memcheck --trace-children=no --leak-check=no \\
-    --track-origins=yes --read-var-info=yes --num-callers=30 --error-limit=no --gen-suppressions=all \\
+    --track-origins=yes --num-callers=30 --error-limit=no --gen-suppressions=all \\
     --suppressions=$TEST_DIR/sanitize/valgrind.supp --log-file=$SAN_LOG_DIR/valgrind.%p.log \\
     \"$bin/postgres.real\" \"\$@\""
     fi
@@ -147,7 +148,6 @@ esac
 $run
 EOF
     chmod +x "$bin/postgres"
-    ln -s postgres "$bin/postmaster" 2>/dev/null || true
 
     rm -rf "$SAN_LOG_DIR"
     mkdir -p "$SAN_LOG_DIR"
@@ -219,9 +219,9 @@ san_report() {
         warn "=== $f"
         head -n 120 "$f" >&2
     done
-    # with --quiet, Valgrind writes nothing but errors
+    # an error starts with a line "==<pid>== <what>" (Valgrind's own notes are "--<pid>--")
     for f in "$SAN_LOG_DIR"/valgrind.*.log; do
-        [ -s "$f" ] || continue
+        grep '^==[0-9]*== [A-Z]' "$f" | grep -qv 'Warning: ' || continue
         found=$((found + 1))
         warn ""
         warn "=== $f"

@@ -73,7 +73,8 @@ gcc -shared -fPIC -O2 -o "$BUILD/early_init.so" "$REPO_ROOT/test/sanitize/early_
 # a throwaway data directory, and the files the server reads, where the postgres account reaches them
 rm -rf "$WORK"
 mkdir -p "$WORK"
-cp "$BUILD/esd_fuzz.so" "$BUILD/early_init.so" "$REPO_ROOT/test/fuzz/json.dict" "$WORK/"
+cp "$BUILD/esd_fuzz.so" "$BUILD/early_init.so" "$REPO_ROOT/test/fuzz/json.dict" \
+    "$REPO_ROOT/test/fuzz/lsan.supp" "$WORK/"
 for t in $TARGETS; do
     mkdir -p "$WORK/seed-$t" "$WORK/new-$t" "$WORK/found-$t"
     cp "$REPO_ROOT/test/fuzz/corpus/$t/"* "$WORK/seed-$t/" 2>/dev/null
@@ -104,7 +105,8 @@ SELECT esd_fuzz_run('$t', ARRAY['-seed=$SEED', '-max_total_time=$SECS', '-timeou
     if [ "$(id -u)" = 0 ]; then run=(runuser -u postgres --); else run=(); fi
     printf '%s\n' "$sql" | timeout --kill-after=10 $((SECS + 120)) "${run[@]}" env \
         LD_PRELOAD="$ASAN_RT $WORK/early_init.so" \
-        ASAN_OPTIONS="detect_leaks=0:abort_on_error=0:handle_abort=1:symbolize=1:detect_stack_use_after_return=0" \
+        ASAN_OPTIONS="detect_leaks=1:abort_on_error=0:handle_abort=1:symbolize=1:detect_stack_use_after_return=0" \
+        LSAN_OPTIONS="suppressions=$WORK/lsan.supp:print_suppressions=0" \
         UBSAN_OPTIONS="print_stacktrace=1:halt_on_error=1" \
         "$SYS_PGBIN/postgres" --single -D "$WORK/data" -c fsync=off -c jit=off -c max_stack_depth=2MB postgres \
         >"$log" 2>&1
