@@ -407,8 +407,9 @@ SELECT pg_temp.outcome('SELECT count(*) FROM huge_chunked');
 INSERT INTO hwm VALUES ('huge_chunked', pg_temp.vmhwm_mb());
 SELECT pg_temp.outcome('SELECT count(*) FROM huge_chunked');
 INSERT INTO hwm VALUES ('huge_chunked again', pg_temp.vmhwm_mb());
+-- (under a sanitizer or Valgrind, the runtime's own memory makes the figure meaningless)
 SELECT what, mb - (SELECT mb FROM hwm WHERE what = 'start') < CASE what WHEN 'huge' THEN 16 ELSE 100 END
-         AS bounded
+         OR current_setting('esd_test.instrumented', true) IS NOT NULL AS bounded
   FROM hwm WHERE what <> 'start' ORDER BY what;
 
 -- BatchGetItem answered oddly (the Query before it is answered for real)
@@ -447,7 +448,9 @@ SELECT name, pg_temp.outcome(format('SELECT payload::text FROM %I WHERE id = %L'
 SELECT pg_temp.outcome($$SELECT count(*) FROM s3_huge_chunked WHERE id = '00000000-0000-4000-8000-00000000000d'$$);
 SELECT pg_temp.outcome($$SELECT count(payload) FROM s3_huge_chunked WHERE id = '00000000-0000-4000-8000-00000000000d'$$);
 INSERT INTO hwm VALUES ('s3_huge_chunked', pg_temp.vmhwm_mb());
-SELECT mb - (SELECT mb FROM hwm WHERE what = 'start') < 100 AS bounded FROM hwm WHERE what = 's3_huge_chunked';
+SELECT mb - (SELECT mb FROM hwm WHERE what = 'start') < 100
+         OR current_setting('esd_test.instrumented', true) IS NOT NULL AS bounded
+  FROM hwm WHERE what = 's3_huge_chunked';
 
 SET client_min_messages = warning;
 SELECT format('DROP SERVER %I CASCADE', 'odd_' || name) FROM modes ORDER BY name \gexec
