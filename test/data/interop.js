@@ -161,4 +161,4 @@ function generate() {
   return events;
 }
 
-module.exports = { PREFIX, BUCKET, SEED, generate };
+module.exports = { PREFIX, BUCKET, SEED, generate, prng };

@@ -51,16 +51,7 @@ const ROW_JSON = `json_build_object('id', id, 'domain', domain, 'type', type, 'i
   'meta', meta, 'created', ${CREATED_ISO}, 'timeBucket', time_bucket, 's3Reference', s3_reference)`;
 
 /* mulberry32: a small PRNG with a fixed sequence for a fixed seed. */
-function prng(seed) {
-  let a = seed >>> 0;
-  return function next() {
-    a = (a + 0x6D2B79F5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
+const { prng } = require('../data/interop'); // the seeded generator the seed data uses
 
 const rnd = prng(SEED);
 const int = (lo, hi) => lo + Math.floor(rnd() * (hi - lo + 1));
