@@ -7,8 +7,10 @@
 REPO_ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 TEST_DIR="$REPO_ROOT/test"
 RUN_DIR="$TEST_DIR/.stack/run"
-PGBIN=/usr/lib/postgresql/15/bin
-PG_CONFIG="$PGBIN/pg_config"
+# PG_CONFIG chooses the PostgreSQL 15 installation (the Debian package's by default); the server
+# programs are taken from its bindir, so a copy of the installation elsewhere works as well.
+PG_CONFIG="${PG_CONFIG:-/usr/lib/postgresql/15/bin/pg_config}"
+PGBIN="$(dirname "$PG_CONFIG")"
 STACK_START_TIMEOUT=120   # seconds; the stack itself gives java 60 s
 PG_START_TIMEOUT=60       # seconds
 

@@ -164,6 +164,7 @@ EOF
 san_build_extension() {
     local flags
     # one sanitized run per checkout at a time: the lock is held until the runner exits
+    mkdir -p "$TEST_DIR/.stack" || return 1
     exec 8>"$TEST_DIR/.stack/shadow.lock"
     if ! flock -n 8; then
         say "another sanitizer or Valgrind run is using $SAN_SHADOW; waiting for it"
