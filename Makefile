@@ -27,7 +27,9 @@ DATA = sql/event_store_dynamo--0.1.sql
 PGFILEDESC = "event_store_dynamo - DynamoDB event store foreign-data wrapper"
 
 REGRESS = options read errors write pushdown admin credentials baditems hardening privileges
-REGRESS_OPTS = --load-extension=event_store_dynamo
+# pg_regress runs psql through test/regress/psql, which drops the LOCATION lines of the verbose
+# error reports (every file sets VERBOSITY verbose, so that each error shows its SQLSTATE)
+REGRESS_OPTS = --load-extension=event_store_dynamo --bindir=$(abspath $(srcdir))/test/regress
 
 PG_CPPFLAGS = -I$(srcdir)/src -isystem $(shell $(PG_CONFIG) --includedir-server) -isystem $(shell $(PG_CONFIG) --includedir-server)/../internal -Wall -Wextra
 SHLIB_LINK = -lcurl -ljson-c -lcrypto
@@ -35,6 +37,9 @@ SHLIB_LINK = -lcurl -ljson-c -lcrypto
 PG_CONFIG ?= pg_config
 PGXS := $(shell $(PG_CONFIG) --pgxs)
 include $(PGXS)
+
+# the real psql behind test/regress/psql
+export ESD_REAL_PSQL = $(bindir)/psql
 
 # every object depends on the project's headers (PGXS tracks no header dependencies)
 $(OBJS): $(wildcard $(srcdir)/src/*.h)

@@ -5,6 +5,8 @@
 -- and holds five events (account/42: 3, account/7: 1, system without
 -- identifier: 1); admin-hashonly-, admin-wrongidx- and admin-wrongstream-
 -- have other shapes.
+-- every error, warning and notice shows its SQLSTATE (test/regress/psql drops the LOCATION lines)
+\set VERBOSITY verbose
 \getenv ddb_url DDB_URL
 \getenv s3_url S3_URL
 \getenv abs_srcdir PG_ABS_SRCDIR
@@ -120,7 +122,8 @@ SELECT event_store_dynamo.add_stream_index('admin_nostream');
 SELECT billing_mode, indexes FROM event_store_dynamo.store_info('admin_nostream');
 \set VERBOSITY terse
 ALTER FOREIGN TABLE admin_nostream OPTIONS (SET stream_index 'sometimes');
-\set VERBOSITY default
+\echo :LAST_ERROR_SQLSTATE
+\set VERBOSITY verbose
 
 -- the Node adapter's table has no streamIndex and the layout all the same
 -- (init_store accepted it above): a stream read walks every month
@@ -161,7 +164,7 @@ CREATE FOREIGN TABLE admin_noauto (domain text, type text)
   SERVER admin_srv OPTIONS (table_name_prefix 'admin-noauto-', auto_create 'false');
 \set VERBOSITY sqlstate
 INSERT INTO admin_noauto VALUES ('account', 'opened');
-\set VERBOSITY default
+\set VERBOSITY verbose
 SELECT event_store_dynamo.store_info('admin_noauto');
 
 --
@@ -344,7 +347,8 @@ IMPORT FOREIGN SCHEMA "admin-sql-" FROM SERVER admin_srv INTO admin_import
 \set VERBOSITY terse
 IMPORT FOREIGN SCHEMA "admin-sql-" FROM SERVER admin_srv INTO admin_import
   OPTIONS (no_such_option 'x');
-\set VERBOSITY default
+\echo :LAST_ERROR_SQLSTATE
+\set VERBOSITY verbose
 
 SET client_min_messages = warning;
 DROP SCHEMA admin_import CASCADE;

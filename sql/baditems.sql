@@ -2,6 +2,8 @@
 -- ...b000-0000000000NN): a replay reads each into a value that keeps every
 -- bit of information, or stops with an error naming the item and the
 -- attribute; with on_bad_item 'warn' it skips such an event with a WARNING.
+-- every error, warning and notice shows its SQLSTATE (test/regress/psql drops the LOCATION lines)
+\set VERBOSITY verbose
 \getenv ddb_url DDB_URL
 \getenv s3_url S3_URL
 \getenv abs_srcdir PG_ABS_SRCDIR
@@ -29,7 +31,7 @@ CREATE FOREIGN TABLE bad_text (
 SELECT right(id, 2) AS nn, created, time_bucket, sequence, left(payload, 40) AS payload,
        length(payload) AS payload_length, left(meta, 60) AS meta, s3_reference, unknown_text, unknown_number
   FROM bad_text;
-\set VERBOSITY default
+\set VERBOSITY verbose
 -- the item filed under 2024-06 is in that bucket's walk
 SELECT right(id, 2) AS nn, time_bucket FROM bad_text WHERE time_bucket = '2024-06';
 
@@ -59,7 +61,7 @@ CREATE FOREIGN TABLE bad_json (id text, payload json)
 SELECT right(id, 2) AS nn, payload FROM bad_json WHERE id = '00000000-0000-4000-b000-000000000019';
 
 -- what cannot be read stops the replay with an error naming the item and the attribute
-\set VERBOSITY default
+\set VERBOSITY verbose
 SELECT sequence FROM bad_typed WHERE id = '00000000-0000-4000-b000-000000000003';
 SELECT created FROM bad_typed WHERE id = '00000000-0000-4000-b000-000000000004';
 SELECT payload FROM bad_typed WHERE id = '00000000-0000-4000-b000-000000000010';
@@ -74,7 +76,7 @@ ALTER FOREIGN TABLE bad_typed OPTIONS (ADD on_bad_item 'warn');
 SELECT count(*) AS read, count(payload) AS with_payload FROM bad_typed;
 SELECT right(id, 2) AS nn, sequence, created FROM bad_typed
  WHERE id BETWEEN '00000000-0000-4000-b000-000000000001' AND '00000000-0000-4000-b000-000000000006';
-\set VERBOSITY default
+\set VERBOSITY verbose
 ALTER FOREIGN TABLE bad_typed OPTIONS (SET on_bad_item 'nonsense');
 
 DROP SERVER bad_srv CASCADE;

@@ -3,6 +3,8 @@
 -- files, web identity, container endpoint, instance metadata) need a server
 -- started with a chosen environment: test/credentials/run.js covers them.
 -- This file covers what does not depend on the server's environment.
+-- every error, warning and notice shows its SQLSTATE (test/regress/psql drops the LOCATION lines)
+\set VERBOSITY verbose
 \getenv ddb_url DDB_URL
 \getenv s3_url S3_URL
 

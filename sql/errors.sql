@@ -1,6 +1,8 @@
 -- Failures map to SQLSTATEs, and each message names the operation, the
 -- table and the remote error.  (Details carry ports and request ids, so
 -- this file shows the SQLSTATE and the message only.)
+-- every error, warning and notice shows its SQLSTATE (test/regress/psql drops the LOCATION lines)
+\set VERBOSITY verbose
 \getenv ddb_url DDB_URL
 \getenv ddb_local_url DDB_LOCAL_URL
 \getenv ddb_fault_url DDB_FAULT_URL

@@ -14,6 +14,8 @@
 -- bodies are not; nothing outlasts the timeouts and memory stays bounded by
 -- the 64 MB cap.  Messages show the attempts made ("(HTTP status 502, 3
 -- attempts)" with max_retries 2); port numbers are masked.
+-- every error, warning and notice shows its SQLSTATE (test/regress/psql drops the LOCATION lines)
+\set VERBOSITY verbose
 \getenv ddb_url DDB_URL
 \getenv s3_url S3_URL
 \getenv ddb_odd_url DDB_ODD_URL
@@ -257,7 +259,7 @@ INSERT INTO h (domain, type, causation_id, created) VALUES ('d', 't', repeat('c'
 INSERT INTO h (domain, type, meta, created)
   VALUES ('d', 't', jsonb_build_object('m', repeat('m', 1048576)), '2024-03-05');
 \echo :LAST_ERROR_SQLSTATE
-\set VERBOSITY default
+\set VERBOSITY verbose
 -- looking up such a value is refused the same way
 SELECT pg_temp.outcome($$SELECT count(*) FROM h WHERE id = repeat('x', 1048576)$$);
 SELECT pg_temp.outcome($$SELECT count(*) FROM h WHERE causation_id = repeat('c', 1048576)$$);
@@ -431,7 +433,7 @@ INSERT INTO write_truncated (domain, type, identifier, created) VALUES ('odd', '
 \set VERBOSITY terse
 INSERT INTO write_redirect (domain, type, identifier, created) VALUES ('odd', 'write', '1', '2024-03-06');
 \echo :LAST_ERROR_SQLSTATE
-\set VERBOSITY default
+\set VERBOSITY verbose
 SELECT event_store_dynamo.stream_version('h', 'odd', '1') AS version, count(*) AS events
   FROM h WHERE domain = 'odd';
 

@@ -1,5 +1,6 @@
 -- Option validation: every bad value is refused at CREATE/ALTER time.
-\set VERBOSITY default
+-- every error, warning and notice shows its SQLSTATE (test/regress/psql drops the LOCATION lines)
+\set VERBOSITY verbose
 \getenv ddb_url DDB_URL
 \getenv s3_url S3_URL
 

@@ -2,6 +2,8 @@
 -- is sent.  The server below points at an endpoint that never answers, so
 -- a request would show up as a timeout (HV00N) instead of the permission
 -- error.
+-- every error, warning and notice shows its SQLSTATE (test/regress/psql drops the LOCATION lines)
+\set VERBOSITY verbose
 \getenv ddb_hang_url DDB_HANG_URL
 CREATE ROLE esd_reader;
 CREATE ROLE esd_stranger;
@@ -33,7 +35,8 @@ RESET ROLE;
 SET ROLE esd_reader;
 \set VERBOSITY terse
 SELECT count(*) FROM priv_events;
-\set VERBOSITY default
+\echo :LAST_ERROR_SQLSTATE
+\set VERBOSITY verbose
 INSERT INTO priv_events (domain, type) VALUES ('d', 't');
 TRUNCATE priv_events;
 SELECT event_store_dynamo.reset_store('priv_events');

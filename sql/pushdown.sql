@@ -1,6 +1,8 @@
 -- Query planning: conditions become key conditions, the access path follows
 -- what a query asks for, and the requests sent show it.  Reads the REGRESS
 -- store (test/data/regress.js).
+-- every error, warning and notice shows its SQLSTATE (test/regress/psql drops the LOCATION lines)
+\set VERBOSITY verbose
 \getenv ddb_url DDB_URL
 \getenv s3_url S3_URL
 SET timezone = 'UTC';

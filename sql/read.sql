@@ -1,6 +1,8 @@
 -- Reading the REGRESS store (seeded by test/interop/seed.js through the
 -- published Node adapter, plus raw items it cannot write): see
 -- test/data/regress.js for every value.
+-- every error, warning and notice shows its SQLSTATE (test/regress/psql drops the LOCATION lines)
+\set VERBOSITY verbose
 \getenv ddb_url DDB_URL
 \getenv s3_url S3_URL
 \getenv s3_vhost_url S3_VHOST_URL

@@ -1,5 +1,7 @@
 -- Appending events with INSERT and COPY: the layout of the SPEC, stream
 -- numbering, buffering until commit, conflicts.
+-- every error, warning and notice shows its SQLSTATE (test/regress/psql drops the LOCATION lines)
+\set VERBOSITY verbose
 \getenv ddb_url DDB_URL
 \getenv ddb_local_url DDB_LOCAL_URL
 \getenv s3_url S3_URL
