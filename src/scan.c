@@ -111,7 +111,16 @@ esd_walk_begin(const EsdConnOptions *conn, const EsdTableOptions *table,
 	walk->table = table;
 	walk->attrs = attrs;
 	walk->nattrs = nattrs;
-	walk->projection = dynamo_projection(attrs, nattrs);
+	{
+		/* the attributes that order events sharing a millisecond are always read */
+		const char **with_order = palloc(sizeof(char *) * (nattrs + 3));
+
+		memcpy(with_order, attrs, sizeof(char *) * nattrs);
+		with_order[nattrs] = "domain";
+		with_order[nattrs + 1] = "identifier";
+		with_order[nattrs + 2] = "sequence";
+		walk->projection = dynamo_projection(with_order, nattrs + 3);
+	}
 	walk->scan_cxt = AllocSetContextCreate(parent, "event_store_dynamo scan",
 										   ALLOCSET_DEFAULT_SIZES);
 	return walk;
@@ -129,6 +138,19 @@ drop_page(EsdPage *page)
 	MemoryContextDelete(page->cxt);
 }
 
+/* Drop the held pages older than keep (all of them when keep is NULL). */
+static void
+drop_held(EsdWalk *walk, EsdPage *keep)
+{
+	while (walk->held && walk->held != keep)
+	{
+		EsdPage    *next = walk->held->next;
+
+		drop_page(walk->held);
+		walk->held = next;
+	}
+}
+
 static void
 drop_pages(EsdWalk *walk)
 {
@@ -143,8 +165,12 @@ drop_pages(EsdWalk *walk)
 	}
 	if (walk->current)
 		drop_page(walk->current);
+	drop_held(walk, NULL);
 	walk->pages = walk->current = NULL;
 	walk->npages = walk->next = 0;
+	walk->out = walk->carry = NULL;
+	walk->nout = walk->ncarry = 0;
+	walk->carry_page = NULL;
 }
 
 void
@@ -244,6 +270,21 @@ bucket_listed(List *buckets, const char *bucket)
 		if (strcmp(lfirst(lc), bucket) == 0)
 			return true;
 	return false;
+}
+
+/*
+ * Is a month inside what the bounds allow?  Months outside the created
+ * range or the listed buckets are skipped.
+ */
+bool
+esd_bucket_wanted(const EsdBounds *b, const char *bucket)
+{
+	if (b->empty ||
+		(b->created_lo && strncmp(bucket, b->created_lo, 7) < 0) ||
+		(b->created_hi && strncmp(bucket, b->created_hi, 7) > 0) ||
+		(b->buckets && !bucket_listed(b->buckets, bucket)))
+		return false;
+	return true;
 }
 
 /*
@@ -358,10 +399,7 @@ esd_walk_plan(EsdWalk *walk, EsdAccess access, bool descending, const EsdBounds 
 				{
 					const char *bucket = buckets[descending ? nbuckets - 1 - i : i];
 
-					/* months outside the created range or the listed buckets are skipped */
-					if ((b->created_lo && strncmp(bucket, b->created_lo, 7) < 0) ||
-						(b->created_hi && strncmp(bucket, b->created_hi, 7) > 0) ||
-						(b->buckets && !bucket_listed(b->buckets, bucket)))
+					if (!esd_bucket_wanted(b, bucket))
 						continue;
 					make_partition(&walk->parts[n++], ESD_TIME_BUCKET_INDEX, "timeBucket",
 								   bucket, b, true);
@@ -807,6 +845,155 @@ page_is_next(EsdWalk *walk)
 }
 
 /*
+ * The replay order of events: created, then domain, identifier (absent
+ * as empty), sequence, then id; strings compared byte by byte.  Within a
+ * stream, sequence follows created, so a replay in this order yields every
+ * stream's events in sequence order, however DynamoDB orders the entries of
+ * an index that share a millisecond.  A walk backwards is the exact reverse.
+ */
+typedef struct OrderKey
+{
+	const char *created;
+	const char *domain;
+	const char *identifier;
+	int64		sequence;
+	const char *id;
+	EsdEvent   *event;
+} OrderKey;
+
+static const char *
+string_or_empty(json_object *item, const char *attr)
+{
+	const char *s = dynamo_item_string(item, attr);
+
+	return s ? s : "";
+}
+
+static int
+compare_order(const void *a, const void *b)
+{
+	const OrderKey *x = a;
+	const OrderKey *y = b;
+	int			c;
+
+	if ((c = strcmp(x->created, y->created)) != 0)
+		return c;
+	if ((c = strcmp(x->domain, y->domain)) != 0)
+		return c;
+	if ((c = strcmp(x->identifier, y->identifier)) != 0)
+		return c;
+	if (x->sequence != y->sequence)
+		return x->sequence < y->sequence ? -1 : 1;
+	return strcmp(x->id, y->id);
+}
+
+static int
+compare_order_desc(const void *a, const void *b)
+{
+	return compare_order(b, a);
+}
+
+/* Put events in replay order (or its reverse). */
+static void
+sort_events(EsdEvent **events, int n, bool descending)
+{
+	OrderKey   *keys;
+
+	if (n < 2)
+		return;
+	keys = palloc(sizeof(OrderKey) * n);
+	for (int i = 0; i < n; i++)
+	{
+		json_object *item = events[i]->item;
+		json_object *seq = dynamo_item_attr(item, "sequence");
+		json_object *num;
+
+		keys[i].created = string_or_empty(item, "created");
+		keys[i].domain = string_or_empty(item, "domain");
+		keys[i].identifier = string_or_empty(item, "identifier");
+		keys[i].sequence = 0;
+		if (seq && json_object_object_get_ex(seq, "N", &num))
+			keys[i].sequence = strtoll(json_object_get_string(num), NULL, 10);
+		keys[i].id = events[i]->id ? events[i]->id : "";
+		keys[i].event = events[i];
+	}
+	qsort(keys, n, sizeof(OrderKey), descending ? compare_order_desc : compare_order);
+	for (int i = 0; i < n; i++)
+		events[i] = keys[i].event;
+	pfree(keys);
+}
+
+/*
+ * A page has come: what it and the events carried from the page before it
+ * hold becomes the events to return, in replay order, except for its last
+ * millisecond when more of its partition follows (the next page may hold
+ * more events of that millisecond): those are carried to the next page.
+ * A stream read is in sequence order already.
+ */
+static void
+take_page(EsdWalk *walk, EsdPage *page)
+{
+	int			nall = walk->ncarry + page->nevents;
+	EsdEvent  **all;
+	int			split = nall;
+
+	/* the events returned so far are done with; pages only the carry needs stay */
+	if (walk->current)
+	{
+		walk->current->next = NULL;
+		if (walk->held == NULL)
+			walk->held = walk->current;
+		else
+		{
+			EsdPage    *last = walk->held;
+
+			while (last->next)
+				last = last->next;
+			last->next = walk->current;
+		}
+		walk->pages_done++;
+	}
+	drop_held(walk, walk->ncarry > 0 ? walk->carry_page : NULL);
+	if (walk->out)
+		pfree(walk->out);
+
+	all = MemoryContextAlloc(walk->scan_cxt, sizeof(EsdEvent *) * Max(nall, 1));
+	for (int i = 0; i < walk->ncarry; i++)
+		all[i] = walk->carry[i];
+	for (int i = 0; i < page->nevents; i++)
+		all[walk->ncarry + i] = &page->events[i];
+	if (walk->carry)
+		pfree(walk->carry);
+	walk->carry = NULL;
+
+	if (walk->access != ESD_ACCESS_STREAM && page->next_key && nall > 0)
+	{
+		const char *last = string_or_empty(all[nall - 1]->item, "created");
+
+		while (split > 0 && strcmp(string_or_empty(all[split - 1]->item, "created"), last) == 0)
+			split--;
+		if (split < walk->ncarry)
+			;					/* the carry goes on: its oldest page stays the same */
+		else
+			walk->carry_page = page;
+		walk->ncarry = nall - split;
+		walk->carry = MemoryContextAlloc(walk->scan_cxt, sizeof(EsdEvent *) * Max(walk->ncarry, 1));
+		memcpy(walk->carry, all + split, sizeof(EsdEvent *) * walk->ncarry);
+	}
+	else
+	{
+		walk->ncarry = 0;
+		walk->carry_page = NULL;
+	}
+	if (walk->access != ESD_ACCESS_STREAM)
+		sort_events(all, split, walk->descending);
+	walk->out = all;
+	walk->nout = split;
+	walk->next = 0;
+	walk->current = page;
+}
+
+/*
  * Streaming mode (the walk, a stream): make the next page with events the
  * current one.  Returns false at the end.
  */
@@ -833,6 +1020,7 @@ next_streamed_page(EsdWalk *walk)
 			{
 				drop_page(walk->current);
 				walk->current = NULL;
+				drop_held(walk, NULL);
 				return false;
 			}
 			continue;
@@ -841,13 +1029,7 @@ next_streamed_page(EsdWalk *walk)
 		{
 			walk->pages = head->next;
 			walk->npages--;
-			if (walk->current)
-			{
-				drop_page(walk->current);
-				walk->pages_done++;
-			}
-			walk->current = head;
-			walk->next = 0;
+			take_page(walk, head);
 
 			/*
 			 * Once two pages have been read to the end, this is a replay and
@@ -856,7 +1038,7 @@ next_streamed_page(EsdWalk *walk)
 			if (walk->pages_done >= 2)
 				walk->ahead = Min(walk->ahead * 2,
 								  walk->keys_suffice ? MAX_AHEAD_KEYS : MAX_AHEAD_EVENTS);
-			if (head->nevents > 0)
+			if (walk->nout > 0)
 				return true;
 			continue;
 		}
@@ -957,6 +1139,11 @@ next_collected_page(EsdWalk *walk)
 		n = Min(COLLECTED_PAGE, walk->npending - walk->next_pending);
 		if (n <= 0)
 			return false;
+		/* a millisecond is never split: its events are put in order together */
+		while (walk->next_pending + n < walk->npending &&
+			   strcmp(dynamo_item_string(walk->pending[walk->next_pending + n - 1], "created"),
+					  dynamo_item_string(walk->pending[walk->next_pending + n], "created")) == 0)
+			n++;
 
 		page = new_page(walk, 0);
 		walk->npages--;			/* not queued: it becomes the current page */
@@ -981,7 +1168,17 @@ next_collected_page(EsdWalk *walk)
 				aws_pump(100);
 		}
 		if (page->nevents > 0)
+		{
+			if (walk->out)
+				pfree(walk->out);
+			walk->out = MemoryContextAlloc(walk->scan_cxt, sizeof(EsdEvent *) * page->nevents);
+			for (int i = 0; i < page->nevents; i++)
+				walk->out[i] = &page->events[i];
+			sort_events(walk->out, page->nevents, false);
+			walk->nout = page->nevents;
+			walk->next = 0;
 			return true;
+		}
 	}
 }
 
@@ -1005,7 +1202,7 @@ esd_walk_next(EsdWalk *walk)
 {
 	if (walk->pages && walk->next % ROWS_BETWEEN_POLLS == ROWS_BETWEEN_POLLS - 1)
 		keep_pages_moving(walk);
-	if (walk->current == NULL || walk->next >= walk->current->nevents)
+	if (walk->current == NULL || walk->next >= walk->nout)
 	{
 		bool		more = (walk->access == ESD_ACCESS_ID || walk->access == ESD_ACCESS_CAUSATION)
 			? next_collected_page(walk) : next_streamed_page(walk);
@@ -1013,5 +1210,5 @@ esd_walk_next(EsdWalk *walk)
 		if (!more)
 			return NULL;
 	}
-	return &walk->current->events[walk->next++];
+	return walk->out[walk->next++];
 }

@@ -68,8 +68,16 @@ typedef struct EsdWalk
 	int			ahead;			/* how many pages may be under way: grows as rows are read */
 	bool		asked_any;		/* the first page of a scan is small */
 	int			pages_done;		/* pages returned to the end */
-	struct EsdPage *current;
-	int			next;			/* next event of the current page */
+	struct EsdPage *current;	/* the newest page whose events are returned */
+	struct EsdPage *held;		/* older pages whose events are still to return */
+	struct EsdEvent **out;		/* the events to return, in replay order */
+	int			nout;
+	int			next;			/* next of out */
+	struct EsdEvent **carry;	/* the last millisecond of a page, kept back until
+								 * the next page of its partition shows whether
+								 * more events share it */
+	int			ncarry;
+	struct EsdPage *carry_page; /* the oldest page the carried events live in */
 
 	/* collect mode (id, causation): every key or item, sorted by created */
 	bool		collected;
@@ -91,6 +99,9 @@ extern void esd_walk_plan(EsdWalk *walk, EsdAccess access, bool descending,
 extern EsdEvent *esd_walk_next(EsdWalk *walk);
 extern void esd_walk_rewind(EsdWalk *walk);
 extern void esd_walk_end(EsdWalk *walk);
+
+/* Does the walk read this month (YYYY-MM) under these bounds? */
+extern bool esd_bucket_wanted(const EsdBounds *bounds, const char *bucket);
 
 /* The buckets from the table's start_month through now plus the look-ahead. */
 extern void esd_bucket_range(const EsdTableOptions *table, char ***buckets, int *nbuckets);

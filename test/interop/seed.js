@@ -1,11 +1,13 @@
-// Seeds the two event stores the SQL tests read, through the published Node adapter, and then
+// Seeds the event stores the SQL tests read, through the published Node adapter, and then
 // verifies, item by item, that DynamoDB and S3 hold exactly what was meant:
 //   - REGRESS (test/data/regress.js): small and fixed, for the pg_regress expected output;
+//   - COST (test/data/cost.js): empty years, a large month and a chunk of events sharing one
+//     millisecond, for the request counts and the replay order of sql/cost.sql;
 //   - INTEROP (test/data/interop.js): ~6,000 generated events, for test/interop/read.js and
 //     faults.js, which read what this script saves to test/.stack/run/interop-expected.json.
 // Both stores are reset first, so running this again gives the same stores.
 //
-// Usage: node test/interop/seed.js [regress|interop]...   (both when no argument)
+// Usage: node test/interop/seed.js [regress|cost|interop]...   (all when no argument)
 // Needs DDB_LOCAL_URL (or DDB_URL), S3_URL and the AWS_TEST_* variables.
 'use strict';
 
@@ -20,6 +22,7 @@ const { unmarshall } = require('@aws-sdk/util-dynamodb');
 const { makeRepo, makeDynamoClient, makeS3Client, emptyBucket } = require('./adapter');
 const { Report } = require('./report');
 const regress = require('../data/regress');
+const cost = require('../data/cost');
 const interop = require('../data/interop');
 
 const RUN_DIR = path.join(__dirname, '..', '.stack', 'run');
@@ -213,6 +216,36 @@ async function seedRegress(report) {
   }, null, 1));
 }
 
+async function seedCost(report) {
+  const started = Date.now();
+  const repo = await makeRepo({ prefix: cost.PREFIX, bucket: cost.BUCKET });
+  await repo.resetStore();
+  await emptyBucket(s3, cost.BUCKET);
+
+  const written = [];
+  for (const batch of cost.bulkBatches()) {
+    await repo.storeEvents(batch.map(toAdapterEvent));
+    written.push(...batch);
+  }
+  await repo.storeEvents([toAdapterEvent(cost.EDGE_EVENTS[0])]);
+  // one call: the adapter writes the chunk's streams in transactions of their own, one millisecond
+  const chunk = cost.tieChunk();
+  await repo.storeEvents(chunk.map(toAdapterEvent));
+  await repo.storeEvents([toAdapterEvent(cost.EDGE_EVENTS[1])]);
+  const now = cost.nowEvent();
+  await repo.storeEvents([toAdapterEvent(now)]);
+  written.push(cost.EDGE_EVENTS[0], ...chunk, cost.EDGE_EVENTS[1], now);
+  console.log(`# seeded COST (${written.length} events) in ${Date.now() - started} ms`);
+
+  const heads = {};
+  for (const e of written)
+    heads[streamKey(e)] = Math.max(heads[streamKey(e)] || 0, e.sequence);
+  await verifyStore(report, 'cost', cost.TABLE, written.map((e) => expectedRecord(e, cost.BUCKET, false)), [], heads);
+  report.check('cost: 40 events share the millisecond ' + cost.TIE_CREATED,
+    written.filter((e) => e.created === cost.TIE_CREATED).length === 40);
+  report.note(`cost: the NOW event is dated ${now.created}`);
+}
+
 /*
  * Cuts a worker's queue, in order, into storeEvents batches of at most BATCH events, of which at
  * most MAX_NEW_STREAM belong to a stream that has no head yet. That limit works around a defect of
@@ -303,6 +336,8 @@ async function main() {
   try {
     if (want('regress'))
       await seedRegress(report);
+    if (want('cost'))
+      await seedCost(report);
     if (want('interop'))
       await seedInterop(report);
   } catch (e) {
