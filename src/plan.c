@@ -188,6 +188,7 @@ classify_clause(PlannerInfo *root, RelOptInfo *baserel, Oid relid, Expr *clause,
 	Node	   *left;
 	Node	   *right;
 	Oid			opno;
+	Oid			collid;
 	bool		is_array = false;
 	Var		   *var;
 	Node	   *value;
@@ -203,6 +204,7 @@ classify_clause(PlannerInfo *root, RelOptInfo *baserel, Oid relid, Expr *clause,
 		OpExpr	   *op = (OpExpr *) clause;
 
 		opno = op->opno;
+		collid = op->inputcollid;
 		left = strip_relabel(linitial(op->args));
 		right = strip_relabel(lsecond(op->args));
 	}
@@ -211,6 +213,7 @@ classify_clause(PlannerInfo *root, RelOptInfo *baserel, Oid relid, Expr *clause,
 		ScalarArrayOpExpr *op = (ScalarArrayOpExpr *) clause;
 
 		opno = op->opno;
+		collid = op->inputcollid;
 		left = strip_relabel(linitial(op->args));
 		right = strip_relabel(lsecond(op->args));
 		is_array = true;
@@ -264,6 +267,15 @@ classify_clause(PlannerInfo *root, RelOptInfo *baserel, Oid relid, Expr *clause,
 	else
 	{
 		if ((coltype != TEXTOID && coltype != VARCHAROID) || valtype != TEXTOID)
+			return false;
+
+		/*
+		 * DynamoDB compares strings byte by byte.  Only equality is pushed
+		 * for text, and equality under a deterministic collation is bytewise
+		 * equality; a nondeterministic one (an ICU collation ignoring case
+		 * or accents) finds rows DynamoDB would not, so it stays local.
+		 */
+		if (OidIsValid(collid) && !get_collation_isdeterministic(collid))
 			return false;
 		if (strcmp(attr, "timeBucket") == 0)
 			cond->target = ESD_ON_BUCKET;
