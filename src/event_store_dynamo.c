@@ -63,6 +63,7 @@ typedef struct EsdRelationInfo
 	double		table_rows;		/* events in the table, as far as we know */
 	AttrNumber	created_attno;	/* a timestamptz column on created, or 0 */
 	AttrNumber	sequence_attno; /* an integer column on sequence, or 0 */
+	double		limit_hint;		/* rows the query's LIMIT (and OFFSET) needs, or 0 */
 } EsdRelationInfo;
 
 /* Run-time state of an INSERT or COPY into a foreign table. */
@@ -310,6 +311,14 @@ esdGetForeignPaths(PlannerInfo *root, RelOptInfo *baserel, Oid foreigntableid)
 		if (root->query_pathkeys && pathkeys_contained_in(desc, root->query_pathkeys))
 			add_scan_path(root, baserel, pd, rows, desc, NULL, true);
 	}
+	/* a stream read backwards, newest first: ScanIndexForward false */
+	if (pd->access == ESD_ACCESS_STREAM && info->sequence_attno != 0)
+	{
+		List	   *desc = pathkeys_on(root, baserel, info->sequence_attno, true);
+
+		if (root->query_pathkeys && pathkeys_contained_in(desc, root->query_pathkeys))
+			add_scan_path(root, baserel, pd, rows, desc, NULL, true);
+	}
 
 	/* lookups driven by the rows of another relation */
 	if (!info->table.pushdown)
@@ -336,6 +345,36 @@ esdGetForeignPaths(PlannerInfo *root, RelOptInfo *baserel, Oid foreigntableid)
 	}
 }
 
+/*
+ * A LIMIT over a scan of one foreign table: remember how many rows it
+ * needs (LIMIT plus OFFSET, constants), so that the scan asks DynamoDB for
+ * that many first.  No path is added: the Limit node stays and stops the
+ * scan, and the number is only a hint (local conditions may drop rows, and
+ * the scan then reads on).  PostgreSQL has already refused the hint when
+ * aggregation, grouping, DISTINCT or set-returning functions sit between
+ * the scan and the LIMIT.
+ */
+static void
+esdGetForeignUpperPaths(PlannerInfo *root, UpperRelationKind stage,
+						RelOptInfo *input_rel pg_attribute_unused(),
+						RelOptInfo *output_rel pg_attribute_unused(), void *extra)
+{
+	FinalPathExtraData *fextra = extra;
+	int			relid;
+	RelOptInfo *rel;
+
+	if (stage != UPPERREL_FINAL || fextra == NULL || !fextra->limit_needed ||
+		root->limit_tuples <= 0 ||
+		!bms_get_singleton_member(root->all_baserels, &relid))
+		return;
+	rel = find_base_rel(root, relid);
+	if (rel->rtekind != RTE_RELATION || rel->fdwroutine == NULL ||
+		rel->fdwroutine->GetForeignUpperPaths != esdGetForeignUpperPaths ||
+		rel->fdw_private == NULL)
+		return;
+	((EsdRelationInfo *) rel->fdw_private)->limit_hint = root->limit_tuples;
+}
+
 static ForeignScan *
 esdGetForeignPlan(PlannerInfo *root, RelOptInfo *baserel, Oid foreigntableid,
 				  ForeignPath *best_path, List *tlist, List *scan_clauses,
@@ -348,6 +387,7 @@ esdGetForeignPlan(PlannerInfo *root, RelOptInfo *baserel, Oid foreigntableid,
 	List	   *scan_clauses_ri;
 	EsdPushdown *pd;
 	bool		stream_walk;
+	int			limit_hint = 0;
 	int			x = -1;
 
 	/* pushed or not, every condition is checked here too */
@@ -374,9 +414,17 @@ esdGetForeignPlan(PlannerInfo *root, RelOptInfo *baserel, Oid foreigntableid,
 	stream_walk = info->table.pushdown && pd->access == ESD_ACCESS_WALK &&
 		esd_choose_access(root, baserel, foreigntableid, scan_clauses_ri, true)->access ==
 		ESD_ACCESS_STREAM;
-	private = list_make4(attnums, esd_pushdown_to_list(pd, &exprs),
+	/*
+	 * The LIMIT's rows, when the scan's rows go to it in the order they come
+	 * (no Sort in between) and the scan is not repeated for outer rows.
+	 */
+	if (info->limit_hint > 0 && best_path->path.param_info == NULL &&
+		(root->sort_pathkeys == NIL ||
+		 pathkeys_contained_in(root->sort_pathkeys, best_path->path.pathkeys)))
+		limit_hint = (int) Min(info->limit_hint, (double) PG_INT32_MAX);
+	private = list_make5(attnums, esd_pushdown_to_list(pd, &exprs),
 						 makeString(esd_describe_conditions(root, pd)),
-						 makeBoolean(stream_walk));
+						 makeBoolean(stream_walk), makeInteger(limit_hint));
 	return make_foreignscan(tlist, scan_clauses, baserel->relid, exprs, private,
 							NIL, NIL, outer_plan);
 }
@@ -424,6 +472,7 @@ esdBeginForeignScan(ForeignScanState *node, int eflags)
 		state->walk = esd_walk_begin(&state->conn, &state->table, attrs,
 									 state->map->ncolumns,
 									 node->ss.ps.state->es_query_cxt);
+		state->walk->hint = state->walk->target = intVal(list_nth(plan->fdw_private, 4));
 	}
 	state->row_cxt = AllocSetContextCreate(node->ss.ps.state->es_query_cxt,
 										   "event_store_dynamo row",
@@ -557,6 +606,24 @@ esdEndForeignScan(ForeignScanState *node)
 		esd_walk_end(state->walk);
 }
 
+/* Are the values of the pushed conditions all constants, known before the scan? */
+static bool
+all_constants(List *exprs)
+{
+	ListCell   *lc;
+
+	foreach(lc, exprs)
+	{
+		Node	   *e = lfirst(lc);
+
+		while (IsA(e, RelabelType))
+			e = (Node *) ((RelabelType *) e)->arg;
+		if (!IsA(e, Const))
+			return false;
+	}
+	return true;
+}
+
 static void
 esdExplainForeignScan(ForeignScanState *node, ExplainState *es)
 {
@@ -574,18 +641,40 @@ esdExplainForeignScan(ForeignScanState *node, ExplainState *es)
 		char	  **buckets;
 		int			nbuckets;
 
+		bool		narrowed = false;
+
 		esd_bucket_range(&state->table, &buckets, &nbuckets);
+
+		/* constant bounds: the months they leave, as the scan will walk them */
+		if (pd->conds && all_constants(plan->fdw_exprs))
+		{
+			ExprContext *econtext = CreateStandaloneExprContext();
+			EsdBounds	bounds;
+			int			n = 0;
+
+			esd_eval_bounds(pd, ExecInitExprList(plan->fdw_exprs, NULL), econtext, &bounds);
+			for (int i = 0; i < nbuckets; i++)
+				if (esd_bucket_wanted(&bounds, buckets[i]))
+					buckets[n++] = buckets[i];
+			nbuckets = n;
+			narrowed = true;
+			FreeExprContext(econtext, true);
+		}
 		if (nbuckets > 0)
 			ExplainPropertyText("Buckets", psprintf("%s .. %s (%d)%s",
 													pd->descending ? buckets[nbuckets - 1] : buckets[0],
 													pd->descending ? buckets[0] : buckets[nbuckets - 1],
 													nbuckets,
-													pd->conds ? ", narrowed at run time" : ""), es);
+													pd->conds && !narrowed ? ", narrowed at run time" : ""), es);
 		else
 			ExplainPropertyText("Buckets", "none", es);
 		if (pd->descending)
 			ExplainPropertyText("Order", "created descending", es);
 	}
+	if (pd->access == ESD_ACCESS_STREAM && pd->descending)
+		ExplainPropertyText("Order", "sequence descending", es);
+	if (intVal(list_nth(plan->fdw_private, 4)) > 0)
+		ExplainPropertyInteger("Rows Wanted", NULL, intVal(list_nth(plan->fdw_private, 4)), es);
 	if (!state->table.pushdown)
 		ExplainPropertyText("Pushdown", "off (every condition is checked locally)", es);
 	if (boolVal(lfourth(plan->fdw_private)))
@@ -886,6 +975,7 @@ event_store_dynamo_handler(PG_FUNCTION_ARGS)
 	routine->ReScanForeignScan = esdReScanForeignScan;
 	routine->EndForeignScan = esdEndForeignScan;
 	routine->ExplainForeignScan = esdExplainForeignScan;
+	routine->GetForeignUpperPaths = esdGetForeignUpperPaths;
 	routine->AnalyzeForeignTable = esdAnalyzeForeignTable;
 
 	routine->AddForeignUpdateTargets = esdAddForeignUpdateTargets;

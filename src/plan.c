@@ -43,6 +43,7 @@
 #include "utils/inval.h"
 #include "utils/lsyscache.h"
 #include "utils/memutils.h"
+#include "utils/pg_locale.h"
 #include "utils/rel.h"
 #include "utils/timestamp.h"
 #include "utils/typcache.h"
@@ -218,6 +219,32 @@ classify_clause(PlannerInfo *root, RelOptInfo *baserel, Oid relid, Expr *clause,
 		right = strip_relabel(lsecond(op->args));
 		is_array = true;
 	}
+	else if (IsA(clause, RowCompareExpr))
+	{
+		/*
+		 * (created, id) > ($1, $2), the cursor of a catch-up: the leading
+		 * pair bounds created, inclusively (later members may tie).
+		 */
+		RowCompareExpr *rc = (RowCompareExpr *) clause;
+		OpExpr		lead;
+		bool		ok;
+
+		if (rc->rctype == ROWCOMPARE_EQ || rc->rctype == ROWCOMPARE_NE)
+			return false;
+		memset(&lead, 0, sizeof(lead));
+		lead.xpr.type = T_OpExpr;
+		lead.opno = linitial_oid(rc->opnos);
+		lead.inputcollid = linitial_oid(rc->inputcollids);
+		lead.args = list_make2(linitial(rc->largs), linitial(rc->rargs));
+		ok = classify_clause(root, baserel, relid, (Expr *) &lead, cond);
+		if (!ok || cond->target != ESD_ON_CREATED)
+			return false;
+		if (cond->strategy == BTLessStrategyNumber)
+			cond->strategy = BTLessEqualStrategyNumber;
+		else if (cond->strategy == BTGreaterStrategyNumber)
+			cond->strategy = BTGreaterEqualStrategyNumber;
+		return true;
+	}
 	else
 		return false;
 
@@ -251,7 +278,9 @@ classify_clause(PlannerInfo *root, RelOptInfo *baserel, Oid relid, Expr *clause,
 
 	if (strcmp(attr, "created") == 0)
 	{
-		if (coltype != TIMESTAMPTZOID || valtype != TIMESTAMPTZOID || is_array)
+		/* a date or a timestamp is compared as the time it stands for in the session's zone */
+		if (coltype != TIMESTAMPTZOID || is_array ||
+			(valtype != TIMESTAMPTZOID && valtype != TIMESTAMPOID && valtype != DATEOID))
 			return false;
 		cond->target = ESD_ON_CREATED;
 		opfamily = lookup_type_cache(TIMESTAMPTZOID, TYPECACHE_BTREE_OPFAMILY)->btree_opf;
@@ -271,7 +300,8 @@ classify_clause(PlannerInfo *root, RelOptInfo *baserel, Oid relid, Expr *clause,
 
 		/*
 		 * DynamoDB compares strings byte by byte.  Only equality is pushed
-		 * for text, and equality under a deterministic collation is bytewise
+		 * for text (and time_bucket ranges under a C collation, below), and
+		 * equality under a deterministic collation is bytewise
 		 * equality; a nondeterministic one (an ICU collation ignoring case
 		 * or accents) finds rows DynamoDB would not, so it stays local.
 		 */
@@ -297,9 +327,14 @@ classify_clause(PlannerInfo *root, RelOptInfo *baserel, Oid relid, Expr *clause,
 		return false;
 	if (!var_on_left)
 		strategy = commute_strategy(strategy);
-	/* text columns only take equality; ranges are for created and sequence */
+	/*
+	 * Text columns only take equality, except time_bucket, whose months are
+	 * also walked as a range when the comparison orders text byte by byte
+	 * as the walk does; ranges are for created and sequence too.
+	 */
 	if (strategy != BTEqualStrategyNumber &&
-		cond->target != ESD_ON_CREATED && cond->target != ESD_ON_SEQUENCE)
+		cond->target != ESD_ON_CREATED && cond->target != ESD_ON_SEQUENCE &&
+		!(cond->target == ESD_ON_BUCKET && OidIsValid(collid) && lc_collate_is_c(collid)))
 		return false;
 	if (is_array && strategy != BTEqualStrategyNumber)
 		return false;
@@ -614,9 +649,16 @@ esd_eval_bounds(const EsdPushdown *pd, List *expr_states, ExprContext *econtext,
 		{
 			case ESD_ON_CREATED:
 				{
-					TimestampTz ts = DatumGetTimestampTz(value);
+					TimestampTz ts;
 					bool		beyond;
 					char	   *bound;
+
+					/* as the comparison itself converts them, in the session's zone */
+					if (exprType((Node *) c->expr) == DATEOID)
+						value = DirectFunctionCall1(date_timestamptz, value);
+					else if (exprType((Node *) c->expr) == TIMESTAMPOID)
+						value = DirectFunctionCall1(timestamp_timestamptz, value);
+					ts = DatumGetTimestampTz(value);
 
 					if (c->strategy != BTLessStrategyNumber && c->strategy != BTLessEqualStrategyNumber)
 					{
@@ -666,7 +708,36 @@ esd_eval_bounds(const EsdPushdown *pd, List *expr_states, ExprContext *econtext,
 					break;
 				}
 			case ESD_ON_BUCKET:
-				intersect_values(&b->buckets, &buckets_restricted, text_values(c, value));
+				if (c->strategy == BTEqualStrategyNumber)
+					intersect_values(&b->buckets, &buckets_restricted, text_values(c, value));
+				else
+				{
+					char	   *v = TextDatumGetCString(value);
+					bool		strict = c->strategy == BTLessStrategyNumber ||
+						c->strategy == BTGreaterStrategyNumber;
+
+					if (c->strategy == BTGreaterStrategyNumber ||
+						c->strategy == BTGreaterEqualStrategyNumber)
+					{
+						int			cmp = b->bucket_lo ? strcmp(v, b->bucket_lo) : 1;
+
+						if (cmp > 0 || (cmp == 0 && strict))
+						{
+							b->bucket_lo = v;
+							b->bucket_lo_strict = strict;
+						}
+					}
+					else
+					{
+						int			cmp = b->bucket_hi ? strcmp(v, b->bucket_hi) : -1;
+
+						if (cmp < 0 || (cmp == 0 && strict))
+						{
+							b->bucket_hi = v;
+							b->bucket_hi_strict = strict;
+						}
+					}
+				}
 				break;
 			case ESD_ON_ID:
 				intersect_values(&b->ids, &ids_restricted, text_values(c, value));

@@ -64,6 +64,10 @@ typedef struct EsdBounds
 	char	   *created_lo;		/* inclusive, layout form; NULL = open */
 	char	   *created_hi;
 	List	   *buckets;		/* explicit time_bucket values (char *), or NIL */
+	char	   *bucket_lo;		/* time_bucket range, NULL = open */
+	bool		bucket_lo_strict;
+	char	   *bucket_hi;
+	bool		bucket_hi_strict;
 	List	   *ids;			/* char *, without EventID# */
 	List	   *causations;
 	char	   *domain;

@@ -75,6 +75,7 @@ esd_bucket_range(const EsdTableOptions *table, char ***buckets, int *nbuckets)
 typedef enum PageState
 {
 	PAGE_QUERYING,				/* the Query is under way */
+	PAGE_KEYS,					/* answered: hydrated when its events are needed */
 	PAGE_HYDRATING,				/* BatchGetItem under way */
 	PAGE_RESOLVING,				/* S3 GetObject under way */
 	PAGE_READY
@@ -90,6 +91,7 @@ typedef struct EsdPage
 	AwsCall		query;
 	char	   *next_key;		/* LastEvaluatedKey, when there is one */
 	bool		successor_asked;
+	bool		continuation;	/* not the first page of its partition */
 	EsdKey	   *keys;
 	json_object **key_items;
 	int			nkeys;
@@ -180,9 +182,10 @@ esd_walk_rewind(EsdWalk *walk)
 	MemoryContextReset(walk->scan_cxt);
 	walk->parts = NULL;
 	walk->nparts = walk->parts_started = walk->parts_read = 0;
-	walk->ahead = 0;
+	walk->returned = 0;
+	walk->target = walk->hint;
+	walk->empties = 0;
 	walk->pages_done = 0;
-	walk->asked_any = false;
 	walk->collected = false;
 	walk->pending = NULL;
 	walk->npending = walk->next_pending = 0;
@@ -274,15 +277,21 @@ bucket_listed(List *buckets, const char *bucket)
 
 /*
  * Is a month inside what the bounds allow?  Months outside the created
- * range or the listed buckets are skipped.
+ * range, the time_bucket range or the listed buckets are skipped.
  */
 bool
 esd_bucket_wanted(const EsdBounds *b, const char *bucket)
 {
+	int			cmp;
+
 	if (b->empty ||
 		(b->created_lo && strncmp(bucket, b->created_lo, 7) < 0) ||
 		(b->created_hi && strncmp(bucket, b->created_hi, 7) > 0) ||
 		(b->buckets && !bucket_listed(b->buckets, bucket)))
+		return false;
+	if (b->bucket_lo && ((cmp = strcmp(bucket, b->bucket_lo)) < 0 || (cmp == 0 && b->bucket_lo_strict)))
+		return false;
+	if (b->bucket_hi && ((cmp = strcmp(bucket, b->bucket_hi)) > 0 || (cmp == 0 && b->bucket_hi_strict)))
 		return false;
 	return true;
 }
@@ -346,14 +355,13 @@ esd_walk_plan(EsdWalk *walk, EsdAccess access, bool descending, const EsdBounds 
 
 		memset(&walk_bounds, 0, sizeof(walk_bounds));
 		MemoryContextSwitchTo(old);
-		esd_walk_plan(walk, ESD_ACCESS_WALK, false, &walk_bounds);
+		esd_walk_plan(walk, ESD_ACCESS_WALK, descending, &walk_bounds);
 		return;
 	}
 
 	walk->access = access;
-	walk->descending = descending && access == ESD_ACCESS_WALK;
+	walk->descending = descending && (access == ESD_ACCESS_WALK || access == ESD_ACCESS_STREAM);
 	walk->bounds = *bounds;
-	walk->ahead = 1;
 
 	/*
 	 * Lookups see what the walk sees: events from start_month through the
@@ -484,15 +492,67 @@ query_body(EsdWalk *walk, EsdPartition *p, int limit, const char *start_key)
 	return body.data;
 }
 
+/*
+ * Events returned to the executor are the measure of what a scan needs.
+ * With a LIMIT (the hint), a scan asks for what the limit still needs and
+ * no more, hydrates only the page about to be returned, and probes empty
+ * months a few at a time.  Past the limit (local conditions dropped rows)
+ * the target doubles each time it is reached, until the scan looks like a
+ * replay; then, as without a LIMIT, pages and the number under way grow
+ * with the rows returned, not with the pages asked for.
+ */
+#define MAX_PROBES 4
+#define REPLAY_ROWS (4 * PAGE_LIMIT)
+
+/* Events at hand, ready to return (a carried millisecond waits for the next page). */
+static int64
+buffered(EsdWalk *walk)
+{
+	return walk->nout - walk->next;
+}
+
+/* Reading for a LIMIT, and how many more events it needs beyond those at hand (>= 0). */
+static bool
+within_limit(EsdWalk *walk)
+{
+	return walk->target > 0;
+}
+
+static int64
+limit_needs(EsdWalk *walk)
+{
+	return Max(0, walk->target - walk->returned - buffered(walk));
+}
+
 static int
-page_limit(EsdWalk *walk, bool first_of_scan)
+page_limit(EsdWalk *walk)
 {
 	if (walk->table->page_size > 0)
 		return walk->table->page_size;
-	if (first_of_scan)
-		return FIRST_PAGE_LIMIT;
+	/*
+	 * One key more than the LIMIT needs: the events of a page's last
+	 * millisecond wait for the next page, so the extra key (from the index,
+	 * cheap) lets the page's other events go without asking for one.  A
+	 * millisecond that fills pages is read in pages twice its size so far.
+	 */
+	if (within_limit(walk))
+		return (int) Max(1, Min(Max(limit_needs(walk) + 1, 2 * walk->ncarry), PAGE_LIMIT));
 	/* pages to hydrate stay moderate; pages of keys alone fill DynamoDB's 1 MB */
-	return walk->keys_suffice ? 0 : PAGE_LIMIT;
+	if (walk->keys_suffice && walk->returned >= FIRST_PAGE_LIMIT)
+		return 0;
+	return (int) Min(PAGE_LIMIT, Max(FIRST_PAGE_LIMIT, walk->returned));
+}
+
+/* How many pages may be under way (asked for and not yet returned). */
+static int
+pages_ahead(EsdWalk *walk)
+{
+	int			probes = Min(MAX_PROBES, 1 + walk->empties);
+
+	if (within_limit(walk))
+		return limit_needs(walk) > 0 ? probes : 0;
+	return Min(walk->keys_suffice ? MAX_AHEAD_KEYS : MAX_AHEAD_EVENTS,
+			   Max(probes, 1 + walk->returned / PAGE_LIMIT));
 }
 
 /*
@@ -744,8 +804,12 @@ advance_page(EsdWalk *walk, EsdPage *page)
 		if (json_object_object_get_ex(page->query.json, "LastEvaluatedKey", &lek))
 			page->next_key = pstrdup(json_object_to_json_string_ext(lek, JSON_C_TO_STRING_PLAIN));
 		page->keys = answer_keys(page->query.json, &page->nkeys, &page->key_items);
-		page_has_keys(walk, page, false);
+		page->state = PAGE_KEYS;
 	}
+	/* within a LIMIT, a page is hydrated only once its events are the next to return */
+	if (page->state == PAGE_KEYS &&
+		(!within_limit(walk) || (walk->pages == page && walk->next >= walk->nout)))
+		page_has_keys(walk, page, false);
 	if (page->state == PAGE_HYDRATING && dynamo_batch_get_advance(&page->get))
 	{
 		events_from_items(walk, page);
@@ -779,23 +843,35 @@ static EsdPage *
 query_page(EsdWalk *walk, int part, const char *start_key)
 {
 	EsdPage    *page = new_page(walk, part);
-	bool		first_of_scan = !walk->asked_any;
 	MemoryContext old = MemoryContextSwitchTo(page->cxt);
 
-	walk->asked_any = true;
 	aws_dynamodb_init(&page->query, walk->conn, "Query", walk->table->table_name,
-					  query_body(walk, &walk->parts[part], page_limit(walk, first_of_scan),
-								 start_key));
+					  query_body(walk, &walk->parts[part], page_limit(walk), start_key));
 	aws_submit(walk->conn, &page->query, &walk->stats);
 	page->state = PAGE_QUERYING;
+	page->continuation = start_key != NULL;
 	MemoryContextSwitchTo(old);
 	return page;
 }
 
 /*
- * Ask for more pages while fewer than walk->ahead are under way: the next
- * page of a partition whose last page said there is more, and the first
- * page of the next partitions.  Pages stay in partition order.
+ * Does the partition being returned have more pages to come?  Within a
+ * LIMIT, the next months are not probed then: the rows will likely come
+ * from the pages of the partition under way.  Within a LIMIT, what is
+ * asked for depends only on the pages returned so far, never on which
+ * answers happen to be in: the requests a LIMIT costs are the same on
+ * every run.
+ */
+static bool
+partition_goes_on(EsdWalk *walk)
+{
+	return walk->current && walk->current->next_key;
+}
+
+/*
+ * Ask for more pages while fewer than pages_ahead() are under way: the
+ * next page of a partition whose last page said there is more, and the
+ * first page of the next partitions.  Pages stay in partition order.
  */
 static void
 ask_ahead(EsdWalk *walk)
@@ -803,7 +879,8 @@ ask_ahead(EsdWalk *walk)
 	EsdPage   **link;
 
 	/* next pages of partitions already under way, right after their predecessor */
-	for (link = &walk->pages; *link && walk->npages < walk->ahead; link = &(*link)->next)
+	for (link = &walk->pages; *link && !within_limit(walk) && walk->npages < pages_ahead(walk);
+		 link = &(*link)->next)
 	{
 		EsdPage    *page = *link;
 		EsdPage    *succ;
@@ -815,8 +892,13 @@ ask_ahead(EsdWalk *walk)
 		succ->next = page->next;
 		page->next = succ;
 	}
-	/* the current page's successor comes before anything queued: always ask for it */
-	if (walk->current && walk->current->next_key && !walk->current->successor_asked)
+	/*
+	 * The current page's successor comes before anything queued: ask for it
+	 * at once, while the current page's events are returned, unless a LIMIT
+	 * has all it needs at hand.
+	 */
+	if (walk->current && walk->current->next_key && !walk->current->successor_asked &&
+		(!within_limit(walk) || limit_needs(walk) > 0))
 	{
 		EsdPage    *succ = query_page(walk, walk->current->part, walk->current->next_key);
 
@@ -825,7 +907,8 @@ ask_ahead(EsdWalk *walk)
 		walk->pages = succ;
 	}
 	/* first pages of the next partitions, at the end */
-	while (walk->parts_started < walk->nparts && walk->npages < walk->ahead)
+	while (walk->parts_started < walk->nparts && walk->npages < pages_ahead(walk) &&
+		   !(within_limit(walk) && partition_goes_on(walk)))
 	{
 		EsdPage    *page;
 
@@ -1030,16 +1113,14 @@ next_streamed_page(EsdWalk *walk)
 			walk->pages = head->next;
 			walk->npages--;
 			take_page(walk, head);
-
-			/*
-			 * Once two pages have been read to the end, this is a replay and
-			 * not a LIMIT: let more pages get under way, doubling each time.
-			 */
-			if (walk->pages_done >= 2)
-				walk->ahead = Min(walk->ahead * 2,
-								  walk->keys_suffice ? MAX_AHEAD_KEYS : MAX_AHEAD_EVENTS);
+			if (head->nevents == 0 && !head->continuation)
+				walk->empties++;
 			if (walk->nout > 0)
+			{
+				/* what comes next gets under way while these events are returned */
+				ask_ahead(walk);
 				return true;
+			}
 			continue;
 		}
 		aws_pump(100);
@@ -1200,7 +1281,8 @@ keep_pages_moving(EsdWalk *walk)
 EsdEvent *
 esd_walk_next(EsdWalk *walk)
 {
-	if (walk->pages && walk->next % ROWS_BETWEEN_POLLS == ROWS_BETWEEN_POLLS - 1)
+	if ((walk->pages || (walk->current && walk->current->next_key && !walk->current->successor_asked)) &&
+		walk->next % ROWS_BETWEEN_POLLS == ROWS_BETWEEN_POLLS - 1)
 		keep_pages_moving(walk);
 	if (walk->current == NULL || walk->next >= walk->nout)
 	{
@@ -1210,5 +1292,7 @@ esd_walk_next(EsdWalk *walk)
 		if (!more)
 			return NULL;
 	}
+	if (++walk->returned >= walk->target && walk->target > 0)
+		walk->target = walk->target * 2 > REPLAY_ROWS ? 0 : walk->target * 2;
 	return walk->out[walk->next++];
 }

@@ -65,8 +65,11 @@ typedef struct EsdWalk
 	/* pages asked for and not yet returned, in order; the page being returned */
 	struct EsdPage *pages;
 	int			npages;
-	int			ahead;			/* how many pages may be under way: grows as rows are read */
-	bool		asked_any;		/* the first page of a scan is small */
+	int64		hint;			/* rows the query is expected to need (its LIMIT), 0 = unknown */
+	int64		target;			/* rows read for now: the hint, doubled each time
+								 * it is reached; 0 = a replay, read ahead freely */
+	int64		returned;		/* rows returned so far */
+	int			empties;		/* pages returned without an event (months probed empty) */
 	int			pages_done;		/* pages returned to the end */
 	struct EsdPage *current;	/* the newest page whose events are returned */
 	struct EsdPage *held;		/* older pages whose events are still to return */
