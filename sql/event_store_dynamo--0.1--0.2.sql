@@ -54,6 +54,7 @@ CREATE TABLE projection (
   run_key       uuid NOT NULL,
   rebuild_key   uuid,
   rebuild_schema text,
+  last_switch   interval,                 -- how long the last rebuild's switch held the tables
   created_at    timestamptz NOT NULL DEFAULT now()
 );
 
@@ -501,10 +502,21 @@ BEGIN
   IF missing IS NULL THEN
     RETURN;
   END IF;
-  EXECUTE format(
-    'SELECT pg_catalog.jsonb_agg(pg_catalog.to_jsonb(e) ORDER BY e.created, e.sequence, e.id) FROM %s e WHERE e.id = ANY ($1)',
-    p.source)
-    INTO evs USING missing;
+  IF cardinality(missing) <= 25 THEN
+    -- a few: one Query on the table's key each
+    EXECUTE format(
+      'SELECT pg_catalog.jsonb_agg(pg_catalog.to_jsonb(e) ORDER BY e.created, e.sequence, e.id) FROM %s e WHERE e.id = ANY ($1)',
+      p.source)
+      INTO evs USING missing;
+  ELSE
+    -- many: the window read again with its items (BatchGetItem, 100 a request), filtered here
+    -- (OFFSET 0 keeps the id condition from becoming one Query per id)
+    EXECUTE format(
+      'SELECT pg_catalog.jsonb_agg(pg_catalog.to_jsonb(e) ORDER BY e.created, e.sequence, e.id) '
+      '  FROM (SELECT * FROM %s WHERE created >= $1 AND created <= $2 OFFSET 0) e WHERE e.id = ANY ($3)',
+      p.source)
+      INTO evs USING p_from, p_to, missing;
+  END IF;
   FOR ev IN SELECT value FROM pg_catalog.jsonb_array_elements(coalesce(evs, '[]')) LOOP
     r := event_store_dynamo._deal_and_release(p, p_run, ev, 'late', p_search_path);
     IF r.outcome = 'failed' THEN
@@ -768,6 +780,8 @@ BEGIN
   IF sch IS NOT NULL THEN
     EXECUTE format('DROP SCHEMA IF EXISTS %I CASCADE', sch);
   END IF;
+  -- the runs' rows first, as catch_up takes them, then the projection's
+  PERFORM 1 FROM event_store_dynamo.projection_run r WHERE r.projection = drop_projection.name FOR UPDATE;
   DELETE FROM event_store_dynamo.projection p WHERE p.name = drop_projection.name;
 END
 $$;
@@ -871,9 +885,10 @@ DECLARE
   tname text;
   tschema text;
   old_key uuid;
+  switch_started timestamptz;
 BEGIN
   PERFORM event_store_dynamo._as_owner(o);
-  SELECT * INTO p FROM event_store_dynamo.projection pr WHERE pr.name = rebuild_projection.name FOR UPDATE;
+  SELECT * INTO p FROM event_store_dynamo.projection pr WHERE pr.name = rebuild_projection.name FOR NO KEY UPDATE;
   IF p.tables IS NULL OR cardinality(p.tables) = 0 THEN
     RAISE EXCEPTION 'projection "%" has no tables to rebuild', name USING ERRCODE = '55000',
       HINT = 'Give the read model''s tables with create_projection(tables => ...).';
@@ -900,7 +915,7 @@ BEGIN
   -- the switch: one short transaction
   o := event_store_dynamo._check_owner(name);
   PERFORM event_store_dynamo._as_owner(o);
-  SELECT * INTO p FROM event_store_dynamo.projection pr WHERE pr.name = rebuild_projection.name FOR UPDATE;
+  SELECT * INTO p FROM event_store_dynamo.projection pr WHERE pr.name = rebuild_projection.name FOR NO KEY UPDATE;
   IF p.rebuild_key IS DISTINCT FROM k THEN
     RAISE EXCEPTION 'the rebuild of projection "%" was replaced by another', name USING ERRCODE = '55000';
   END IF;
@@ -910,11 +925,14 @@ BEGIN
                   FROM event_store_dynamo.projection_run WHERE key = k),
       HINT = 'The old read model stays in place; fix the handler and rebuild again.';
   END IF;
+  -- (NO KEY UPDATE above: a catch_up batch holding the run's row may still need a key-share lock
+  -- on the projection's row for its foreign keys)
   old_key := p.run_key;
   PERFORM 1 FROM event_store_dynamo.projection_run WHERE key IN (old_key, k) FOR UPDATE;
   UPDATE event_store_dynamo.projection pr SET run_key = k, rebuild_key = NULL, rebuild_schema = NULL
    WHERE pr.name = rebuild_projection.name;
   DELETE FROM event_store_dynamo.projection_run WHERE key = old_key;
+  switch_started := pg_catalog.clock_timestamp();
   FOREACH t IN ARRAY p.tables LOOP
     SELECT c.relname, n.nspname INTO tname, tschema
       FROM pg_catalog.pg_class c JOIN pg_catalog.pg_namespace n ON n.oid = c.relnamespace WHERE c.oid = t;
@@ -930,6 +948,8 @@ BEGIN
       USING t, name;
   END LOOP;
   EXECUTE format('DROP SCHEMA %I', sch);
+  UPDATE event_store_dynamo.projection pr SET last_switch = pg_catalog.clock_timestamp() - switch_started
+   WHERE pr.name = rebuild_projection.name;
   PERFORM pg_catalog.set_config('role', role_before, true);
   COMMIT;
 END
@@ -958,7 +978,7 @@ SELECT p.name, p.source, p.handler, p.owner,
        r.last_error, r.last_sqlstate, r.failed_event_id,
        r.last_catch_up, r.last_full_recheck,
        p.domains, p.types, p.settle, p.recheck, p.full_recheck, p.on_error, p.tables,
-       rb.through AS rebuild_through
+       rb.through AS rebuild_through, p.last_switch
   FROM event_store_dynamo.projection p
   JOIN event_store_dynamo.projection_run r ON r.key = p.run_key
   LEFT JOIN event_store_dynamo.projection_run rb ON rb.key = p.rebuild_key;

@@ -79,6 +79,8 @@ SELECT * FROM balances ORDER BY account;
 SELECT name, state, position_id, events_applied, events_filtered, late_applied, events_held,
        lag >= interval '0' AS lag_ok, watermark <= now() AS watermark_ok, last_error
   FROM event_store_dynamo.projections;
+-- the order the handler saw: created, then sequence within a millisecond
+SELECT account, sequence, type FROM applied_log ORDER BY n;
 -- the read model equals a recompute from the events
 SELECT identifier AS account,
        sum(CASE type WHEN 'withdrawn' THEN -1 ELSE 1 END * (payload->>'amount')::numeric) AS balance,
@@ -180,7 +182,8 @@ SELECT 'balances'::regclass::oid AS old_oid \gset
 CALL event_store_dynamo.rebuild_projection('balances');
 SELECT 'balances'::regclass::oid <> :old_oid AS replaced;
 SELECT * FROM balances ORDER BY account;
-SELECT state, events_applied, events_held, rebuild_through FROM event_store_dynamo.projections WHERE name = 'balances';
+SELECT state, events_applied, events_held, rebuild_through, last_switch IS NOT NULL AS switched
+  FROM event_store_dynamo.projections WHERE name = 'balances';
 SELECT count(*) FROM pg_namespace WHERE nspname LIKE 'esd_rebuild_%';
 -- and it goes on from where the rebuild ended
 INSERT INTO pe (id, domain, type, identifier, payload) VALUES
@@ -230,6 +233,9 @@ DROP ROLE esd_proj_stranger;
 -- catch_up commits batch by batch, so not inside a transaction block
 BEGIN;
 CALL event_store_dynamo.catch_up('balances');
+ROLLBACK;
+BEGIN;
+CALL event_store_dynamo.rebuild_projection('balances');
 ROLLBACK;
 CALL event_store_dynamo.catch_up('balances', batch_size => 0);
 CALL event_store_dynamo.catch_up('nope');

@@ -1,12 +1,22 @@
 #!/usr/bin/env bash
-# The demo: bash test/run-demo.sh
+# The demo: bash test/run-demo.sh [--keep]
 #
 # Does the same set-up as test/run-tests.sh (packages, build, install), starts the local AWS
 # stand-in and a throwaway PostgreSQL 15 cluster, loads a handful of sample events with the
 # published Node adapter (test/demo/load.js), then shows a short psql session reading them through
-# the event_store_dynamo foreign table, and tears everything down.
+# the event_store_dynamo foreign table, and a projection: created and caught up, three events
+# appended by the Node adapter (test/demo/append.js), caught up again, the read model queried.
+# Then it tears everything down; with --keep (or ESD_DEMO_KEEP=1) it leaves the stack and the
+# cluster running, prints the psql line to connect, and tears down on Ctrl-C.
 
 set -u
+KEEP="${ESD_DEMO_KEEP:-0}"
+for arg in "$@"; do
+    case "$arg" in
+        --keep) KEEP=1 ;;
+        *) echo "usage: bash test/run-demo.sh [--keep]" >&2; exit 2 ;;
+    esac
+done
 # shellcheck source=test/lib.sh
 . "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
 
@@ -63,5 +73,48 @@ if [ $rc -ne 0 ]; then
     warn "the psql session failed (status $rc)"
     exit 1
 fi
+
+say ""
+say "== a projection: balances per account, kept by a handler, applied exactly once"
+psql -X -q -v ON_ERROR_STOP=1 -a -P pager=off <<'EOF' || { warn "the projection session failed"; exit 1; }
+CREATE TABLE balances (account text PRIMARY KEY, balance numeric NOT NULL, events int NOT NULL);
+CREATE FUNCTION apply_balance(e events) RETURNS void LANGUAGE sql AS $$
+  INSERT INTO balances AS b
+    VALUES (e.identifier,
+            CASE e.type WHEN 'deposited' THEN (e.payload->>'amount')::numeric
+                        WHEN 'withdrawn' THEN -(e.payload->>'amount')::numeric ELSE 0 END, 1)
+  ON CONFLICT (account) DO UPDATE SET balance = b.balance + excluded.balance, events = b.events + 1;
+$$;
+SELECT event_store_dynamo.create_projection(name => 'balances', source => 'events'::regclass,
+  handler => 'apply_balance(events)'::regprocedure, tables => ARRAY['balances'::regclass],
+  domains => ARRAY['account'], settle => interval '1 second');
+CALL event_store_dynamo.catch_up('balances');
+SELECT * FROM balances ORDER BY account;
+SELECT name, state, events_applied, events_filtered, lag < interval '1 minute' AS lag_under_a_minute
+  FROM event_store_dynamo.projections;
+EOF
+
+say ""
+say "== three more events, appended by the Node adapter"
+node "$TEST_DIR/demo/append.js" || { warn "appending with the Node adapter failed"; exit 1; }
+
+say ""
+say "== caught up again (once the 1 second settle has passed), and the read model queried"
+sleep 1.5
+psql -X -q -v ON_ERROR_STOP=1 -a -P pager=off <<'EOF' || { warn "the projection session failed"; exit 1; }
+CALL event_store_dynamo.catch_up('balances');
+SELECT * FROM balances ORDER BY account;
+SELECT name, state, events_applied, late_applied, events_held, last_error
+  FROM event_store_dynamo.projections;
+EOF
 say ""
 say "demo done"
+
+if [ "$KEEP" = 1 ]; then
+    say ""
+    say "The stack and the cluster keep running. Connect with:"
+    say "  psql \"host=$PGHOST port=$PGPORT dbname=$PGDATABASE user=$PGUSER\""
+    say "(DynamoDB: $DDB_URL, S3: $S3_URL; the foreign table is events, the projection balances.)"
+    say "Press Ctrl-C to tear everything down."
+    while true; do sleep 1; done
+fi

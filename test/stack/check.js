@@ -15,6 +15,7 @@ const { SignatureV4 } = require('@smithy/signature-v4');
 const { Sha256 } = require('@aws-crypto/sha256-js');
 const {
   DynamoDBClient, CreateTableCommand, PutItemCommand, GetItemCommand, ListTablesCommand, DeleteTableCommand,
+  QueryCommand,
 } = require('@aws-sdk/client-dynamodb');
 const {
   S3Client, CreateBucketCommand, PutObjectCommand, GetObjectCommand, ListObjectsV2Command,
@@ -309,6 +310,41 @@ test('fault front: rates, determinism, counters, at most 3 faults in a row', asy
   await setFaults({});
   f = await getFaults();
   assert.equal(f.requests, 0);
+});
+
+test('fault front: a lagging index hides new items from index Queries for indexLagMs', async () => {
+  const c = ddbClient(E.DDB_FAULT_URL, GOOD);
+  const table = `${TABLE}-lag`;
+  await c.send(new CreateTableCommand({
+    TableName: table,
+    KeySchema: [{ AttributeName: 'id', KeyType: 'HASH' }],
+    AttributeDefinitions: [{ AttributeName: 'id', AttributeType: 'S' }, { AttributeName: 'b', AttributeType: 'S' }],
+    GlobalSecondaryIndexes: [{ IndexName: 'lagidx', KeySchema: [{ AttributeName: 'b', KeyType: 'HASH' }],
+                               Projection: { ProjectionType: 'KEYS_ONLY' } }],
+    BillingMode: 'PAY_PER_REQUEST',
+  }));
+  await c.send(new PutItemCommand({ TableName: table, Item: { id: { S: 'x' }, b: { S: 'B' } } }));
+  await setFaults({ indexLagMs: 1000 });
+  const onIndex = () => c.send(new QueryCommand({
+    TableName: table, IndexName: 'lagidx', KeyConditionExpression: 'b = :b', ExpressionAttributeValues: { ':b': { S: 'B' } },
+  }));
+  const first = await onIndex();
+  assert.equal(first.Count, 0, 'hidden when first seen');
+  const onKey = await c.send(new QueryCommand({
+    TableName: table, KeyConditionExpression: 'id = :id', ExpressionAttributeValues: { ':id': { S: 'x' } },
+  }));
+  assert.equal(onKey.Count, 1, 'a Query on the key sees it at once');
+  await new Promise((r) => setTimeout(r, 1100));
+  const later = await onIndex();
+  assert.equal(later.Count, 1, 'shown once indexLagMs has passed');
+  assert.equal(later.Items[0].id.S, 'x');
+  const f = await getFaults();
+  assert.equal(f.hidden, 1);
+  assert.equal(f.indexLagMs, 1000);
+  const bad = await send(E.DDB_FAULT_URL, { method: 'POST', path: '/__faults', headers: {}, body: '{"indexLagMs":-1}' });
+  assert.equal(bad.status, 400);
+  await setFaults({});
+  await c.send(new DeleteTableCommand({ TableName: table }));
 });
 
 test('hang front: accepts the request and never answers', async () => {

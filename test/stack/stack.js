@@ -194,6 +194,52 @@ function forward(agent, port, req, res, body, overrides) {
   });
 }
 
+// Forwards a buffered request like forward(), but buffers the answer and passes its body through
+// transform(statusCode, body) -> body before relaying it (with the new Content-Length).
+function forwardTransformed(agent, port, req, res, body, transform) {
+  return new Promise((resolve) => {
+    const headers = relayHeaders(req.rawHeaders);
+    for (const name of Object.keys(headers)) {
+      const lower = name.toLowerCase();
+      if (lower === 'content-length' || lower === 'expect') delete headers[name];
+    }
+    headers['content-length'] = String(body.length);
+    const up = http.request({ host: '127.0.0.1', port, method: req.method, path: req.url, headers, agent }, (upRes) => {
+      const chunks = [];
+      upRes.on('data', (d) => chunks.push(d));
+      upRes.on('end', () => {
+        let out = Buffer.concat(chunks);
+        try {
+          out = transform(upRes.statusCode, out);
+        } catch (e) {
+          log(`transform failed: ${e.message}`);
+        }
+        const h = relayHeaders(upRes.rawHeaders);
+        for (const name of Object.keys(h)) {
+          const lower = name.toLowerCase();
+          if (lower === 'content-length' || lower === 'transfer-encoding' || lower === 'x-amz-crc32') delete h[name];
+        }
+        h['content-length'] = String(out.length);
+        res.writeHead(upRes.statusCode, h);
+        res.end(out);
+        resolve();
+      });
+      upRes.on('error', (e) => { log('relay error:', e.message); res.destroy(); resolve(); });
+    });
+    up.on('error', (e) => {
+      log(`forward to :${port} failed: ${e.message}`);
+      if (!res.headersSent) {
+        res.writeHead(502, { 'content-type': 'text/plain' });
+        res.end(`stack: upstream :${port} failed: ${e.message}\n`);
+      } else {
+        res.destroy();
+      }
+      resolve();
+    });
+    up.end(body);
+  });
+}
+
 // ---------------------------------------------------------------------------------------------
 // DynamoDB error answers
 
@@ -419,10 +465,12 @@ function makeFaultFront(ddbFrontPort) {
     maxConsecutive: MAX_CONSECUTIVE_FAULTS,
     rng: mulberry32(1),
     streak: new Map(), // body hash -> faults in a row
+    indexLagMs: 0,     // a lagging GSI: index Queries leave out items first seen less than this ago
+    firstSeen: new Map(), // event id -> when an index Query first would have returned it
     counters: null,
   };
   function resetCounters() {
-    faults.counters = { requests: 0, forwarded: 0, throttle: 0, error5xx: 0, drop: 0, byTarget: {} };
+    faults.counters = { requests: 0, forwarded: 0, throttle: 0, error5xx: 0, drop: 0, hidden: 0, byTarget: {} };
   }
   resetCounters();
 
@@ -438,17 +486,48 @@ function makeFaultFront(ddbFrontPort) {
     if (!Number.isInteger(seed)) throw new Error('seed must be an integer');
     const maxConsecutive = cfg.maxConsecutive === undefined ? MAX_CONSECUTIVE_FAULTS : cfg.maxConsecutive;
     if (!Number.isInteger(maxConsecutive) || maxConsecutive < 0) throw new Error('maxConsecutive must be a whole number');
+    const indexLagMs = cfg.indexLagMs === undefined ? 0 : cfg.indexLagMs;
+    if (!Number.isInteger(indexLagMs) || indexLagMs < 0) throw new Error('indexLagMs must be a whole number');
+    faults.indexLagMs = indexLagMs;
+    faults.firstSeen.clear();
     faults.rates = rates;
     faults.maxConsecutive = maxConsecutive;
     faults.seed = seed;
     faults.rng = mulberry32(seed);
     faults.streak.clear();
     resetCounters();
-    log(`fault front: configured ${JSON.stringify({ ...rates, seed, maxConsecutive })}`);
+    log(`fault front: configured ${JSON.stringify({ ...rates, seed, maxConsecutive, indexLagMs })}`);
   }
 
   function snapshot() {
-    return { ...faults.counters, rates: { ...faults.rates }, seed: faults.seed, maxConsecutive: faults.maxConsecutive };
+    return {
+      ...faults.counters, rates: { ...faults.rates }, seed: faults.seed, maxConsecutive: faults.maxConsecutive,
+      indexLagMs: faults.indexLagMs,
+    };
+  }
+
+  // The lagging index: drops from a Query answer on an index the items that the index would not
+  // show yet, i.e. first seen (by any index Query through this front) less than indexLagMs ago.
+  function hideRecent(statusCode, out) {
+    if (statusCode !== 200) return out;
+    const answer = JSON.parse(out.toString('utf8'));
+    if (!Array.isArray(answer.Items)) return out;
+    const now = Date.now();
+    const kept = answer.Items.filter((item) => {
+      const id = item.id && item.id.S;
+      if (id === undefined) return true;
+      let seen = faults.firstSeen.get(id);
+      if (seen === undefined) {
+        seen = now;
+        faults.firstSeen.set(id, seen);
+      }
+      return now - seen >= faults.indexLagMs;
+    });
+    if (kept.length === answer.Items.length) return out;
+    faults.counters.hidden += answer.Items.length - kept.length;
+    answer.Items = kept;
+    answer.Count = kept.length;
+    return Buffer.from(JSON.stringify(answer));
   }
 
   function sendJson(res, status, obj) {
@@ -498,7 +577,10 @@ function makeFaultFront(ddbFrontPort) {
       if (kind === 'pass') {
         faults.streak.delete(key);
         c.forwarded++;
-        await forward(agent, ddbFrontPort, req, res, body);
+        if (faults.indexLagMs > 0 && target === 'DynamoDB_20120810.Query' && /"IndexName"/.test(body.toString('utf8')))
+          await forwardTransformed(agent, ddbFrontPort, req, res, body, hideRecent);
+        else
+          await forward(agent, ddbFrontPort, req, res, body);
         return;
       }
       if (faults.streak.size > 100000) faults.streak.clear();
