@@ -297,6 +297,15 @@ async function rebuildWhileReading(control, stats) {
   stats.rebuilt = true;
 }
 
+/* Polls the status view while the run goes on and collects the states it shows. */
+async function watchStates(control, seen) {
+  while (!control.stop) {
+    const r = await psql('SELECT DISTINCT state FROM event_store_dynamo.projections', inDb(DB, 'pj-watch'));
+    if (r.code === 0) for (const st of r.stdout.trim().split('\n')) if (st) seen.add(st);
+    await sleep(100);
+  }
+}
+
 async function status(name, db = DB) {
   return JSON.parse(await q(`SELECT row_to_json(p) FROM event_store_dynamo.projections p WHERE name = ${lit(name)}`, db));
 }
@@ -428,10 +437,11 @@ async function main() {
     terminated: 0, sigkills: 0, rebuilt: false,
   };
   const control = { stop: false, paused: false };
+  const states = new Set();
   const loops = [
     catchUpLoop('pj_balances', 1, control, stats), catchUpLoop('pj_balances', 2, control, stats),
     catchUpLoop('pj_types', 1, control, stats), catchUpLoop('pj_types', 2, control, stats),
-    killer(control, stats),
+    killer(control, stats), watchStates(control, states),
   ];
   const writers = [nodeWriter(repo, stats), sqlWriter(1, stats, prng(SEED + 1)), sqlWriter(2, stats, prng(SEED + 2))];
   await sleep(25000);
@@ -449,6 +459,9 @@ async function main() {
                stats.terminated > 0 && stats.sigkills > 0, stats);
   report.check('some catch_up calls were ended by statement_timeout',
                Object.keys(stats.catchUpErrors).some((k) => /statement timeout/.test(k)), stats.catchUpErrors);
+
+  report.check(`the status view showed the projections running and rebuilding (${[...states].join(', ')})`,
+               states.has('running') && states.has('rebuilding'), [...states]);
 
   const settled = await finalCatchUp(writersDone);
   report.check('catch_up settles: nothing held, a full recheck after the last write', settled,
