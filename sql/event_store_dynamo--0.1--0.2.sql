@@ -43,7 +43,8 @@ CREATE TABLE projection (
   name          text PRIMARY KEY,
   owner         regrole NOT NULL,
   source        regclass NOT NULL,
-  handler       text NOT NULL,            -- the regprocedure's text: pg_upgrade keeps it
+  handler       text NOT NULL,            -- the regprocedure, schema-qualified, as text: pg_upgrade
+                                          -- and pg_dump keep it, and any search_path finds it
   tables        regclass[],
   domains       text[],
   types         text[],
@@ -299,6 +300,8 @@ LANGUAGE plpgsql
 AS $$
 DECLARE
   k uuid := pg_catalog.gen_random_uuid();
+  path_before text := pg_catalog.current_setting('search_path');
+  handler_text text;
 BEGIN
   IF name IS NULL OR source IS NULL OR handler IS NULL THEN
     RAISE EXCEPTION 'name, source and handler must not be null' USING ERRCODE = '22004';
@@ -314,9 +317,13 @@ BEGIN
   IF event_store_dynamo._projection_owner(name) IS NOT NULL THEN
     RAISE EXCEPTION 'projection "%" already exists', name USING ERRCODE = '42710';
   END IF;
+  -- the handler's name with its schema and its argument type's, whatever the caller's search_path
+  PERFORM pg_catalog.set_config('search_path', 'pg_catalog', true);
+  handler_text := handler::text;
+  PERFORM pg_catalog.set_config('search_path', path_before, true);
   INSERT INTO event_store_dynamo.projection
     (name, owner, source, handler, tables, domains, types, settle, recheck, full_recheck, on_error, run_key)
-  VALUES (name, current_user::regrole, source, handler::text, tables, domains, types, settle, recheck,
+  VALUES (name, current_user::regrole, source, handler_text, tables, domains, types, settle, recheck,
           full_recheck, on_error, k);
   INSERT INTO event_store_dynamo.projection_run (key, projection, owner) VALUES (k, name, current_user::regrole);
 END
@@ -958,7 +965,7 @@ COMMENT ON PROCEDURE rebuild_projection(text, integer) IS
   'recompute the read model from the first event into new tables, then switch them in with one short transaction';
 
 CREATE VIEW projections WITH (security_invoker = true) AS
-SELECT p.name, p.source, p.handler, p.owner,
+SELECT p.name, p.source, coalesce(pg_catalog.to_regprocedure(p.handler)::text, p.handler) AS handler, p.owner,
        CASE WHEN r.failed THEN 'failed'
             WHEN p.rebuild_key IS NOT NULL THEN 'rebuilding'
             WHEN EXISTS (
