@@ -204,17 +204,39 @@ SELECT * FROM pg_temp.plan($$SELECT count(*) FROM events WHERE time_bucket = '20
 -- a replay of a month reads it in pages that grow with the rows returned (how many pages
 -- are asked for depends on when the answers come in: bounds, not counts)
 CREATE FUNCTION pg_temp.requests(query text)
-RETURNS TABLE (queries int, batch_gets int) LANGUAGE plpgsql AS $$
+RETURNS TABLE (queries int, batch_gets int, pages_ahead int) LANGUAGE plpgsql AS $$
 DECLARE
   j jsonb;
 BEGIN
-  EXECUTE 'EXPLAIN (ANALYZE, FORMAT JSON) ' || query INTO j;
+  EXECUTE 'EXPLAIN (ANALYZE, VERBOSE, FORMAT JSON) ' || query INTO j;
   RETURN QUERY SELECT
     (SELECT sum(x::int)::int FROM jsonb_path_query(j, 'strict $.**."DynamoDB Query Requests"') x),
-    (SELECT sum(x::int)::int FROM jsonb_path_query(j, 'strict $.**."DynamoDB BatchGetItem Requests"') x);
+    (SELECT sum(x::int)::int FROM jsonb_path_query(j, 'strict $.**."DynamoDB BatchGetItem Requests"') x),
+    (SELECT sum(x::int)::int FROM jsonb_path_query(j, 'strict $.**."Pages Asked Ahead"') x);
 END $$;
-SELECT queries BETWEEN 3 AND 12 AS few_queries, batch_gets BETWEEN 12 AND 24 AS batches_of_100
+SELECT queries BETWEEN 3 AND 12 AS few_queries, batch_gets BETWEEN 12 AND 24 AS batches_of_100,
+       pages_ahead > 0 AS pipelined
   FROM pg_temp.requests($$SELECT count(payload) FROM events WHERE time_bucket = '2024-01'$$);
+
+-- Pipelining within one partition: the next page is asked for as soon as a
+-- page starts being returned (EXPLAIN VERBOSE counts the pages asked ahead).
+-- A stream read in pages of 2: 7 events, 4 pages, the last 3 asked ahead.
+CREATE FOREIGN TABLE ins_paged (
+  id text, domain text, type text, identifier text, sequence bigint, causation_id text,
+  created timestamptz
+) SERVER cost_srv OPTIONS (table_name_prefix 'costins-', start_month '2024-01', lookahead_months '0',
+                           page_size '2');
+SELECT * FROM pg_temp.requests($$SELECT sequence, type FROM ins_paged
+  WHERE domain = 'order' AND identifier = 'a'$$);
+SELECT string_agg(sequence::text, ' ') FROM ins_paged WHERE domain = 'order' AND identifier = 'a';
+-- a causation lookup with 250 events: hydrated 100 at a time, the next 100 under way
+INSERT INTO ins_paged (domain, type, identifier, causation_id, created)
+SELECT 'caused', 'effect', 'x', 'cause-1', '2024-05-06 00:00:00+00'::timestamptz + n * interval '1 second'
+  FROM generate_series(1, 250) n;
+SELECT * FROM pg_temp.requests($$SELECT sequence, type FROM ins_paged WHERE causation_id = 'cause-1'$$);
+SELECT count(*), min(sequence), max(sequence),
+       bool_and(sequence = n) AS in_order
+  FROM (SELECT sequence, row_number() OVER () AS n FROM ins_paged WHERE causation_id = 'cause-1') x;
 SELECT count(payload), count(DISTINCT id) FROM events WHERE time_bucket = '2024-01';
 
 DROP SERVER cost_srv CASCADE;

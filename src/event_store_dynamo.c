@@ -689,6 +689,8 @@ esdExplainForeignScan(ForeignScanState *node, ExplainState *es)
 								psprintf("%s .. %s (%d)", state->walk->parts[0].label,
 										 state->walk->parts[state->walk->parts_read - 1].label,
 										 state->walk->parts_read), es);
+		if (es->verbose)
+			ExplainPropertyInteger("Pages Asked Ahead", NULL, state->walk->pages_early, es);
 		ExplainPropertyInteger("DynamoDB Query Requests", NULL, s->query, es);
 		ExplainPropertyInteger("DynamoDB BatchGetItem Requests", NULL, s->batch_get, es);
 		ExplainPropertyInteger("S3 GetObject Requests", NULL, s->s3_get, es);

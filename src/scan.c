@@ -186,6 +186,7 @@ esd_walk_rewind(EsdWalk *walk)
 	walk->target = walk->hint;
 	walk->empties = 0;
 	walk->pages_done = 0;
+	walk->pages_early = 0;
 	walk->collected = false;
 	walk->pending = NULL;
 	walk->npending = walk->next_pending = 0;
@@ -845,6 +846,8 @@ query_page(EsdWalk *walk, int part, const char *start_key)
 	EsdPage    *page = new_page(walk, part);
 	MemoryContext old = MemoryContextSwitchTo(page->cxt);
 
+	if (walk->current && walk->next < walk->nout)
+		walk->pages_early++;
 	aws_dynamodb_init(&page->query, walk->conn, "Query", walk->table->table_name,
 					  query_body(walk, &walk->parts[part], page_limit(walk), start_key));
 	aws_submit(walk->conn, &page->query, &walk->stats);
@@ -1198,56 +1201,80 @@ collect(EsdWalk *walk)
 }
 
 /*
- * Collect mode: the next page of the sorted items, hydrated (causation
- * ids) or as they are (a Query on the table has whole items).
+ * Collect mode: start the next page of the sorted items, hydrated
+ * (causation ids) or as they are (a Query on the table has whole items);
+ * NULL when none is left.
+ */
+static EsdPage *
+start_collected_page(EsdWalk *walk)
+{
+	int			n = Min(COLLECTED_PAGE, walk->npending - walk->next_pending);
+	EsdPage    *page;
+	MemoryContext old;
+
+	if (n <= 0)
+		return NULL;
+	/* a millisecond is never split: its events are put in order together */
+	while (walk->next_pending + n < walk->npending &&
+		   strcmp(dynamo_item_string(walk->pending[walk->next_pending + n - 1], "created"),
+				  dynamo_item_string(walk->pending[walk->next_pending + n], "created")) == 0)
+		n++;
+
+	if (walk->current)
+		walk->pages_early++;
+	page = new_page(walk, 0);
+	old = MemoryContextSwitchTo(page->cxt);
+	page->keys = palloc(sizeof(EsdKey) * n);
+	page->key_items = walk->pending + walk->next_pending;
+	page->nkeys = n;
+	for (int i = 0; i < n; i++)
+	{
+		page->keys[i].id = dynamo_item_string(page->key_items[i], "id");
+		page->keys[i].created = dynamo_item_string(page->key_items[i], "created");
+	}
+	walk->next_pending += n;
+	page_has_keys(walk, page, walk->access == ESD_ACCESS_ID);
+	MemoryContextSwitchTo(old);
+	return page;
+}
+
+/*
+ * Collect mode: make the next page with events the current one, and get
+ * the page after it under way while this one is returned.
  */
 static bool
 next_collected_page(EsdWalk *walk)
 {
 	for (;;)
 	{
-		int			n;
 		EsdPage    *page;
-		MemoryContext old;
 
 		if (!walk->collected)
+		{
 			collect(walk);
+			walk->pages = start_collected_page(walk);
+		}
 		if (walk->current)
 		{
 			drop_page(walk->current);
 			walk->current = NULL;
 		}
-		n = Min(COLLECTED_PAGE, walk->npending - walk->next_pending);
-		if (n <= 0)
+		page = walk->pages;
+		if (page == NULL)
 			return false;
-		/* a millisecond is never split: its events are put in order together */
-		while (walk->next_pending + n < walk->npending &&
-			   strcmp(dynamo_item_string(walk->pending[walk->next_pending + n - 1], "created"),
-					  dynamo_item_string(walk->pending[walk->next_pending + n], "created")) == 0)
-			n++;
-
-		page = new_page(walk, 0);
-		walk->npages--;			/* not queued: it becomes the current page */
-		old = MemoryContextSwitchTo(page->cxt);
-		page->keys = palloc(sizeof(EsdKey) * n);
-		page->key_items = walk->pending + walk->next_pending;
-		page->nkeys = n;
-		for (int i = 0; i < n; i++)
-		{
-			page->keys[i].id = dynamo_item_string(page->key_items[i], "id");
-			page->keys[i].created = dynamo_item_string(page->key_items[i], "created");
-		}
-		walk->next_pending += n;
-		page_has_keys(walk, page, walk->access == ESD_ACCESS_ID);
-		MemoryContextSwitchTo(old);
-		walk->current = page;
-		walk->next = 0;
 		while (page->state != PAGE_READY)
 		{
+			CHECK_FOR_INTERRUPTS();
 			advance_page(walk, page);
 			if (page->state != PAGE_READY)
 				aws_pump(100);
 		}
+		walk->pages = NULL;
+		walk->npages--;
+		walk->current = page;
+		walk->next = 0;
+		walk->nout = 0;
+		walk->pages = start_collected_page(walk);
 		if (page->nevents > 0)
 		{
 			if (walk->out)
@@ -1257,7 +1284,6 @@ next_collected_page(EsdWalk *walk)
 				walk->out[i] = &page->events[i];
 			sort_events(walk->out, page->nevents, false);
 			walk->nout = page->nevents;
-			walk->next = 0;
 			return true;
 		}
 	}
@@ -1273,7 +1299,8 @@ keep_pages_moving(EsdWalk *walk)
 	aws_poll();
 	for (EsdPage *p = walk->pages; p; p = p->next)
 		advance_page(walk, p);
-	ask_ahead(walk);
+	if (!walk->collected)
+		ask_ahead(walk);
 }
 
 #define ROWS_BETWEEN_POLLS 32

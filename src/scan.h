@@ -71,6 +71,8 @@ typedef struct EsdWalk
 	int64		returned;		/* rows returned so far */
 	int			empties;		/* pages returned without an event (months probed empty) */
 	int			pages_done;		/* pages returned to the end */
+	int			pages_early;	/* pages asked for while an earlier page still had
+								 * events to return (for EXPLAIN) */
 	struct EsdPage *current;	/* the newest page whose events are returned */
 	struct EsdPage *held;		/* older pages whose events are still to return */
 	struct EsdEvent **out;		/* the events to return, in replay order */
