@@ -115,6 +115,6 @@ if [ "$KEEP" = 1 ]; then
     say "The stack and the cluster keep running. Connect with:"
     say "  psql \"host=$PGHOST port=$PGPORT dbname=$PGDATABASE user=$PGUSER\""
     say "(DynamoDB: $DDB_URL, S3: $S3_URL; the foreign table is events, the projection balances.)"
-    say "Press Ctrl-C to tear everything down."
+    say "Press Ctrl-C (or send the script SIGTERM) to tear everything down."
     while true; do sleep 1; done
 fi
