@@ -15,6 +15,7 @@ OBJS = \
 	src/append.o \
 	src/dynamo.o \
 	src/aws.o \
+	src/scheduler.o \
 	src/credentials.o \
 	src/http.o \
 	src/sigv4.o \
@@ -26,7 +27,7 @@ EXTENSION = event_store_dynamo
 DATA = sql/event_store_dynamo--0.1.sql sql/event_store_dynamo--0.1--0.2.sql
 PGFILEDESC = "event_store_dynamo - DynamoDB event store foreign-data wrapper"
 
-REGRESS = options read errors write pushdown admin credentials baditems hardening privileges projection cost security
+REGRESS = options read errors write pushdown admin credentials baditems hardening privileges projection cost security cursors
 # pg_regress runs psql through test/regress/psql, which drops the LOCATION lines of the verbose
 # error reports (every file sets VERBOSITY verbose, so that each error shows its SQLSTATE)
 REGRESS_OPTS = --load-extension=event_store_dynamo --bindir=$(abspath $(srcdir))/test/regress

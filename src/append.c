@@ -54,6 +54,7 @@
 #include "append.h"
 #include "aws.h"
 #include "dynamo.h"
+#include "scheduler.h"
 
 #define TXN_MAX_ACTIONS 100
 #define TXN_MAX_BYTES (4 * 1024 * 1024 - 64 * 1024)	/* margin for the envelope */

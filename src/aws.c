@@ -10,7 +10,8 @@
  * max_retries retries.  A refused connection or an unknown host is retried
  * at most twice, so that a wrong endpoint fails fast.  Anything else
  * (validation, missing table, signature and credential errors) fails at
- * once.  Calls run concurrently and each is re-signed on every attempt.
+ * once.  Each call is re-signed on every attempt; the scheduler
+ * (scheduler.c) runs them concurrently and decides who owns them.
  *
  *-------------------------------------------------------------------------
  */
@@ -188,12 +189,18 @@ aws_s3_get_init(AwsCall *call, const EsdConnOptions *conn,
 	aws_s3_init(call, conn, "GetObject", "GET", bucket, key, NULL, 0);
 }
 
+static void count_request(AwsCall *call, AwsStats *stats);
+
 /*
- * Sign the call for this attempt and hand it to the HTTP layer.
+ * Sign the call for this attempt and hand it to the HTTP layer; the answer
+ * will be kept in the call's memory context.
  */
-static void
-start_attempt(const EsdConnOptions *conn, AwsCall *call)
+void
+aws_start_attempt(AwsCall *call)
 {
+	const EsdConnOptions *conn = call->conn;
+	AwsStats	scratch;
+	MemoryContext old = MemoryContextSwitchTo(call->cxt);
 	SigV4Pair	sign_headers[3];
 	int			nsign = 0;
 	SigV4Request req;
@@ -261,7 +268,10 @@ start_attempt(const EsdConnOptions *conn, AwsCall *call)
 	call->transfer.timeout_ms = conn->request_timeout_ms;
 	call->transfer.owner = call;
 	call->attempts++;
+	memset(&scratch, 0, sizeof(scratch));
+	count_request(call, call->stats ? call->stats : &scratch);
 	http_start(&call->transfer);
+	MemoryContextSwitchTo(old);
 }
 
 /* Keep remote text printable and short before it goes into a message. */
@@ -689,6 +699,18 @@ classify(const EsdConnOptions *conn, AwsCall *call, AwsStats *stats)
 	call->failed = true;
 }
 
+/* Classify a finished attempt, in the call's own memory. */
+void
+aws_classify(AwsCall *call)
+{
+	MemoryContext old = MemoryContextSwitchTo(call->cxt);
+	AwsStats	scratch;
+
+	memset(&scratch, 0, sizeof(scratch));
+	classify(call->conn, call, call->stats ? call->stats : &scratch);
+	MemoryContextSwitchTo(old);
+}
+
 static void
 count_request(AwsCall *call, AwsStats *stats)
 {
@@ -700,253 +722,6 @@ count_request(AwsCall *call, AwsStats *stats)
 		stats->batch_get++;
 	else
 		stats->other++;
-}
-
-/*
- * The scheduler.  Every submitted call that is not done is in `queued`;
- * aws_pump starts those that are due while there is room in flight (each
- * call's server sets its max_in_flight), waits for one to finish, and
- * classifies it.  Synchronous and asynchronous callers share it, so a
- * scan's read-ahead keeps going while another call is awaited.
- */
-static List *queued = NIL;
-static bool callbacks_registered = false;
-
-static void
-forget(AwsCall *call)
-{
-	queued = list_delete_ptr(queued, call);
-	if (call->headers)
-	{
-		curl_slist_free_all(call->headers);
-		call->headers = NULL;
-	}
-	call->submitted = false;
-}
-
-void
-aws_cancel(AwsCall *call)
-{
-	if (!call->submitted)
-		return;
-	if (call->transfer.in_flight)
-		http_abort(&call->transfer);
-	forget(call);
-	if (!call->done)
-	{
-		call->done = true;
-		call->failed = true;
-		call->sqlstate = ERRCODE_QUERY_CANCELED;
-		call->error_type = "Cancelled";
-		call->error_message = "the request was abandoned";
-	}
-}
-
-/*
- * Calls of an aborted (sub)transaction go with it: their memory is about
- * to be freed.  A subtransaction's calls are those submitted since it began.
- */
-static void
-drop_calls(SubTransactionId from)
-{
-	ListCell   *lc;
-	List	   *doomed = NIL;
-
-	foreach(lc, queued)
-		if (((AwsCall *) lfirst(lc))->subid >= from)
-			doomed = lappend(doomed, lfirst(lc));
-	foreach(lc, doomed)
-	{
-		AwsCall    *call = lfirst(lc);
-
-		if (call->transfer.in_flight)
-			http_abort(&call->transfer);
-		queued = list_delete_ptr(queued, call);
-		if (call->headers)
-			curl_slist_free_all(call->headers);
-	}
-	list_free(doomed);
-}
-
-static void
-aws_xact_callback(XactEvent event, void *arg pg_attribute_unused())
-{
-	if (event == XACT_EVENT_ABORT || event == XACT_EVENT_PARALLEL_ABORT ||
-		event == XACT_EVENT_COMMIT || event == XACT_EVENT_PARALLEL_COMMIT ||
-		event == XACT_EVENT_PREPARE)
-	{
-		drop_calls(InvalidSubTransactionId);
-		list_free(queued);
-		queued = NIL;
-	}
-}
-
-static void
-aws_subxact_callback(SubXactEvent event, SubTransactionId mySubid,
-					 SubTransactionId parentSubid pg_attribute_unused(), void *arg pg_attribute_unused())
-{
-	if (event == SUBXACT_EVENT_ABORT_SUB)
-		drop_calls(mySubid);
-}
-
-void
-aws_submit(const EsdConnOptions *conn, AwsCall *call, AwsStats *stats)
-{
-	MemoryContext old;
-
-	if (!callbacks_registered)
-	{
-		RegisterXactCallback(aws_xact_callback, NULL);
-		RegisterSubXactCallback(aws_subxact_callback, NULL);
-		callbacks_registered = true;
-	}
-	call->conn = conn;
-	call->stats = stats;
-	call->cxt = CurrentMemoryContext;
-	call->subid = GetCurrentSubTransactionId();
-	call->submitted = true;
-	old = MemoryContextSwitchTo(TopMemoryContext);
-	queued = lappend(queued, call);
-	MemoryContextSwitchTo(old);
-}
-
-bool
-aws_all_done(AwsCall **calls, int ncalls)
-{
-	for (int i = 0; i < ncalls; i++)
-		if (!calls[i]->done)
-			return false;
-	return true;
-}
-
-/* Start every queued call that is due while there is room; the soonest later due time, or 0. */
-static TimestampTz
-start_due_calls(void)
-{
-	TimestampTz now = GetCurrentTimestamp();
-	TimestampTz next_due = 0;
-	ListCell   *lc;
-	AwsStats	scratch;
-
-	foreach(lc, queued)
-	{
-		AwsCall    *call = lfirst(lc);
-
-		if (call->done || call->transfer.in_flight)
-			continue;
-		if (call->due <= now && http_in_flight() < call->conn->max_in_flight)
-		{
-			MemoryContext old = MemoryContextSwitchTo(call->cxt);
-
-			memset(&scratch, 0, sizeof(scratch));
-			count_request(call, call->stats ? call->stats : &scratch);
-			start_attempt(call->conn, call);
-			MemoryContextSwitchTo(old);
-		}
-		else if (next_due == 0 || call->due < next_due)
-			next_due = Max(call->due, now);
-	}
-	return next_due;
-}
-
-/* A transfer finished: classify its call (in the call's own memory). */
-static void
-finished(HttpTransfer *t)
-{
-	AwsCall    *call = (AwsCall *) t->owner;
-	MemoryContext old = MemoryContextSwitchTo(call->cxt);
-	AwsStats	scratch;
-
-	memset(&scratch, 0, sizeof(scratch));
-	classify(call->conn, call, call->stats ? call->stats : &scratch);
-	MemoryContextSwitchTo(old);
-	if (call->done)
-		forget(call);
-}
-
-void
-aws_pump(long wait_ms)
-{
-	TimestampTz now;
-	TimestampTz next_due;
-	HttpTransfer *t;
-
-	CHECK_FOR_INTERRUPTS();
-
-	next_due = start_due_calls();
-	now = GetCurrentTimestamp();
-	if (next_due)
-		wait_ms = Min(wait_ms, Max(1, (long) ((next_due - now) / 1000)));
-
-	if (http_in_flight() == 0)
-	{
-		/* only backoff waits remain: sleep, interruptibly */
-		if (queued != NIL)
-		{
-			(void) WaitLatch(MyLatch, WL_LATCH_SET | WL_TIMEOUT | WL_EXIT_ON_PM_DEATH,
-							 Min(wait_ms, 100), PG_WAIT_EXTENSION);
-			ResetLatch(MyLatch);
-			CHECK_FOR_INTERRUPTS();
-		}
-		return;
-	}
-
-	t = http_wait_one(wait_ms);
-	if (t != NULL)
-		finished(t);
-}
-
-void
-aws_poll(void)
-{
-	HttpTransfer *t;
-
-	if (queued == NIL)
-		return;
-	(void) start_due_calls();
-	while ((t = http_wait_one(0)) != NULL)
-	{
-		finished(t);
-		(void) start_due_calls();
-	}
-}
-
-/* Run calls to completion; on an error, drop them before passing it on. */
-static void
-run_calls(const EsdConnOptions *conn, AwsCall **calls, int ncalls, AwsStats *stats)
-{
-	for (int i = 0; i < ncalls; i++)
-		aws_submit(conn, calls[i], stats);
-	while (!aws_all_done(calls, ncalls))
-		aws_pump(1000);
-}
-
-void
-aws_execute(const EsdConnOptions *conn, AwsCall **calls, int ncalls,
-			AwsStats *stats, bool raise)
-{
-	PG_TRY();
-	{
-		run_calls(conn, calls, ncalls, stats);
-	}
-	PG_CATCH();
-	{
-		for (int i = 0; i < ncalls; i++)
-			aws_cancel(calls[i]);
-		PG_RE_THROW();
-	}
-	PG_END_TRY();
-
-	if (raise)
-		for (int i = 0; i < ncalls; i++)
-			if (calls[i]->failed)
-				aws_raise(calls[i]);
-}
-
-void
-aws_execute_one(const EsdConnOptions *conn, AwsCall *call, AwsStats *stats)
-{
-	aws_execute(conn, &call, 1, stats, true);
 }
 
 /*

@@ -13,6 +13,7 @@
 
 #include "access/xact.h"
 #include "datatype/timestamp.h"
+#include "utils/resowner.h"
 
 #include "http.h"
 #include "option.h"
@@ -57,12 +58,14 @@ typedef struct AwsCall
 	char	   *error_message;
 	struct json_object *error_json; /* parsed DynamoDB error body, when it was JSON */
 
-	/* private */
+	/* private: the scheduler's (scheduler.h says who owns a call) */
 	const EsdConnOptions *conn; /* set when submitted */
 	AwsStats   *stats;
-	MemoryContext cxt;			/* where its answer is kept */
-	SubTransactionId subid;		/* submitted in this subtransaction */
-	bool		submitted;
+	MemoryContext cxt;			/* its owner, where its answer is kept */
+	ResourceOwner resowner;		/* the resource owner it was submitted under */
+	MemoryContextCallback owner_callback;	/* abandons it when cxt goes */
+	bool		owner_callback_set;
+	bool		submitted;		/* in the scheduler's queue */
 	HttpTransfer transfer;
 	struct curl_slist *headers;
 	TimestampTz due;
@@ -83,29 +86,12 @@ extern void aws_s3_init(AwsCall *call, const EsdConnOptions *conn,
 						const char *body, size_t body_len);
 
 /*
- * Run the calls concurrently (at most max_in_flight at once), retrying each
- * under the one retry policy.  With raise, the first call that failed for
- * good raises its error; otherwise the caller inspects call->failed and may
- * use aws_raise(call).
+ * For the scheduler (scheduler.c): sign and start one attempt of a call, in
+ * the call's memory; decide what a finished attempt means (done, failed, or
+ * due again after a backoff); count a request for EXPLAIN.
  */
-extern void aws_execute(const EsdConnOptions *conn, AwsCall **calls, int ncalls,
-						AwsStats *stats, bool raise);
-extern void aws_execute_one(const EsdConnOptions *conn, AwsCall *call,
-							AwsStats *stats);
-
-/*
- * Asynchronous use.  aws_submit queues a call (its answer is kept in the
- * current memory context); aws_pump makes progress on every queued call,
- * waiting up to wait_ms for one to finish; aws_cancel drops a call that is
- * no longer wanted.  A call that set `due` before submission starts then.
- * Calls of a (sub)transaction that aborts are dropped with it.
- */
-extern void aws_submit(const EsdConnOptions *conn, AwsCall *call, AwsStats *stats);
-extern void aws_pump(long wait_ms);
-/* Progress without waiting: start what is due, classify what has finished. */
-extern void aws_poll(void);
-extern void aws_cancel(AwsCall *call);
-extern bool aws_all_done(AwsCall **calls, int ncalls);
+extern void aws_start_attempt(AwsCall *call);
+extern void aws_classify(AwsCall *call);
 
 /* The retry policy's wait before attempt n + 1, in milliseconds (full jitter). */
 extern long aws_backoff_ms(const EsdConnOptions *conn, int attempts);

@@ -26,6 +26,7 @@
 #include "aws.h"
 #include "codec.h"
 #include "dynamo.h"
+#include "scheduler.h"
 
 #define BATCH_GET_MAX_KEYS 100
 

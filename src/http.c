@@ -7,9 +7,11 @@
  * connections are reused across requests and statements.  Waiting is done
  * in slices of at most 100 ms with CHECK_FOR_INTERRUPTS() between them: a
  * cancel or statement_timeout ends a wait promptly.  http_abort removes a
- * transfer still in flight; the AWS layer uses it when a request is no
- * longer wanted and when a (sub)transaction aborts, so no easy handle is
- * left pointing at freed memory.
+ * transfer still in flight; the request scheduler (scheduler.c) calls it
+ * when the owner of a request goes, so no easy handle is left pointing at
+ * freed memory.  Nothing PostgreSQL runs inside libcurl's callbacks: the
+ * body arrives in a malloc'd buffer and is copied into the transfer's
+ * memory context once curl is done with it.
  *
  *-------------------------------------------------------------------------
  */
@@ -76,24 +78,68 @@ get_multi(void)
 }
 
 /*
- * Body callback: append to the transfer's buffer, refusing a body that
- * (with the buffer's terminating zero) would need more than max_response
- * bytes, so a runaway response cannot exhaust memory: the buffer, which
- * doubles as it grows, never exceeds max_response.
+ * Body callback: append to the transfer's malloc'd buffer, refusing a body
+ * that (with a terminating zero) would need more than max_response bytes,
+ * so a runaway response cannot exhaust memory.  It runs inside libcurl:
+ * no palloc, no ereport, so no error can unwind through curl's frames; a
+ * failed allocation fails the transfer (CURLE_WRITE_ERROR) instead.
  */
 static size_t
 write_body(char *data, size_t size, size_t nmemb, void *arg)
 {
 	HttpTransfer *t = (HttpTransfer *) arg;
 	size_t		len = size * nmemb;
+	size_t		need = t->received_len + len + 1;
 
-	if ((size_t) t->response.len + len + 1 > t->max_response)
+	if (need > t->max_response)
 	{
 		t->too_large = true;
 		return 0;
 	}
-	appendBinaryStringInfo(&t->response, data, (int) len);
+	if (need > t->received_size)
+	{
+		size_t		newsize = Max(t->received_size * 2, (size_t) 8192);
+		char	   *grown;
+
+		while (newsize < need)
+			newsize *= 2;
+		newsize = Min(newsize, t->max_response);
+		grown = realloc(t->received, newsize);
+		if (grown == NULL)
+			return 0;
+		t->received = grown;
+		t->received_size = newsize;
+	}
+	memcpy(t->received + t->received_len, data, len);
+	t->received_len += len;
 	return len;
+}
+
+/* Let go of the body buffer (it may hold credentials: cleared first). */
+static void
+release_received(HttpTransfer *t)
+{
+	if (t->received)
+	{
+		explicit_bzero(t->received, t->received_len);
+		free(t->received);
+	}
+	t->received = NULL;
+	t->received_len = t->received_size = 0;
+}
+
+/* The transfer is over: its body moves into its memory context. */
+static void
+keep_received(HttpTransfer *t)
+{
+	t->response.data = MemoryContextAlloc(t->cxt, t->received_len + 1);
+	t->response.maxlen = (int) t->received_len + 1;
+	t->response.len = (int) t->received_len;
+	t->response.cursor = 0;
+	if (t->received_len > 0)
+		memcpy(t->response.data, t->received, t->received_len);
+	t->response.data[t->received_len] = '\0';
+	release_received(t);
 }
 
 /* An easy handle set up for the transfer, its response buffer emptied. */
@@ -107,7 +153,10 @@ new_easy(HttpTransfer *t)
 				(errcode(ERRCODE_OUT_OF_MEMORY),
 				 errmsg("could not create a libcurl handle")));
 
-	initStringInfo(&t->response);
+	memset(&t->response, 0, sizeof(t->response));
+	t->cxt = CurrentMemoryContext;
+	t->received = NULL;
+	t->received_len = t->received_size = 0;
 	t->errbuf[0] = '\0';
 	t->status = 0;
 	t->curl_code = CURLE_OK;
@@ -184,19 +233,41 @@ note_result(HttpTransfer *t, CURL *easy, CURLcode code)
 	if (t->status >= 300 && t->status < 400 &&
 		curl_easy_getinfo(easy, CURLINFO_REDIRECT_URL, &location) == CURLE_OK &&
 		location != NULL)
-		t->redirect_url = MemoryContextStrdup(GetMemoryChunkContext(t->response.data),
-											  location);
+		t->redirect_url = MemoryContextStrdup(t->cxt, location);
+}
+
+/*
+ * A transfer that curl is done with (its handle out of any multi handle):
+ * keep its result and body, and let go of the handle whatever happens.
+ */
+static void
+keep_result(HttpTransfer *t, CURL *easy, CURLcode code)
+{
+	PG_TRY();
+	{
+		note_result(t, easy, code);
+		keep_received(t);
+	}
+	PG_CATCH();
+	{
+		release_received(t);
+		curl_easy_cleanup(easy);
+		PG_RE_THROW();
+	}
+	PG_END_TRY();
+	curl_easy_cleanup(easy);
 }
 
 static void
 finish(HttpTransfer *t, CURLcode code)
 {
-	note_result(t, t->easy, code);
-	curl_multi_remove_handle(multi, t->easy);
-	untrack(t->easy);
-	curl_easy_cleanup(t->easy);
-	t->easy = NULL;
+	CURL	   *easy = t->easy;
+
+	curl_multi_remove_handle(multi, easy);
+	untrack(easy);
 	t->in_flight = false;
+	t->easy = NULL;
+	keep_result(t, easy, code);
 }
 
 HttpTransfer *
@@ -255,6 +326,7 @@ http_abort(HttpTransfer *t)
 	curl_easy_cleanup(t->easy);
 	t->easy = NULL;
 	t->in_flight = false;
+	release_received(t);
 }
 
 int
@@ -328,11 +400,11 @@ http_perform(HttpTransfer *t)
 	{
 		curl_multi_remove_handle(solo, easy);
 		curl_easy_cleanup(easy);
+		release_received(t);
 		PG_RE_THROW();
 	}
 	PG_END_TRY();
 
-	note_result(t, easy, code);
 	curl_multi_remove_handle(solo, easy);
-	curl_easy_cleanup(easy);
+	keep_result(t, easy, code);
 }

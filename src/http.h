@@ -33,7 +33,8 @@ typedef struct HttpTransfer
 	/* result */
 	CURLcode	curl_code;
 	long		status;
-	StringInfoData response;
+	StringInfoData response;	/* the body, in the memory context the
+								 * transfer was started in */
 	char		errbuf[CURL_ERROR_SIZE];
 	char	   *redirect_url;	/* where a 3xx answer pointed (not followed) */
 
@@ -41,10 +42,20 @@ typedef struct HttpTransfer
 	CURL	   *easy;
 	bool		in_flight;
 	bool		too_large;
+	MemoryContext cxt;			/* where the response is copied when done */
+	char	   *received;		/* the body while it arrives: malloc'd, as
+								 * curl's callback must neither palloc nor
+								 * raise an error */
+	size_t		received_len;
+	size_t		received_size;
 	void	   *owner;			/* for the caller's bookkeeping */
 } HttpTransfer;
 
-/* Start a transfer; its response buffer lives in CurrentMemoryContext. */
+/*
+ * Start a transfer; its response is kept in CurrentMemoryContext once it is
+ * done.  Until then the transfer belongs to its caller, who must either
+ * wait for it or http_abort it before the HttpTransfer's memory goes.
+ */
 extern void http_start(HttpTransfer *t);
 
 /*
@@ -62,7 +73,7 @@ extern HttpTransfer *http_wait_one(long timeout_ms);
  */
 extern void http_perform(HttpTransfer *t);
 
-/* Abandon one transfer in flight. */
+/* Abandon one transfer in flight (a no-op for one that is not). */
 extern void http_abort(HttpTransfer *t);
 
 /* Number of transfers in flight. */

@@ -37,6 +37,7 @@
 #include "codec.h"
 #include "dynamo.h"
 #include "scan.h"
+#include "scheduler.h"
 #include "utils/json.h"
 
 void

@@ -45,6 +45,7 @@
 
 #include "aws.h"
 #include "dynamo.h"
+#include "scheduler.h"
 #include "store.h"
 
 #define WAIT_FIRST_MS 100
