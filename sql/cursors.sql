@@ -2,9 +2,12 @@
 -- rolled back while pages are under way, a FETCH that fails inside a
 -- savepoint, scrollable and held cursors, PL/pgSQL exception loops, and a
 -- commit that fails while offloaded bodies are being uploaded.
--- The store holds 300 events of one stream (sequence = position in created
--- order), read in pages of 7, so every cursor has requests under way when
--- its savepoint is rolled back.  A hang would end at statement_timeout.
+-- The store holds 1000 events of one stream (sequence = position in created
+-- order).  Read in the usual pages (100 events, then 500), a cursor that
+-- has moved 32 rows into a page has asked for the next one without waiting
+-- for it; read in pages of 7, every few rows start new requests.  So the
+-- cursors below have requests under way when their savepoint is rolled
+-- back.  A hang would end at statement_timeout.
 \getenv ddb_url DDB_URL
 \getenv s3_url S3_URL
 SET timezone = 'UTC';
@@ -18,12 +21,15 @@ CREATE USER MAPPING FOR CURRENT_USER SERVER cursors_srv
 CREATE FOREIGN TABLE cur (
   id text, domain text, type text, identifier text, sequence bigint, payload jsonb, created timestamptz
 ) SERVER cursors_srv OPTIONS (table_name_prefix 'cursors-', s3_bucket 'cursors-events',
-                              start_month '2024-03', lookahead_months '0', page_size '7');
+                              start_month '2024-03', lookahead_months '0');
+CREATE FOREIGN TABLE cur7 (sequence bigint)
+  SERVER cursors_srv OPTIONS (table_name_prefix 'cursors-', start_month '2024-03',
+                              lookahead_months '0', page_size '7');
 SELECT event_store_dynamo.reset_store('cur');
 INSERT INTO cur (domain, type, identifier, payload, created)
   SELECT 'ledger', 'entry', '1', jsonb_build_object('n', n),
          '2024-03-01'::timestamptz + n * interval '1 minute'
-    FROM generate_series(1, 300) n;
+    FROM generate_series(1, 1000) n;
 SELECT count(*) AS events, min(sequence), max(sequence) FROM cur;
 
 -- what is left in a cursor: how many rows, the first and the last, and
@@ -51,13 +57,13 @@ END $$;
 -- cursor keeps its place and its requests, as a cursor outlives ROLLBACK TO
 BEGIN;
 DECLARE c CURSOR FOR SELECT sequence FROM cur;
-MOVE 42 IN c;
+MOVE 420 IN c;
 SAVEPOINT s;
 MOVE 40 IN c;
 ROLLBACK TO s;
 FETCH 3 FROM c;
 SAVEPOINT s2;
-MOVE 100 IN c;
+MOVE 300 IN c;
 RELEASE s2;
 FETCH 1 FROM c;
 SELECT * FROM drain('c');
@@ -70,7 +76,7 @@ DECLARE c CURSOR FOR SELECT sequence FROM cur;
 SAVEPOINT a;
 FETCH 5 FROM c;
 SAVEPOINT b;
-MOVE 11 IN c;
+MOVE 411 IN c;
 ROLLBACK TO b;
 MOVE 50 IN c;
 ROLLBACK TO a;
@@ -81,10 +87,11 @@ COMMIT;
 -- a FETCH that fails inside a savepoint fails its cursor; the requests it
 -- had under way go with it, and CLOSE and the next scans are unharmed
 BEGIN;
-DECLARE f CURSOR FOR SELECT sequence, 1 / (150 - sequence)::int AS x FROM cur;
+DECLARE f CURSOR FOR SELECT sequence, 1 / (451 - sequence)::int AS x FROM cur;
 FETCH 2 FROM f;
+MOVE 448 IN f;
 SAVEPOINT s;
-FETCH 200 FROM f;
+FETCH 10 FROM f;
 ROLLBACK TO s;
 FETCH 1 FROM f;
 ROLLBACK TO s;
@@ -95,7 +102,8 @@ SELECT count(*) AS events FROM cur;
 
 -- a failed FETCH, the savepoint released instead: the transaction is aborted
 BEGIN;
-DECLARE f CURSOR FOR SELECT 1 / (20 - sequence)::int AS x FROM cur;
+DECLARE f CURSOR FOR SELECT 1 / (460 - sequence)::int AS x FROM cur;
+MOVE 440 IN f;
 SAVEPOINT s;
 FETCH 30 FROM f;
 RELEASE s;
@@ -106,12 +114,13 @@ SELECT count(*) AS events FROM cur;
 -- forth across a rolled-back savepoint
 BEGIN;
 DECLARE b SCROLL CURSOR FOR SELECT sequence FROM cur;
-MOVE 20 IN b;
+MOVE 420 IN b;
 SAVEPOINT s;
-FETCH 3 FROM b;
+MOVE 40 IN b;
+FETCH 1 FROM b;
 ROLLBACK TO s;
 FETCH BACKWARD 2 FROM b;
-FETCH ABSOLUTE 250 FROM b;
+FETCH ABSOLUTE 900 FROM b;
 FETCH PRIOR FROM b;
 FETCH RELATIVE -100 FROM b;
 FETCH LAST FROM b;
@@ -126,7 +135,7 @@ BEGIN;
 DECLARE h CURSOR WITH HOLD FOR SELECT sequence FROM cur;
 FETCH 2 FROM h;
 SAVEPOINT s;
-MOVE 30 IN h;
+MOVE 460 IN h;
 ROLLBACK TO s;
 COMMIT;
 FETCH 2 FROM h;
@@ -141,11 +150,12 @@ ROLLBACK;
 FETCH 1 FROM h2;
 
 -- PL/pgSQL: every row handled in a block with an exception handler; every
--- tenth row fails.  The FETCH inside the block ...
+-- tenth row fails.  Pages of 7: rows 50, 120, ... start pages in a block
+-- that is rolled back.  The FETCH inside the block ...
 CREATE FUNCTION handle_all_inside(OUT handled int, OUT failed int, OUT last bigint)
 LANGUAGE plpgsql AS $$
 DECLARE
-  c CURSOR FOR SELECT sequence FROM cur;
+  c CURSOR FOR SELECT sequence FROM cur7;
   r record;
 BEGIN
   handled := 0;
@@ -170,7 +180,7 @@ SELECT * FROM handle_all_inside();
 CREATE FUNCTION handle_all_outside(OUT handled int, OUT failed int, OUT last bigint)
 LANGUAGE plpgsql AS $$
 DECLARE
-  c CURSOR FOR SELECT id, sequence FROM cur;
+  c CURSOR FOR SELECT sequence FROM cur7;
   r record;
   n int;
 BEGIN
@@ -182,7 +192,7 @@ BEGIN
     EXIT WHEN NOT FOUND;
     last := r.sequence;
     BEGIN
-      IF r.sequence % 25 = 0 THEN
+      IF r.sequence % 50 = 0 THEN
         SELECT count(*) INTO n FROM cur
          WHERE domain = 'ledger' AND identifier = '1' AND sequence = r.sequence;
         PERFORM 1 / (n - n);
@@ -202,7 +212,7 @@ DECLARE
   r record;
   n int := 0;
 BEGIN
-  FOR r IN SELECT sequence FROM cur LOOP
+  FOR r IN SELECT sequence FROM cur7 LOOP
     BEGIN
       IF r.sequence % 7 = 0 THEN
         RAISE EXCEPTION 'row %', r.sequence;
@@ -212,7 +222,7 @@ BEGIN
       NULL;
     END;
   END LOOP;
-  IF n <> 300 - 300 / 7 THEN
+  IF n <> 1000 - 1000 / 7 THEN
     RAISE EXCEPTION 'handled % rows', n;
   END IF;
 END $$;

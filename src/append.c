@@ -39,6 +39,7 @@
 #include "executor/tuptable.h"
 #include "foreign/foreign.h"
 #include "miscadmin.h"
+#include "storage/predicate.h"
 #include "utils/hsearch.h"
 #include "utils/json.h"
 #include "utils/memutils.h"
@@ -510,9 +511,22 @@ esd_append(Oid relid, const EsdConnOptions *conn, const EsdTableOptions *table,
 	if (ev->id_given)
 		check_given_id(relid, table, ev->id, subid);
 
-	st = lookup_stream(relid, ev->stream, &found);
-	if (!found)
-		st->next = dynamo_read_head(conn, table->table_name, ev->stream) + 1;
+	/*
+	 * A stream is entered once its head is read: a read that fails (inside
+	 * a savepoint, say) leaves no half-entered stream behind.
+	 */
+	{
+		StreamKey	key = {relid, ev->stream};
+
+		st = hash_search(buf.streams, &key, HASH_FIND, NULL);
+		if (st == NULL)
+		{
+			int64		head = dynamo_read_head(conn, table->table_name, ev->stream);
+
+			st = lookup_stream(relid, ev->stream, &found);
+			st->next = head + 1;
+		}
+	}
 
 	if (ev->has_expected_sequence && ev->expected_sequence != st->next)
 		ereport(ERROR,
@@ -626,8 +640,11 @@ typedef struct Flush
 	Txn		   *cur;			/* being assembled */
 	Txn		   *prev;			/* the last one assembled */
 	List	   *active;			/* Txn *, under way */
+	Oid			relid;			/* the foreign table being written */
 	int64		written;		/* events already in DynamoDB */
 	int			txns_written;
+	HTAB	   *written_upto;	/* StreamWritten, by (relid, stream) */
+	bool		reported;		/* the error raised says what was written */
 	Txn		   *failed;			/* the first that failed: reported once the others are done */
 	char	   *failed_id;		/* the given id found in the table, for a failed look-up */
 } Flush;
@@ -677,14 +694,111 @@ txn_close_stream(Flush *f, Txn *t)
 	t->open_head = -1;
 }
 
-/* What a failing commit had already written, for its error detail. */
+/* How far a stream was written by this commit. */
+typedef struct StreamWritten
+{
+	StreamKey	key;			/* hash key: must be first */
+	int64		upto;
+} StreamWritten;
+
+/* A DynamoDB transaction went through: note how far each of its streams now goes. */
+static void
+note_written(Flush *f, Txn *t)
+{
+	f->written += t->nevents;
+	f->txns_written++;
+	if (f->written_upto == NULL)
+	{
+		HASHCTL		ctl;
+
+		ctl.keysize = sizeof(StreamKey);
+		ctl.entrysize = sizeof(StreamWritten);
+		ctl.hash = stream_key_hash;
+		ctl.match = stream_key_match;
+		ctl.hcxt = f->flush_cxt;
+		f->written_upto = hash_create("event_store_dynamo written streams", 64, &ctl,
+									  HASH_ELEM | HASH_FUNCTION | HASH_COMPARE | HASH_CONTEXT);
+	}
+	for (int i = 0; i < t->nacts; i++)
+	{
+		StreamKey	key = {f->relid, t->acts[i].stream};
+		bool		found;
+		StreamWritten *w;
+
+		if (!t->acts[i].is_head)
+			continue;
+		w = hash_search(f->written_upto, &key, HASH_ENTER, &found);
+		if (!found)
+		{
+			w->key.stream = MemoryContextStrdup(f->flush_cxt, t->acts[i].stream);
+			w->upto = 0;
+		}
+		w->upto = Max(w->upto, t->acts[i].version);
+	}
+}
+
+#define WRITTEN_STREAMS_LISTED 10
+
+static int
+compare_written(const void *a, const void *b)
+{
+	const StreamWritten *x = *(StreamWritten *const *) a;
+	const StreamWritten *y = *(StreamWritten *const *) b;
+
+	if (x->key.relid != y->key.relid)
+		return x->key.relid < y->key.relid ? -1 : 1;
+	return strcmp(x->key.stream, y->key.stream);
+}
+
+/*
+ * What a failing commit had already written, for its error detail: how
+ * many events, and up to which sequence of each stream (the first few);
+ * and whether DynamoDB transactions were left under way, whose outcome is
+ * then unknown.
+ */
 static char *
 written_note(Flush *f)
 {
+	StringInfoData note;
+	int64		in_doubt = 0;
+	ListCell   *lc;
+
+	initStringInfo(&note);
+	foreach(lc, f->active)
+	{
+		Txn		   *t = lfirst(lc);
+
+		if (t->state == TXN_WRITING && !t->call.done && t->call.attempts > 0)
+			in_doubt += t->nevents;
+	}
 	if (f->written == 0)
-		return pstrdup("Nothing of this commit was written.");
-	return psprintf("%lld events in %d other DynamoDB transactions of this commit were written and stay.",
-					(long long) f->written, f->txns_written);
+		appendStringInfoString(&note, "Nothing of this commit was written.");
+	else
+	{
+		HASH_SEQ_STATUS scan;
+		StreamWritten *w;
+		long		nstreams = hash_get_num_entries(f->written_upto);
+		StreamWritten **sorted = palloc(sizeof(StreamWritten *) * Max(nstreams, 1));
+		int			n = 0;
+
+		hash_seq_init(&scan, f->written_upto);
+		while ((w = hash_seq_search(&scan)) != NULL)
+			sorted[n++] = w;
+		qsort(sorted, n, sizeof(StreamWritten *), compare_written);
+		appendStringInfo(&note, "%lld events of this commit, in %d DynamoDB transactions, were written and stay:",
+						 (long long) f->written, f->txns_written);
+		for (int i = 0; i < n && i < WRITTEN_STREAMS_LISTED; i++)
+			appendStringInfo(&note, "%s stream \"%s\" through sequence " INT64_FORMAT,
+							 i > 0 ? "," : "", sorted[i]->key.stream, sorted[i]->upto);
+		if (n > WRITTEN_STREAMS_LISTED)
+			appendStringInfo(&note, ", and %d more streams", n - WRITTEN_STREAMS_LISTED);
+		appendStringInfoChar(&note, '.');
+	}
+	if (in_doubt > 0)
+		appendStringInfo(&note, " %lld more events were sent in DynamoDB transactions whose answer was not awaited: they may have been written too.",
+						 (long long) in_doubt);
+	f->reported = true;
+	return note.data;
 }
 
 /*
@@ -748,13 +862,14 @@ report_cancelled(Flush *f, Txn *t)
 		c = json_object_get_string(code);
 		if (strcmp(c, "None") == 0)
 			continue;
-		if (t->acts[i].is_head)
+		/* a head whose condition failed moved; other reasons are said as they are */
+		if (t->acts[i].is_head && strcmp(c, "ConditionalCheckFailed") == 0)
 		{
 			int64		found_version = -1;
 
 			if (json_object_object_get_ex(r, "Item", &item))
 				found_version = dynamo_head_version(item, t->acts[i].stream, f->table->table_name);
-			else if (strcmp(c, "ConditionalCheckFailed") == 0)
+			else
 				found_version = dynamo_read_head(f->conn, f->table->table_name, t->acts[i].stream);
 			ereport(ERROR,
 					(errcode(ERRCODE_T_R_SERIALIZATION_FAILURE),
@@ -783,8 +898,11 @@ report_cancelled(Flush *f, Txn *t)
 					 errmsg("duplicate event id \"%s\" in table \"%s\"",
 							t->acts[i].event_id + strlen(ESD_ID_PREFIX), f->table->table_name),
 					 errdetail("An event with this id already exists. %s", written)));
+		/* throttled: capacity; TransactionConflict and the rest: a conflict to retry */
 		ereport(ERROR,
-				(errcode(ERRCODE_T_R_SERIALIZATION_FAILURE),
+				(errcode(strcmp(c, "ThrottlingError") == 0 ||
+						 strcmp(c, "ProvisionedThroughputExceeded") == 0
+						 ? ERRCODE_INSUFFICIENT_RESOURCES : ERRCODE_T_R_SERIALIZATION_FAILURE),
 				 errmsg("DynamoDB cancelled the append to stream \"%s\" of table \"%s\": %s",
 						t->acts[i].stream, f->table->table_name, c),
 				 errdetail("%s", written),
@@ -940,8 +1058,7 @@ advance_txn(Flush *f, Txn *t)
 		else
 		{
 			t->written = true;
-			f->written += t->nevents;
-			f->txns_written++;
+			note_written(f, t);
 			t->state = TXN_DONE;
 		}
 	}
@@ -1109,27 +1226,16 @@ add_event(Flush *f, const char *stream, int64 seq, const char *item,
 }
 
 /*
- * Pre-commit: send every live buffered event, table by table, stream by
- * stream, in sequence order.
+ * Send every live buffered event, table by table, stream by stream, in
+ * sequence order.
  */
 static void
-flush(void)
+send_all(Flush *f)
 {
 	TupleTableSlot *slot;
 	Oid			cur_relid = InvalidOid;
-	Flush		f;
-	EsdConnOptions conn;
-	EsdTableOptions table;
-	MemoryContext flush_cxt;
-	MemoryContext old;
-
-	if (buf.cxt == NULL || buf.nbuffered == 0)
-		return;
-
-	flush_cxt = AllocSetContextCreate(buf.cxt, "event_store_dynamo commit", ALLOCSET_DEFAULT_SIZES);
-	old = MemoryContextSwitchTo(flush_cxt);
-	memset(&f, 0, sizeof(f));
-	f.flush_cxt = flush_cxt;
+	EsdConnOptions *conn = palloc0(sizeof(EsdConnOptions));
+	EsdTableOptions *table = palloc0(sizeof(EsdTableOptions));
 
 	sort_perform();
 	slot = MakeSingleTupleTableSlot(buf.desc, &TTSOpsMinimalTuple);
@@ -1155,19 +1261,20 @@ flush(void)
 		{
 			ListCell   *lc;
 
-			drain(&f);
+			drain(f);
 			foreach(lc, buf.tables)
 			{
 				TableRef   *ref = lfirst(lc);
 
 				if (ref->relid == relid)
 				{
-					esd_get_conn_options(ref->serverid, ref->userid, &conn);
-					esd_get_table_options(relid, &table);
+					esd_get_conn_options(ref->serverid, ref->userid, conn);
+					esd_get_table_options(relid, table);
 				}
 			}
-			f.conn = &conn;
-			f.table = &table;
+			f->conn = conn;
+			f->table = table;
+			f->relid = relid;
 			cur_relid = relid;
 		}
 
@@ -1176,7 +1283,7 @@ flush(void)
 			bool		offloaded = !isnull;
 			Datum		s3body = slot_getattr(slot, COL_S3BODY + 1, &isnull);
 
-			add_event(&f,
+			add_event(f,
 					  TextDatumGetCString(slot_getattr(slot, COL_STREAM + 1, &isnull)),
 					  DatumGetInt64(slot_getattr(slot, COL_SEQ + 1, &isnull)),
 					  TextDatumGetCString(slot_getattr(slot, COL_ITEM + 1, &isnull)),
@@ -1184,13 +1291,63 @@ flush(void)
 					  offloaded ? TextDatumGetCString(s3body) : NULL,
 					  DatumGetBool(slot_getattr(slot, COL_CHECKID + 1, &isnull)));
 		}
-		if (f.failed)
+		if (f->failed)
 			break;				/* stop assembling: the failure is reported once the rest is done */
 	}
-	drain(&f);
+	drain(f);
 
 	ExecDropSingleTupleTableSlot(slot);
 	sort_end();
+}
+
+/*
+ * Pre-commit: send the buffered events.  Any error once part of the commit
+ * went out (a cancel, a timeout, a failure of the client) says what was
+ * written, as the commit's own failures do.
+ */
+static void
+flush(void)
+{
+	Flush	   *f;
+	MemoryContext flush_cxt;
+	MemoryContext old;
+
+	if (buf.cxt == NULL || buf.nbuffered == 0)
+		return;
+
+	/*
+	 * CommitTransaction runs the serializable check after the pre-commit
+	 * callbacks: a transaction that it would fail must not have sent its
+	 * events by then.  Run it now, before anything is sent (running it
+	 * again later, as CommitTransaction does, only repeats the check).
+	 */
+	if (IsolationIsSerializable())
+		PreCommit_CheckForSerializationFailure();
+
+	flush_cxt = AllocSetContextCreate(buf.cxt, "event_store_dynamo commit", ALLOCSET_DEFAULT_SIZES);
+	old = MemoryContextSwitchTo(flush_cxt);
+	f = palloc0(sizeof(Flush));
+	f->flush_cxt = flush_cxt;
+
+	PG_TRY();
+	{
+		send_all(f);
+	}
+	PG_CATCH();
+	{
+		ErrorData  *edata;
+		char	   *note;
+
+		if (f->reported || (f->written == 0 && f->active == NIL))
+			PG_RE_THROW();
+		MemoryContextSwitchTo(flush_cxt);
+		edata = CopyErrorData();
+		FlushErrorState();
+		note = written_note(f);
+		edata->detail = edata->detail ? psprintf("%s %s", edata->detail, note) : note;
+		ReThrowError(edata);
+	}
+	PG_END_TRY();
 	MemoryContextSwitchTo(old);
 }
 

@@ -14,6 +14,7 @@
 
 #include <json-c/json.h>
 
+#include "common/hashfn.h"
 #include "common/pg_prng.h"
 #include "lib/stringinfo.h"
 #include "miscadmin.h"
@@ -153,16 +154,45 @@ dynamo_minify_json(const char *text, const char *what)
 												  JSON_C_TO_STRING_NOSLASHESCAPE));
 }
 
+/*
+ * A hydrated item, found by its whole key: ids and stream names can be as
+ * long as DynamoDB allows (2048 bytes), so the key is never cut short.
+ * The strings belong to the item's JSON, which lives as long as the table.
+ */
 typedef struct HydratedEntry
 {
-	char		key[NAMEDATALEN * 8];	/* id \x01 created, truncated hash key */
+	EsdKey		key;			/* hash key: must be first */
 	json_object *item;
 } HydratedEntry;
 
-static char *
-composite_key(const char *id, const char *created)
+static uint32
+hydrated_key_hash(const void *key, Size keysize pg_attribute_unused())
 {
-	return psprintf("%s\x01%s", id, created);
+	const EsdKey *k = key;
+
+	return hash_combine(hash_bytes((const unsigned char *) k->id, strlen(k->id)),
+						hash_bytes((const unsigned char *) k->created, strlen(k->created)));
+}
+
+static int
+hydrated_key_match(const void *a, const void *b, Size keysize pg_attribute_unused())
+{
+	const EsdKey *x = a;
+	const EsdKey *y = b;
+
+	return (strcmp(x->id, y->id) == 0 && strcmp(x->created, y->created) == 0) ? 0 : 1;
+}
+
+static HydratedEntry *
+hydrated_lookup(HTAB *found, const char *id, const char *created, HASHACTION action)
+{
+	EsdKey		key = {id, created};
+	bool		had;
+	HydratedEntry *e = hash_search(found, &key, action, &had);
+
+	if (e != NULL && action == HASH_ENTER && !had)
+		e->key = key;
+	return e;
 }
 
 /*
@@ -214,11 +244,13 @@ dynamo_batch_get_start(DynamoBatchGet *job, const EsdConnOptions *conn, const ch
 	job->consistent = consistent;
 	job->second_look = consistent;
 
-	ctl.keysize = sizeof(((HydratedEntry *) 0)->key);
+	ctl.keysize = sizeof(EsdKey);
 	ctl.entrysize = sizeof(HydratedEntry);
+	ctl.hash = hydrated_key_hash;
+	ctl.match = hydrated_key_match;
 	ctl.hcxt = CurrentMemoryContext;
 	job->found = hash_create("event_store_dynamo hydrated items", Max(nkeys, 16), &ctl,
-							 HASH_ELEM | HASH_STRINGS | HASH_CONTEXT);
+							 HASH_ELEM | HASH_FUNCTION | HASH_COMPARE | HASH_CONTEXT);
 	if (nkeys == 0)
 		job->finished = true;
 	else
@@ -242,7 +274,8 @@ dynamo_batch_get_advance(DynamoBatchGet *job)
 	if (!aws_all_done(job->calls, job->ncalls))
 		return false;
 
-	retry = palloc(sizeof(EsdKey) * job->nkeys);
+	/* a round's unprocessed keys, or the second look's: never more than all of them */
+	retry = palloc(sizeof(EsdKey) * job->nall);
 	for (int c = 0; c < job->ncalls; c++)
 	{
 		json_object *responses,
@@ -268,7 +301,7 @@ dynamo_batch_get_advance(DynamoBatchGet *job)
 
 				if (id == NULL || created == NULL)
 					continue;
-				e = hash_search(job->found, composite_key(id, created), HASH_ENTER, NULL);
+				e = hydrated_lookup(job->found, id, created, HASH_ENTER);
 				e->item = item;
 			}
 		}
@@ -279,7 +312,7 @@ dynamo_batch_get_advance(DynamoBatchGet *job)
 		{
 			size_t		n = json_object_array_length(ukeys);
 
-			for (size_t i = 0; i < n && nretry < job->nkeys; i++)
+			for (size_t i = 0; i < n && nretry < job->nall; i++)
 			{
 				json_object *k = json_object_array_get_idx(ukeys, i);
 				const char *id = dynamo_item_string(k, "id");
@@ -300,9 +333,9 @@ dynamo_batch_get_advance(DynamoBatchGet *job)
 	else if (!job->second_look)
 	{
 		/* keys neither returned nor unprocessed: ask once, consistently */
-		for (int i = 0; i < job->nall; i++)
-			if (hash_search(job->found, composite_key(job->all_keys[i].id, job->all_keys[i].created),
-							HASH_FIND, NULL) == NULL)
+		for (int i = 0; i < job->nall && nretry < job->nall; i++)
+			if (hydrated_lookup(job->found, job->all_keys[i].id, job->all_keys[i].created,
+								HASH_FIND) == NULL)
 				retry[nretry++] = job->all_keys[i];
 		job->consistent = job->second_look = true;
 		job->round = 0;
@@ -349,7 +382,7 @@ dynamo_batch_get(const EsdConnOptions *conn, const char *table, const EsdKey *ke
 json_object *
 dynamo_batch_get_find(HTAB *found, const char *id, const char *created)
 {
-	HydratedEntry *e = hash_search(found, composite_key(id, created), HASH_FIND, NULL);
+	HydratedEntry *e = hydrated_lookup(found, id, created, HASH_FIND);
 
 	return e ? e->item : NULL;
 }
