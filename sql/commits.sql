@@ -11,7 +11,9 @@ CREATE SERVER commits_srv FOREIGN DATA WRAPPER event_store_dynamo
   OPTIONS (endpoint :'ddb_url', s3_endpoint :'s3_url', s3_force_path_style 'true', max_in_flight '1');
 CREATE USER MAPPING FOR CURRENT_USER SERVER commits_srv
   OPTIONS (access_key_id 'S3RVER', secret_access_key 'S3RVER');
+SET client_min_messages = warning;
 CREATE EXTENSION IF NOT EXISTS dblink;
+RESET client_min_messages;
 SELECT dblink_connect('other', format('host=%s port=%s dbname=%s user=%s',
   split_part(current_setting('unix_socket_directories'), ',', 1), current_setting('port'),
   current_database(), current_user));

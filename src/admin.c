@@ -166,8 +166,7 @@ load_target(Oid relid, AdminTarget *target)
 static char *
 store_key(const EsdConnOptions *conn, const EsdTableOptions *table)
 {
-	return psprintf("%s %s %s %s", conn->endpoint,
-					conn->access_key_id ? conn->access_key_id : "",
+	return psprintf("%s %u %u %s %s", conn->endpoint, conn->serverid, conn->userid,
 					table->table_name, table->s3_bucket ? table->s3_bucket : "");
 }
 

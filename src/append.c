@@ -110,6 +110,7 @@ typedef struct TableRef
 static struct
 {
 	MemoryContext cxt;
+	MemoryContext scratch;		/* one append's item text and tuple: reset after it */
 	HTAB	   *streams;
 	HTAB	   *ids;			/* ids the rows gave, to catch duplicates at once */
 	TupleDesc	desc;
@@ -236,6 +237,8 @@ ensure_buffer(void)
 
 	buf.cxt = AllocSetContextCreate(TopTransactionContext, "event_store_dynamo appends",
 									ALLOCSET_DEFAULT_SIZES);
+	buf.scratch = AllocSetContextCreate(buf.cxt, "event_store_dynamo append",
+										ALLOCSET_DEFAULT_SIZES);
 	old = MemoryContextSwitchTo(buf.cxt);
 
 	ctl.keysize = sizeof(StreamKey);
@@ -555,7 +558,13 @@ esd_append(Oid relid, const EsdConnOptions *conn, const EsdTableOptions *table,
 
 	seq = st->next++;
 
-	old = MemoryContextSwitchTo(buf.cxt);
+	/*
+	 * The event's item text and tuple are built in a scratch context and
+	 * handed to the tuplesort, which keeps its own copy (in memory up to
+	 * work_mem, then in a temporary file): nothing of the event stays in
+	 * memory after this.
+	 */
+	old = MemoryContextSwitchTo(buf.scratch);
 	values[COL_RELID] = ObjectIdGetDatum(relid);
 	values[COL_STREAM] = CStringGetTextDatum(ev->stream);
 	values[COL_SEQ] = Int64GetDatum(seq);
@@ -575,11 +584,8 @@ esd_append(Oid relid, const EsdConnOptions *conn, const EsdTableOptions *table,
 	ExecStoreVirtualTuple(slot);
 	sort_put(slot);
 	ExecDropSingleTupleTableSlot(slot);
-	for (int i = 0; i < NCOLS; i++)
-		if (!nulls[i] && i != COL_RELID && i != COL_SEQ && i != COL_SUBID && i != COL_CHECKID &&
-			i != COL_EPOCH)
-			pfree(DatumGetPointer(values[i]));
 	MemoryContextSwitchTo(old);
+	MemoryContextReset(buf.scratch);
 
 	buf.nbuffered++;
 	return seq;
@@ -630,6 +636,7 @@ typedef struct Txn
 	List	   *uploads;		/* AwsCall * */
 	AwsCall		call;
 	bool		written;
+	bool		in_doubt;		/* its outcome could not be learnt */
 } Txn;
 
 typedef struct Flush
@@ -802,10 +809,13 @@ written_note(Flush *f)
 }
 
 /*
- * A transaction that was sent more than once (its first answer was lost)
- * and then cancelled may have been applied by the first attempt, if
- * DynamoDB no longer recognised its ClientRequestToken: every head it moves
- * then holds the version it sets, and its first event exists.
+ * Was a DynamoDB transaction whose answer is in doubt applied?  It was
+ * when its first event exists: event ids are unique and a transaction is
+ * all or nothing.  A transaction sent more than once (its first answer was
+ * lost) and then cancelled may have been applied by the first attempt, if
+ * DynamoDB no longer recognised its ClientRequestToken; one whose last
+ * attempt got no answer, a 5xx or TransactionInProgressException may have
+ * been applied, or may still be.
  */
 static bool
 already_applied(Flush *f, Txn *t)
@@ -814,18 +824,9 @@ already_applied(Flush *f, Txn *t)
 	AwsCall		call;
 	json_object *count;
 
-	if (t->call.attempts < 2)
-		return false;
-	for (int i = 0; i < t->nacts; i++)
-	{
-		if (t->acts[i].is_head)
-		{
-			if (dynamo_read_head(f->conn, f->table->table_name, t->acts[i].stream) != t->acts[i].version)
-				return false;
-		}
-		else if (first_event == NULL)
+	for (int i = 0; i < t->nacts && first_event == NULL; i++)
+		if (!t->acts[i].is_head)
 			first_event = t->acts[i].event_id;
-	}
 	if (first_event == NULL)
 		return false;
 
@@ -938,6 +939,19 @@ report_failure(Flush *f)
 	}
 	if (t->call.error_type && strcmp(t->call.error_type, "TransactionCanceledException") == 0)
 		report_cancelled(f, t);
+	if (t->in_doubt)
+	{
+		const char *written = written_note(f);
+
+		ereport(ERROR,
+				(errcode(ERRCODE_TRANSACTION_RESOLUTION_UNKNOWN),
+				 errmsg("could not learn whether DynamoDB applied an append transaction on table \"%s\"",
+						f->table->table_name),
+				 errdetail("A DynamoDB transaction of %d events, the last sequence " INT64_FORMAT " of stream \"%s\", was sent %d times; the last attempt ended with %s: %s. Its events were not in the table when looked up afterwards, but DynamoDB may still apply them. %s",
+						   t->nevents, t->last_seq, t->last_stream, t->call.attempts,
+						   t->call.error_type, t->call.error_message, written),
+				 errhint("Read the stream before retrying the transaction.")));
+	}
 	aws_raise(&t->call);
 }
 
@@ -1051,10 +1065,16 @@ advance_txn(Flush *f, Txn *t)
 	}
 	if (t->state == TXN_WRITING && t->call.done)
 	{
-		if (t->call.failed &&
-			!(t->call.error_type && strcmp(t->call.error_type, "TransactionCanceledException") == 0 &&
-			  already_applied(f, t)))
+		bool		in_doubt = t->call.failed &&
+			(t->call.ambiguous ||
+			 (t->call.attempts >= 2 && t->call.error_type &&
+			  strcmp(t->call.error_type, "TransactionCanceledException") == 0));
+
+		if (t->call.failed && !(in_doubt && already_applied(f, t)))
+		{
+			t->in_doubt = t->call.ambiguous;
 			txn_failed(f, t);
+		}
 		else
 		{
 			t->written = true;
@@ -1236,10 +1256,19 @@ send_all(Flush *f)
 	Oid			cur_relid = InvalidOid;
 	EsdConnOptions *conn = palloc0(sizeof(EsdConnOptions));
 	EsdTableOptions *table = palloc0(sizeof(EsdTableOptions));
+	MemoryContext event_cxt = AllocSetContextCreate(CurrentMemoryContext, "event_store_dynamo event",
+													ALLOCSET_DEFAULT_SIZES);
+	MemoryContext old;
 
 	sort_perform();
 	slot = MakeSingleTupleTableSlot(buf.desc, &TTSOpsMinimalTuple);
 
+	/*
+	 * One event at a time: its columns are read in event_cxt, reset for the
+	 * next; what a DynamoDB transaction keeps of it (the Put, the upload)
+	 * lives in that transaction's context, deleted once it is written.
+	 */
+	old = MemoryContextSwitchTo(event_cxt);
 	for (;;)
 	{
 		bool		isnull;
@@ -1247,6 +1276,7 @@ send_all(Flush *f)
 		SubTransactionId subid;
 
 		CHECK_FOR_INTERRUPTS();
+		MemoryContextReset(event_cxt);
 		if (!sort_get(slot))
 			break;
 
@@ -1268,8 +1298,12 @@ send_all(Flush *f)
 
 				if (ref->relid == relid)
 				{
+					/* the options live as long as the commit */
+					MemoryContext event_old = MemoryContextSwitchTo(f->flush_cxt);
+
 					esd_get_conn_options(ref->serverid, ref->userid, conn);
 					esd_get_table_options(relid, table);
+					MemoryContextSwitchTo(event_old);
 				}
 			}
 			f->conn = conn;
@@ -1294,10 +1328,12 @@ send_all(Flush *f)
 		if (f->failed)
 			break;				/* stop assembling: the failure is reported once the rest is done */
 	}
+	MemoryContextSwitchTo(old);
 	drain(f);
 
 	ExecDropSingleTupleTableSlot(slot);
 	sort_end();
+	MemoryContextDelete(event_cxt);
 }
 
 /*

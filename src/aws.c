@@ -207,7 +207,7 @@ aws_start_attempt(AwsCall *call)
 	SigV4Result res;
 	char		amz_date[17];
 	struct curl_slist *h = NULL;
-	EsdCredentials *creds = esd_credentials_current(conn->credentials);
+	EsdCredentials *creds = esd_credentials_current(esd_conn_credentials(conn));
 
 	sigv4_format_amz_date((long) time(NULL), amz_date);
 
@@ -587,6 +587,7 @@ classify(const EsdConnOptions *conn, AwsCall *call, AwsStats *stats)
 	char	   *problem = NULL;
 
 	call->status = t->status;
+	call->ambiguous = false;
 
 	if (t->curl_code != CURLE_OK)
 	{
@@ -613,7 +614,11 @@ classify(const EsdConnOptions *conn, AwsCall *call, AwsStats *stats)
 			budget = Min(budget, 2);
 		}
 		else
+		{
+			/* sent, perhaps received: a timeout, a dropped connection */
 			retryable = true;
+			call->ambiguous = !t->too_large;
+		}
 	}
 	else if (t->status >= 200 && t->status < 300)
 	{
@@ -657,7 +662,7 @@ classify(const EsdConnOptions *conn, AwsCall *call, AwsStats *stats)
 			call->sqlstate = ERRCODE_INSUFFICIENT_RESOURCES;
 		}
 		else if (type_is(call->error_type, expired_token_types) && !call->credentials_renewed &&
-				 esd_credentials_expired(conn->credentials, call->credential_generation))
+				 esd_credentials_expired(esd_conn_credentials(conn), call->credential_generation))
 		{
 			/* one refresh of the credentials and one retry, outside the budget */
 			call->credentials_renewed = true;
@@ -672,9 +677,17 @@ classify(const EsdConnOptions *conn, AwsCall *call, AwsStats *stats)
 			call->sqlstate = ERRCODE_FDW_TABLE_NOT_FOUND;
 		else if (over_size_limit(call))
 			call->sqlstate = ERRCODE_PROGRAM_LIMIT_EXCEEDED;
+		else if (strcmp(call->error_type, "TransactionInProgressException") == 0)
+		{
+			/* the same ClientRequestToken is still being worked on */
+			retryable = true;
+			call->ambiguous = true;
+			call->sqlstate = ERRCODE_FDW_ERROR;
+		}
 		else if (t->status >= 500)
 		{
 			retryable = true;
+			call->ambiguous = true;
 			call->sqlstate = ERRCODE_FDW_ERROR;
 		}
 		else

@@ -54,6 +54,9 @@ typedef struct AwsCall
 	StringInfoData response;	/* body of the successful response */
 	struct json_object *json;	/* parsed DynamoDB response; freed with its memory context */
 	int			sqlstate;		/* on failure */
+	bool		ambiguous;		/* the last attempt may have been applied
+								 * (no answer, a 5xx, a transaction in
+								 * progress): its outcome is unknown */
 	char	   *error_type;
 	char	   *error_message;
 	struct json_object *error_json; /* parsed DynamoDB error body, when it was JSON */

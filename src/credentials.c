@@ -1153,6 +1153,22 @@ esd_credentials_resolve(const EsdCredentialRequest *req)
 }
 
 EsdCredentials *
+esd_conn_credentials(const EsdConnOptions *conn)
+{
+	/* resolved once and kept with the options: the cache of a const struct */
+	EsdConnOptions *c = (EsdConnOptions *) conn;
+
+	if (c->credentials == NULL)
+	{
+		MemoryContext old = MemoryContextSwitchTo(c->cxt ? c->cxt : CurrentMemoryContext);
+
+		c->credentials = esd_credentials_resolve(&c->credential_request);
+		MemoryContextSwitchTo(old);
+	}
+	return c->credentials;
+}
+
+EsdCredentials *
 esd_credentials_current(EsdCredentials *creds)
 {
 	if (creds->source != ESD_CREDENTIALS_USER_MAPPING && creds->refresh_at != 0 &&
@@ -1220,7 +1236,7 @@ event_store_dynamo_credentials_in_use(PG_FUNCTION_ARGS)
 		elog(ERROR, "return type must be a row type");
 
 	esd_get_conn_options(server->serverid, GetUserId(), &conn);
-	c = esd_credentials_current(conn.credentials);
+	c = esd_credentials_current(esd_conn_credentials(&conn));
 
 	len = strlen(c->access_key_id);
 	values[0] = text_datum(esd_credential_source_name(c->source));

@@ -14,6 +14,8 @@
 
 #include "datatype/timestamp.h"
 
+#include "option.h"
+
 /* Where a set of credentials came from, in the order they are looked for. */
 typedef enum EsdCredentialSource
 {
@@ -48,26 +50,18 @@ typedef struct EsdCredentials
 	struct EsdCredentials *next;	/* the cache's list */
 } EsdCredentials;
 
-/* What the options of a server and its user mapping say about credentials. */
-typedef struct EsdCredentialRequest
-{
-	const char *server_name;	/* for messages */
-	Oid			userid;			/* the role the credentials are for */
-	const char *region;			/* the server's region (for STS) */
-	bool		use_ambient;	/* server option use_ambient_credentials */
-	/* user mapping options, NULL when absent */
-	const char *access_key_id;
-	const char *secret_access_key;
-	const char *session_token;
-	const char *profile;
-} EsdCredentialRequest;
-
 /*
  * The credentials for a server and role: the user mapping's keys, else the
  * ambient chain (for superusers, or when use_ambient is set).  Raises an
  * error, with what was tried, when none can be had.
  */
 extern EsdCredentials *esd_credentials_resolve(const EsdCredentialRequest *req);
+
+/*
+ * The credentials of a server's options, resolved the first time they are
+ * asked for (then kept with the options, in their memory context).
+ */
+extern EsdCredentials *esd_conn_credentials(const EsdConnOptions *conn);
 
 /* The credentials to sign with now, refreshed first when they are due. */
 extern EsdCredentials *esd_credentials_current(EsdCredentials *creds);

@@ -20,6 +20,7 @@
 #include "access/htup_details.h"
 #include "access/sysattr.h"
 #include "access/table.h"
+#include "access/transam.h"
 #include "access/xact.h"
 #include "commands/explain.h"
 #include "executor/executor.h"
@@ -86,9 +87,12 @@ typedef struct EsdScanState
 	List	   *expr_states;	/* the pushed conditions' values */
 	bool		planned;		/* bounds evaluated for this (re)scan */
 	int64		skipped;		/* events skipped with a WARNING (on_bad_item 'warn') */
+	bool		plain_conversion;	/* conversion errors need no subtransaction */
 	EsdWalk    *walk;
 	MemoryContext row_cxt;		/* reset for every row */
 } EsdScanState;
+
+static bool conversion_is_plain(const EsdRowMap *map);
 
 PG_FUNCTION_INFO_V1(event_store_dynamo_handler);
 
@@ -451,6 +455,7 @@ esdBeginForeignScan(ForeignScanState *node, int eflags)
 				attnums = lappend_int(attnums, i + 1);
 	}
 	state->map = esd_row_map(rel, attnums);
+	state->plain_conversion = conversion_is_plain(state->map);
 
 	if (eflags & EXEC_FLAG_EXPLAIN_ONLY)
 		return;
@@ -493,9 +498,52 @@ plan_requests(ForeignScanState *node, EsdScanState *state)
 }
 
 /*
+ * Can a failed conversion of these columns be caught without a
+ * subtransaction?  It can when every column is read by a built-in input
+ * function (no domain, whose constraints may run any code) and the codec:
+ * they take no lock, pin no buffer and open nothing, so an error leaves
+ * nothing behind but memory in the row's context, which is reset for the
+ * next row.
+ */
+static bool
+conversion_is_plain(const EsdRowMap *map)
+{
+	for (int i = 0; i < map->ncolumns; i++)
+	{
+		const EsdColumn *col = &map->columns[i];
+
+		if (col->input.fn_oid >= FirstGenbkiObjectId ||
+			get_typtype(col->typid) == TYPTYPE_DOMAIN)
+			return false;
+	}
+	return true;
+}
+
+/* Errors a conversion reports about the data: the ones on_bad_item 'warn' skips. */
+static bool
+is_conversion_error(int sqlerrcode)
+{
+	return ERRCODE_TO_CATEGORY(sqlerrcode) == ERRCODE_TO_CATEGORY(ERRCODE_DATA_EXCEPTION) ||
+		ERRCODE_TO_CATEGORY(sqlerrcode) == ERRCODE_TO_CATEGORY(ERRCODE_FDW_ERROR);
+}
+
+static void
+warn_skipped(EsdScanState *state, EsdEvent *event, ErrorData *edata)
+{
+	ereport(WARNING,
+			(errcode(edata->sqlerrcode),
+			 errmsg("skipped event \"%s\" of table \"%s\": %s", event->id,
+					state->table.table_name, edata->message),
+			 edata->context ? errcontext("%s", edata->context) : 0));
+}
+
+/*
  * With on_bad_item 'warn', an event the row cannot be made of is skipped
- * with a WARNING naming it.  The conversion then runs in a subtransaction,
- * so that whatever failed in it is cleaned up.
+ * with a WARNING naming it.  Built-in conversions are caught as they are
+ * (no subtransaction per row, so this works under a Gather too); others
+ * (domains, types of extensions) run in a subtransaction, so that whatever
+ * failed in them is cleaned up, which a parallel operation does not allow:
+ * there a bad item is an error, as with on_bad_item 'error'.
  */
 static bool
 row_or_warning(EsdScanState *state, EsdEvent *event, TupleTableSlot *slot)
@@ -503,6 +551,36 @@ row_or_warning(EsdScanState *state, EsdEvent *event, TupleTableSlot *slot)
 	MemoryContext cxt = CurrentMemoryContext;
 	ResourceOwner owner = CurrentResourceOwner;
 	volatile bool ok = true;
+
+	if (state->plain_conversion)
+	{
+		PG_TRY();
+		{
+			esd_event_to_row(state->map, event, state->table.table_name,
+							 slot->tts_values, slot->tts_isnull);
+		}
+		PG_CATCH();
+		{
+			ErrorData  *edata;
+
+			MemoryContextSwitchTo(cxt);
+			edata = CopyErrorData();
+			if (!is_conversion_error(edata->sqlerrcode))
+				PG_RE_THROW();
+			FlushErrorState();
+			warn_skipped(state, event, edata);
+			ok = false;
+		}
+		PG_END_TRY();
+		return ok;
+	}
+
+	if (IsInParallelMode())
+	{
+		esd_event_to_row(state->map, event, state->table.table_name,
+						 slot->tts_values, slot->tts_isnull);
+		return true;
+	}
 
 	BeginInternalSubTransaction(NULL);
 	MemoryContextSwitchTo(cxt);
@@ -524,11 +602,7 @@ row_or_warning(EsdScanState *state, EsdEvent *event, TupleTableSlot *slot)
 		RollbackAndReleaseCurrentSubTransaction();
 		MemoryContextSwitchTo(cxt);
 		CurrentResourceOwner = owner;
-		ereport(WARNING,
-				(errcode(edata->sqlerrcode),
-				 errmsg("skipped event \"%s\" of table \"%s\": %s", event->id,
-						state->table.table_name, edata->message),
-				 edata->context ? errcontext("%s", edata->context) : 0));
+		warn_skipped(state, event, edata);
 		ok = false;
 	}
 	PG_END_TRY();

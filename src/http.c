@@ -128,17 +128,23 @@ release_received(HttpTransfer *t)
 	t->received_len = t->received_size = 0;
 }
 
-/* The transfer is over: its body moves into its memory context. */
+/*
+ * The transfer is over: its body moves into its memory context.  A
+ * transfer that failed (no answer, a body over the limit) keeps none: no
+ * one reads it, and a body refused for its size is not copied again.
+ */
 static void
 keep_received(HttpTransfer *t)
 {
-	t->response.data = MemoryContextAlloc(t->cxt, t->received_len + 1);
-	t->response.maxlen = (int) t->received_len + 1;
-	t->response.len = (int) t->received_len;
+	size_t		keep = t->curl_code == CURLE_OK ? t->received_len : 0;
+
+	t->response.data = MemoryContextAlloc(t->cxt, keep + 1);
+	t->response.maxlen = (int) keep + 1;
+	t->response.len = (int) keep;
 	t->response.cursor = 0;
-	if (t->received_len > 0)
-		memcpy(t->response.data, t->received, t->received_len);
-	t->response.data[t->received_len] = '\0';
+	if (keep > 0)
+		memcpy(t->response.data, t->received, keep);
+	t->response.data[keep] = '\0';
 	release_received(t);
 }
 

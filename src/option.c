@@ -25,7 +25,6 @@
 #include "utils/builtins.h"
 #include "utils/syscache.h"
 
-#include "credentials.h"
 #include "option.h"
 
 typedef struct EsdOption
@@ -457,18 +456,20 @@ user_mapping_options(Oid userid, Oid serverid)
 }
 
 /*
- * Gather server and user mapping options, applying defaults, and resolve
- * the credentials the role gets (credentials.c).
+ * Gather server and user mapping options, applying defaults, and what they
+ * say about credentials: those are resolved when a request first needs
+ * them (credentials.c), so looking options up does no I/O.
  */
 void
 esd_get_conn_options(Oid serverid, Oid userid, EsdConnOptions *opts)
 {
 	ForeignServer *server = GetForeignServer(serverid);
 	List	   *um_options = user_mapping_options(userid, serverid);
-	EsdCredentialRequest creq;
+	EsdCredentialRequest *creq = &opts->credential_request;
 	ListCell   *cell;
 
 	memset(opts, 0, sizeof(*opts));
+	opts->cxt = CurrentMemoryContext;
 	opts->serverid = serverid;
 	opts->userid = userid;
 	opts->region = "us-east-1";
@@ -478,7 +479,6 @@ esd_get_conn_options(Oid serverid, Oid userid, EsdConnOptions *opts)
 	opts->retry_base_ms = 25;
 	opts->retry_cap_ms = 2000;
 	opts->max_in_flight = 16;
-	memset(&creq, 0, sizeof(creq));
 
 	foreach(cell, server->options)
 	{
@@ -505,7 +505,7 @@ esd_get_conn_options(Oid serverid, Oid userid, EsdConnOptions *opts)
 		else if (strcmp(def->defname, "max_in_flight") == 0)
 			opts->max_in_flight = parse_int_option(def, 1, 64);
 		else if (strcmp(def->defname, "use_ambient_credentials") == 0)
-			creq.use_ambient = parse_bool_option(def);
+			creq->use_ambient = parse_bool_option(def);
 	}
 
 	foreach(cell, um_options)
@@ -513,13 +513,13 @@ esd_get_conn_options(Oid serverid, Oid userid, EsdConnOptions *opts)
 		DefElem    *def = (DefElem *) lfirst(cell);
 
 		if (strcmp(def->defname, "access_key_id") == 0)
-			creq.access_key_id = defGetString(def);
+			creq->access_key_id = defGetString(def);
 		else if (strcmp(def->defname, "secret_access_key") == 0)
-			creq.secret_access_key = defGetString(def);
+			creq->secret_access_key = defGetString(def);
 		else if (strcmp(def->defname, "session_token") == 0)
-			creq.session_token = defGetString(def);
+			creq->session_token = defGetString(def);
 		else if (strcmp(def->defname, "profile") == 0)
-			creq.profile = defGetString(def);
+			creq->profile = defGetString(def);
 	}
 
 	if (opts->endpoint == NULL)
@@ -531,11 +531,9 @@ esd_get_conn_options(Oid serverid, Oid userid, EsdConnOptions *opts)
 	opts->endpoint = strip_trailing_slashes(opts->endpoint);
 	opts->s3_endpoint = strip_trailing_slashes(opts->s3_endpoint);
 
-	creq.server_name = server->servername;
-	creq.userid = userid;
-	creq.region = opts->region;
-	opts->credentials = esd_credentials_resolve(&creq);
-	opts->access_key_id = pstrdup(opts->credentials->access_key_id);
+	creq->server_name = server->servername;
+	creq->userid = userid;
+	creq->region = opts->region;
 }
 
 /*

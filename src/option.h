@@ -16,6 +16,20 @@
 #define ESD_TABLE_SUFFIX "schemeless-event-store"
 
 /* Everything a request needs to reach and authenticate with AWS. */
+/* What the options of a server and its user mapping say about credentials. */
+typedef struct EsdCredentialRequest
+{
+	const char *server_name;	/* for messages */
+	Oid			userid;			/* the role the credentials are for */
+	const char *region;			/* the server's region (for STS) */
+	bool		use_ambient;	/* server option use_ambient_credentials */
+	/* user mapping options, NULL when absent */
+	const char *access_key_id;
+	const char *secret_access_key;
+	const char *session_token;
+	const char *profile;
+} EsdCredentialRequest;
+
 typedef struct EsdConnOptions
 {
 	Oid			serverid;
@@ -31,10 +45,14 @@ typedef struct EsdConnOptions
 	int			retry_cap_ms;
 	int			max_in_flight;
 
-	/* credentials: the user mapping's, or the ambient ones (credentials.h) */
-	struct EsdCredentials *credentials;
-	/* the access key id at resolution time: identifies, never signs */
-	char	   *access_key_id;
+	/*
+	 * Credentials: what the server and user mapping options ask for, and
+	 * the credentials themselves, resolved when a request first needs them
+	 * (esd_conn_credentials, credentials.h): looking options up does no I/O.
+	 */
+	EsdCredentialRequest credential_request;
+	struct EsdCredentials *credentials; /* NULL until resolved */
+	MemoryContext cxt;			/* where the options live, and the credentials */
 } EsdConnOptions;
 
 /* What a foreign table points at. */
