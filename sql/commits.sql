@@ -5,7 +5,7 @@
 \getenv ddb_url DDB_URL
 \getenv s3_url S3_URL
 SET timezone = 'UTC';
-\set VERBOSITY sqlstate
+\set VERBOSITY verbose
 
 CREATE SERVER commits_srv FOREIGN DATA WRAPPER event_store_dynamo
   OPTIONS (endpoint :'ddb_url', s3_endpoint :'s3_url', s3_force_path_style 'true', max_in_flight '1');
@@ -74,10 +74,7 @@ INSERT INTO parts (domain, type, identifier) SELECT 'p', 'e', 'a' FROM generate_
 INSERT INTO parts (domain, type, identifier) SELECT 'p', 'e', 'b' FROM generate_series(1, 10);
 SELECT dblink_exec('other', format(
   $$INSERT INTO %s (domain, type, identifier) VALUES ('p', 'theirs', 'b')$$, 'parts'::regclass));
-\set VERBOSITY default
 COMMIT;
-\echo :LAST_ERROR_SQLSTATE
-\set VERBOSITY sqlstate
 SELECT identifier, count(*) AS events, max(sequence) AS last FROM parts
  WHERE domain = 'p' AND identifier IN ('a', 'b') GROUP BY identifier ORDER BY identifier;
 

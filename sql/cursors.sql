@@ -12,7 +12,7 @@
 \getenv s3_url S3_URL
 SET timezone = 'UTC';
 SET statement_timeout = '120s';
-\set VERBOSITY sqlstate
+\set VERBOSITY verbose
 
 CREATE SERVER cursors_srv FOREIGN DATA WRAPPER event_store_dynamo
   OPTIONS (endpoint :'ddb_url', s3_endpoint :'s3_url', s3_force_path_style 'true');

@@ -4,7 +4,7 @@
 \getenv ddb_url DDB_URL
 \getenv s3_url S3_URL
 SET timezone = 'UTC';
-\set VERBOSITY sqlstate
+\set VERBOSITY verbose
 
 CREATE SERVER longkeys_srv FOREIGN DATA WRAPPER event_store_dynamo
   OPTIONS (endpoint :'ddb_url', s3_endpoint :'s3_url', s3_force_path_style 'true');

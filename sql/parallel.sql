@@ -4,24 +4,24 @@
 \getenv ddb_url DDB_URL
 \getenv s3_url S3_URL
 SET timezone = 'UTC';
-\set VERBOSITY sqlstate
+\set VERBOSITY verbose
 
 CREATE SERVER parallel_srv FOREIGN DATA WRAPPER event_store_dynamo
   OPTIONS (endpoint :'ddb_url', s3_endpoint :'s3_url', s3_force_path_style 'true');
 CREATE USER MAPPING FOR CURRENT_USER SERVER parallel_srv
   OPTIONS (access_key_id 'S3RVER', secret_access_key 'S3RVER');
-CREATE FOREIGN TABLE pw (domain text, type text, identifier text, created timestamptz)
+CREATE FOREIGN TABLE pw (id text, domain text, type text, identifier text, created timestamptz)
   SERVER parallel_srv OPTIONS (table_name_prefix 'parallel-', start_month '2024-03', lookahead_months '0');
 SELECT event_store_dynamo.reset_store('pw');
-INSERT INTO pw (domain, type, identifier, created)
-  SELECT 'p', CASE WHEN n % 4 = 0 THEN 'not-a-number' ELSE n::text END, '1',
+INSERT INTO pw (id, domain, type, identifier, created)
+  SELECT format('00000000-0000-4000-8000-%s', lpad(n::text, 12, '0')), 'p', CASE WHEN n % 4 = 0 THEN 'not-a-number' ELSE n::text END, '1',
          '2024-03-01'::timestamptz + n * interval '1 minute'
     FROM generate_series(1, 12) n;
 -- the same events, type read as an integer: every fourth cannot be
-CREATE FOREIGN TABLE pw_int (type int, created timestamptz)
+CREATE FOREIGN TABLE pw_int (type int, time_bucket text)
   SERVER parallel_srv OPTIONS (table_name_prefix 'parallel-', start_month '2024-03', lookahead_months '0',
                                on_bad_item 'warn');
-CREATE FOREIGN TABLE pw_text (type text, created timestamptz)
+CREATE FOREIGN TABLE pw_text (type text, time_bucket text)
   SERVER parallel_srv OPTIONS (table_name_prefix 'parallel-', start_month '2024-03', lookahead_months '0',
                                on_bad_item 'warn');
 CREATE TABLE local_rows AS SELECT generate_series(1, 1000) AS n;
@@ -33,11 +33,11 @@ SET min_parallel_table_scan_size = 0;
 SET max_parallel_workers_per_gather = 2;
 SET force_parallel_mode = on;
 EXPLAIN (COSTS OFF)
-SELECT type, (SELECT count(*) FROM local_rows) AS local FROM pw_int WHERE created < '2024-04-01';
-SELECT type, (SELECT count(*) FROM local_rows) AS local FROM pw_int WHERE created < '2024-04-01';
+SELECT type, (SELECT count(*) FROM local_rows) AS local FROM pw_int WHERE time_bucket = '2024-03';
+SELECT type, (SELECT count(*) FROM local_rows) AS local FROM pw_int WHERE time_bucket = '2024-03';
 -- without any bad item
 SELECT count(*) AS events, (SELECT count(*) FROM local_rows) AS local
-  FROM pw_text WHERE created < '2024-04-01';
+  FROM pw_text WHERE time_bucket = '2024-03';
 RESET force_parallel_mode;
 RESET max_parallel_workers_per_gather;
 RESET min_parallel_table_scan_size;

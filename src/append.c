@@ -1142,7 +1142,9 @@ finish_txn(Flush *f)
 
 	if (t == NULL || t->nacts == 0)
 		return;
+	old = MemoryContextSwitchTo(t->cxt);
 	txn_close_stream(f, t);
+	MemoryContextSwitchTo(old);
 	f->cur = NULL;
 
 	/* a stream continued from the previous transaction is written after it */

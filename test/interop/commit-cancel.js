@@ -48,6 +48,7 @@ async function main() {
   const ddb = makeDynamoClient(env.DDB_URL);
   await psqlOk(`
     SET client_min_messages = warning;
+    CREATE EXTENSION IF NOT EXISTS event_store_dynamo;
     DROP SERVER IF EXISTS cc_srv CASCADE;
     CREATE SERVER cc_srv FOREIGN DATA WRAPPER event_store_dynamo
       OPTIONS (endpoint '${env.DDB_URL}', max_in_flight '4');

@@ -1,0 +1,100 @@
+#!/usr/bin/env bash
+# The append memory benchmark: bash bench/append-memory.sh [ROWS] [--no-build]
+#
+# One COPY of ROWS events (1,000,000 by default) of about 1 KB each (a 1,000-character payload,
+# 1,000 streams, ids generated) into a fresh store, in one transaction, through psql, and the peak
+# resident memory of the backend that ran it (VmHWM of /proc/<pid>/status), read before the COPY
+# (after a one-row warm-up COPY, so the extension, libcurl and a connection are loaded) and after
+# its COMMIT, which sends every event. Then the store is counted: every event must be there.
+# Sets up as test/run-tests.sh does (test/lib.sh) in a directory of its own under /tmp, and tears
+# everything down whatever happened. Prints `rows N: peak backend RSS before X MB, after Y MB, in
+# Z s` and exits non-zero when the count is wrong.
+
+set -u
+# shellcheck source=test/lib.sh
+. "$(dirname "${BASH_SOURCE[0]}")/../test/lib.sh"
+
+ROWS=1000000
+BUILD=1
+for arg in "$@"; do
+    case "$arg" in
+        --no-build) BUILD=0 ;;
+        *) ROWS="$arg" ;;
+    esac
+done
+RUN_DIR="$(mktemp -d /tmp/esd-appendmem.XXXXXX)" || exit 1
+
+finish() {
+    local status=$?
+    trap - EXIT INT TERM
+    teardown_all
+    rm -rf "$RUN_DIR"
+    exit "$status"
+}
+trap finish EXIT
+trap 'warn "interrupted"; exit 130' INT TERM
+
+if [ "$BUILD" = 1 ]; then
+    setup_all || { warn "set-up failed"; exit 1; }
+else
+    ensure_packages && ensure_node_modules || { warn "set-up failed"; exit 1; }
+fi
+start_stack || exit 1
+start_pg || exit 1
+export_common_env
+
+psql -X -q -v ON_ERROR_STOP=1 <<SQL || exit 1
+CREATE SERVER am_srv FOREIGN DATA WRAPPER event_store_dynamo OPTIONS (endpoint '$DDB_URL');
+CREATE USER MAPPING FOR CURRENT_USER SERVER am_srv
+  OPTIONS (access_key_id '$AWS_TEST_ACCESS_KEY_ID', secret_access_key '$AWS_TEST_SECRET_ACCESS_KEY');
+CREATE FOREIGN TABLE am (domain text, type text, identifier text, payload jsonb)
+  SERVER am_srv OPTIONS (table_name_prefix 'am-');
+SELECT event_store_dynamo.reset_store('am');
+SQL
+
+hwm_of() { sed -n 's/^VmHWM:[[:space:]]*\([0-9]*\) kB/\1/p' "/proc/$1/status"; }
+
+# the session: its pid, a warm-up row, the peak so far, the COPY (autocommit: its COMMIT sends
+# everything), the peak after it
+start=$SECONDS
+{
+    echo "SELECT pg_backend_pid() AS pid \\gset"
+    echo "\\echo pid :pid"
+    echo "COPY am (domain, type, identifier, payload) FROM STDIN;"
+    printf 'warmup\te\t0\t{"n":0}\n\\.\n'
+    echo "\\echo before"
+    echo "SELECT pg_sleep(1);"
+    echo "COPY am (domain, type, identifier, payload) FROM STDIN;"
+    awk -v rows="$ROWS" 'BEGIN {
+        pad = sprintf("%1000s", ""); gsub(/ /, "x", pad);
+        for (i = 1; i <= rows; i++)
+            printf "bench\te\t%d\t{\"n\":%d,\"pad\":\"%s\"}\n", i % 1000, i, pad;
+        print "\\." }'
+    echo "\\echo after"
+    echo "SELECT pg_sleep(1);"
+} | psql -X -q -At -v ON_ERROR_STOP=1 > "$RUN_DIR/session.out" 2>&1 &
+session=$!
+
+# the backend's pid, then its peak before and after the COPY
+pid=""
+before=""
+after=""
+while kill -0 "$session" 2>/dev/null; do
+    [ -z "$pid" ] && pid=$(sed -n 's/^pid //p' "$RUN_DIR/session.out")
+    if [ -n "$pid" ] && [ -z "$before" ] && grep -q '^before$' "$RUN_DIR/session.out"; then
+        before=$(hwm_of "$pid")
+    fi
+    if [ -n "$pid" ] && grep -q '^after$' "$RUN_DIR/session.out"; then
+        after=$(hwm_of "$pid")
+        break
+    fi
+    sleep 0.2
+done
+wait "$session" || { cat "$RUN_DIR/session.out"; warn "the COPY failed"; exit 1; }
+took=$((SECONDS - start))
+
+# count(*) reads the index keys only; the warm-up row is one more
+count=$(psql -X -q -At -c "SELECT count(*) - 1 FROM am" 2>&1)
+say "rows $ROWS: peak backend RSS before $((before / 1024)) MB, after $((after / 1024)) MB, in $took s; the store holds $count"
+[ "$count" = "$ROWS" ] || { warn "expected $ROWS events in the store"; exit 1; }
+exit 0
