@@ -784,13 +784,16 @@ written_note(Flush *f)
 	{
 		HASH_SEQ_STATUS scan;
 		StreamWritten *w;
-		long		nstreams = hash_get_num_entries(f->written_upto);
+		long		nstreams = f->written_upto ? hash_get_num_entries(f->written_upto) : 0;
 		StreamWritten **sorted = palloc(sizeof(StreamWritten *) * Max(nstreams, 1));
 		int			n = 0;
 
-		hash_seq_init(&scan, f->written_upto);
-		while ((w = hash_seq_search(&scan)) != NULL)
-			sorted[n++] = w;
+		if (f->written_upto)
+		{
+			hash_seq_init(&scan, f->written_upto);
+			while ((w = hash_seq_search(&scan)) != NULL)
+				sorted[n++] = w;
+		}
 		qsort(sorted, n, sizeof(StreamWritten *), compare_written);
 		appendStringInfo(&note, "%lld events of this commit, in %d DynamoDB transactions, were written and stay:",
 						 (long long) f->written, f->txns_written);

@@ -9,7 +9,8 @@
  * The transaction is made up: one to four actions, each a stream head
  * update or an event put as the pattern bits say.  Properties: the report
  * always raises, and only one of the errors a cancelled commit may give
- * (40001 for a moved head, 23505 for a duplicate id; a stream head whose
+ * (40001 for a moved head or a conflict, 23505 for a duplicate id, 53000
+ * for a transaction cancelled for throttling; a stream head whose
  * version is not a number, and the failed look-up of a head when the
  * answer lacks its item: the endpoint is one nobody listens on).
  *
@@ -75,6 +76,7 @@ fuzz_cancel_answer(const uint8_t *body, size_t len, int pattern)
 	fuzz_assert(!fuzz_try(step_report, &c, &sqlstate), "report_cancelled returned");
 	fuzz_assert(sqlstate == ERRCODE_T_R_SERIALIZATION_FAILURE ||
 				sqlstate == ERRCODE_UNIQUE_VIOLATION ||
+				sqlstate == ERRCODE_INSUFFICIENT_RESOURCES ||
 				sqlstate == ERRCODE_FDW_INVALID_DATA_TYPE ||
 				sqlstate == ERRCODE_FDW_UNABLE_TO_ESTABLISH_CONNECTION,
 				"a cancelled commit raised %s", unpack_sql_state(sqlstate));
