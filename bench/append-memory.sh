@@ -44,6 +44,7 @@ start_pg || exit 1
 export_common_env
 
 psql -X -q -v ON_ERROR_STOP=1 <<SQL || exit 1
+CREATE EXTENSION IF NOT EXISTS event_store_dynamo;
 CREATE SERVER am_srv FOREIGN DATA WRAPPER event_store_dynamo OPTIONS (endpoint '$DDB_URL');
 CREATE USER MAPPING FOR CURRENT_USER SERVER am_srv
   OPTIONS (access_key_id '$AWS_TEST_ACCESS_KEY_ID', secret_access_key '$AWS_TEST_SECRET_ACCESS_KEY');
