@@ -168,6 +168,9 @@ SELECT * FROM pg_temp.plan($$SELECT * FROM events LIMIT 10$$, true);
 SELECT right(id, 4) AS ev FROM events LIMIT 3;
 -- newest first: the current month has an event
 SELECT * FROM pg_temp.plan($$SELECT * FROM events ORDER BY created DESC LIMIT 1$$, true);
+-- the newest event of a month of 1,200
+SELECT * FROM pg_temp.plan($$SELECT * FROM events WHERE time_bucket = '2024-01'
+  ORDER BY created DESC LIMIT 1$$, true);
 -- OFFSET counts too; a month of 1,200 events reads 15 of them
 SELECT * FROM pg_temp.plan($$SELECT * FROM events WHERE time_bucket = '2024-01' OFFSET 5 LIMIT 10$$, true);
 -- conditions checked locally drop rows: the scan reads on, asking for twice as many each time
