@@ -295,7 +295,9 @@ SELECT event_store_dynamo.init_store('admin_node');
 SELECT event_store_dynamo.add_stream_index('admin_node');
 TRUNCATE admin_node;
 RESET ROLE;
--- a member of the owning role counts as owner
+-- a member of the owning role counts as owner of the foreign table, which is
+-- not enough to change the AWS resources behind it: that needs the owner of
+-- its server (or superuser)
 ALTER FOREIGN TABLE admin_fresh OWNER TO regress_admin_other;
 CREATE ROLE regress_admin_member IN ROLE regress_admin_other;
 SET ROLE regress_admin_member;

@@ -25,7 +25,7 @@ CREATE FOREIGN TABLE bad_text (
   id text, created text, time_bucket text, sequence text, payload text, meta text,
   s3_reference text, unknown_text text OPTIONS (attribute_name 'unknownText'),
   unknown_number numeric OPTIONS (attribute_name 'unknownNumber')
-) SERVER bad_srv OPTIONS (table_name_prefix 'baditems-', start_month '2024-05', lookahead_months '0',
+) SERVER bad_srv OPTIONS (table_name_prefix 'baditems-', s3_bucket 'baditems-events', start_month '2024-05', lookahead_months '0',
                           on_bad_item 'warn');
 \set VERBOSITY terse
 SELECT right(id, 2) AS nn, created, time_bucket, sequence, left(payload, 40) AS payload,
@@ -38,7 +38,7 @@ SELECT right(id, 2) AS nn, time_bucket FROM bad_text WHERE time_bucket = '2024-0
 -- typed columns: the values that fit keep every bit
 CREATE FOREIGN TABLE bad_typed (
   id text, created timestamptz, sequence bigint, payload jsonb, meta jsonb, s3_reference text
-) SERVER bad_srv OPTIONS (table_name_prefix 'baditems-', start_month '2024-05', lookahead_months '1');
+) SERVER bad_srv OPTIONS (table_name_prefix 'baditems-', s3_bucket 'baditems-events', start_month '2024-05', lookahead_months '1');
 SELECT right(id, 2) AS nn, sequence FROM bad_typed WHERE id IN (
   '00000000-0000-4000-b000-000000000001', '00000000-0000-4000-b000-000000000002');
 SELECT right(id, 2) AS nn, created FROM bad_typed WHERE id = '00000000-0000-4000-b000-000000000005';
@@ -57,7 +57,7 @@ SELECT right(id, 2) AS nn, jsonb_path_query(meta, 'strict $.**.d ? (@ == "bottom
 SELECT right(id, 2) AS nn, payload FROM bad_typed WHERE id IN (
   '00000000-0000-4000-b000-000000000019', '00000000-0000-4000-b000-000000000020');
 CREATE FOREIGN TABLE bad_json (id text, payload json)
-  SERVER bad_srv OPTIONS (table_name_prefix 'baditems-', start_month '2024-05', lookahead_months '0');
+  SERVER bad_srv OPTIONS (table_name_prefix 'baditems-', s3_bucket 'baditems-events', start_month '2024-05', lookahead_months '0');
 SELECT right(id, 2) AS nn, payload FROM bad_json WHERE id = '00000000-0000-4000-b000-000000000019';
 
 -- what cannot be read stops the replay with an error naming the item and the attribute

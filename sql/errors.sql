@@ -36,7 +36,7 @@ SELECT pg_temp.outcome('SELECT count(*) FROM err_missing');
 CREATE SERVER err_badsig FOREIGN DATA WRAPPER event_store_dynamo OPTIONS (endpoint :'ddb_url');
 CREATE USER MAPPING FOR CURRENT_USER SERVER err_badsig
   OPTIONS (access_key_id 'S3RVER', secret_access_key 'not-the-secret');
-CREATE FOREIGN TABLE err_badsig_t (id text) SERVER err_badsig OPTIONS (table_name_prefix 'regress-');
+CREATE FOREIGN TABLE err_badsig_t (id text) SERVER err_badsig OPTIONS (table_name_prefix 'regress-', s3_bucket 'regress-events');
 SELECT pg_temp.outcome('SELECT count(*) FROM err_badsig_t');
 ALTER USER MAPPING FOR CURRENT_USER SERVER err_badsig
   OPTIONS (SET access_key_id 'AKIAUNKNOWN', SET secret_access_key 'whatever');
@@ -57,7 +57,7 @@ CREATE SERVER err_s3 FOREIGN DATA WRAPPER event_store_dynamo
 CREATE USER MAPPING FOR CURRENT_USER SERVER err_s3
   OPTIONS (access_key_id 'S3RVER', secret_access_key 'not-the-secret');
 CREATE FOREIGN TABLE err_s3_t (id text, payload jsonb) SERVER err_s3
-  OPTIONS (table_name_prefix 'regress-', start_month '2024-02', lookahead_months '0');
+  OPTIONS (table_name_prefix 'regress-', s3_bucket 'regress-events', start_month '2024-02', lookahead_months '0');
 SELECT pg_temp.outcome('SELECT count(payload) FROM err_s3_t');
 SELECT pg_temp.outcome('SELECT count(id) FROM err_s3_t');
 
@@ -66,7 +66,7 @@ CREATE SERVER err_down FOREIGN DATA WRAPPER event_store_dynamo
   OPTIONS (endpoint 'http://127.0.0.1:1', retry_base_ms '1', retry_cap_ms '2');
 CREATE USER MAPPING FOR CURRENT_USER SERVER err_down
   OPTIONS (access_key_id 'S3RVER', secret_access_key 'S3RVER');
-CREATE FOREIGN TABLE err_down_t (id text) SERVER err_down OPTIONS (table_name_prefix 'regress-');
+CREATE FOREIGN TABLE err_down_t (id text) SERVER err_down OPTIONS (table_name_prefix 'regress-', s3_bucket 'regress-events');
 SELECT pg_temp.outcome('SELECT count(*) FROM err_down_t');
 
 -- no answer within request_timeout_ms: HV00N
@@ -74,7 +74,7 @@ CREATE SERVER err_hang FOREIGN DATA WRAPPER event_store_dynamo
   OPTIONS (endpoint :'ddb_hang_url', request_timeout_ms '200', max_retries '1', retry_base_ms '1');
 CREATE USER MAPPING FOR CURRENT_USER SERVER err_hang
   OPTIONS (access_key_id 'S3RVER', secret_access_key 'S3RVER');
-CREATE FOREIGN TABLE err_hang_t (id text) SERVER err_hang OPTIONS (table_name_prefix 'regress-');
+CREATE FOREIGN TABLE err_hang_t (id text) SERVER err_hang OPTIONS (table_name_prefix 'regress-', s3_bucket 'regress-events');
 SELECT pg_temp.outcome('SELECT count(*) FROM err_hang_t');
 
 -- throttled on every attempt: 53000 once the retry budget is spent;
@@ -84,7 +84,7 @@ CREATE SERVER err_fault FOREIGN DATA WRAPPER event_store_dynamo
 CREATE USER MAPPING FOR CURRENT_USER SERVER err_fault
   OPTIONS (access_key_id 'S3RVER', secret_access_key 'S3RVER');
 CREATE FOREIGN TABLE err_fault_t (id text) SERVER err_fault
-  OPTIONS (table_name_prefix 'regress-', start_month '2024-01', lookahead_months '0');
+  OPTIONS (table_name_prefix 'regress-', s3_bucket 'regress-events', start_month '2024-01', lookahead_months '0');
 CREATE TEMP TABLE fault_reply (body text);
 \set throttle_always 'curl -s -X POST -d ''{"throttle":1,"seed":1,"maxConsecutive":1000}'' ' :ddb_fault_url '/__faults'
 \set fail_always 'curl -s -X POST -d ''{"error5xx":1,"seed":1,"maxConsecutive":1000}'' ' :ddb_fault_url '/__faults'

@@ -353,7 +353,7 @@ SELECT format('CREATE SERVER %I FOREIGN DATA WRAPPER event_store_dynamo OPTIONS 
        format('CREATE USER MAPPING FOR CURRENT_USER SERVER %I OPTIONS (access_key_id ''S3RVER'', secret_access_key ''S3RVER'')',
               'odd_' || name),
        format('CREATE FOREIGN TABLE %I (id text, domain text, type text, identifier text, payload jsonb, created timestamptz) '
-              'SERVER %I OPTIONS (table_name_prefix ''hardening-'', start_month ''2024-03'', lookahead_months ''0'', '
+              'SERVER %I OPTIONS (table_name_prefix ''hardening-'', s3_bucket ''hardening-events'', start_month ''2024-03'', lookahead_months ''0'', '
               'auto_create ''false'')',
               name, 'odd_' || name)
   FROM modes ORDER BY name \gexec

@@ -14,12 +14,12 @@ CREATE USER MAPPING FOR CURRENT_USER SERVER pd_srv
 CREATE FOREIGN TABLE events (
   id text, domain text, type text, identifier text, correlation_id text, causation_id text,
   sequence bigint, payload jsonb, meta jsonb, created timestamptz, time_bucket text, s3_reference text
-) SERVER pd_srv OPTIONS (table_name_prefix 'regress-', start_month '2024-01', lookahead_months '0');
+) SERVER pd_srv OPTIONS (table_name_prefix 'regress-', s3_bucket 'regress-events', start_month '2024-01', lookahead_months '0');
 -- the same table with pushdown off: every condition checked locally only
 CREATE FOREIGN TABLE events_local (
   id text, domain text, type text, identifier text, correlation_id text, causation_id text,
   sequence bigint, payload jsonb, meta jsonb, created timestamptz, time_bucket text, s3_reference text
-) SERVER pd_srv OPTIONS (table_name_prefix 'regress-', start_month '2024-01', lookahead_months '0',
+) SERVER pd_srv OPTIONS (table_name_prefix 'regress-', s3_bucket 'regress-events', start_month '2024-01', lookahead_months '0',
                          pushdown 'false');
 
 -- plans and request counts; the walk ends at the current month, shown as CURRENT

@@ -51,7 +51,7 @@ SELECT right(id, 2) AS ev, jsonb_typeof(meta) AS kind, meta FROM events;
 -- a subset of the columns, in another order
 CREATE FOREIGN TABLE events_subset (
   created timestamptz, sequence int, type text, id text
-) SERVER regress_srv OPTIONS (table_name_prefix 'regress-');
+) SERVER regress_srv OPTIONS (table_name_prefix 'regress-', s3_bucket 'regress-events');
 SELECT * FROM events_subset WHERE created < '2024-02-01';
 
 -- renamed columns and other types: attribute_name, payload as json (the
@@ -67,7 +67,7 @@ CREATE FOREIGN TABLE events_renamed (
   bucket varchar(7) OPTIONS (attribute_name 'timeBucket'),
   seq numeric OPTIONS (attribute_name 'sequence'),
   unknown_attr text OPTIONS (attribute_name 'noSuchAttribute')
-) SERVER regress_srv OPTIONS (table_name 'regress-schemeless-event-store');
+) SERVER regress_srv OPTIONS (table_name 'regress-schemeless-event-store', s3_bucket 'regress-events');
 SELECT right(event_id, 2) AS ev, kind, stream, body, body_text, meta, created_at, bucket, seq, unknown_attr
   FROM events_renamed
  WHERE event_id NOT IN ('00000000-0000-4000-8000-000000000007', '00000000-0000-4000-8000-000000000099');
@@ -79,7 +79,7 @@ SELECT length(body::text) AS json_length, body::jsonb = p.payload AS same
 
 -- start_month and lookahead_months bound the walk
 CREATE FOREIGN TABLE events_from_march (id text, created timestamptz)
-  SERVER regress_srv OPTIONS (table_name_prefix 'regress-', start_month '2024-03', lookahead_months '0');
+  SERVER regress_srv OPTIONS (table_name_prefix 'regress-', s3_bucket 'regress-events', start_month '2024-03', lookahead_months '0');
 SELECT right(id, 2) AS ev, created FROM events_from_march;
 
 -- virtual-hosted S3 addressing reaches the same object
@@ -88,7 +88,7 @@ CREATE SERVER regress_vhost FOREIGN DATA WRAPPER event_store_dynamo
 CREATE USER MAPPING FOR CURRENT_USER SERVER regress_vhost
   OPTIONS (access_key_id 'S3RVER', secret_access_key 'S3RVER');
 CREATE FOREIGN TABLE events_vhost (id text, payload jsonb, s3_reference text)
-  SERVER regress_vhost OPTIONS (table_name_prefix 'regress-', start_month '2024-02', lookahead_months '0');
+  SERVER regress_vhost OPTIONS (table_name_prefix 'regress-', s3_bucket 'regress-events', start_month '2024-02', lookahead_months '0');
 SELECT right(id, 2) AS ev, length(payload->>'blob') AS blob_length FROM events_vhost
  WHERE s3_reference IS NOT NULL;
 

@@ -23,7 +23,7 @@ CREATE FOREIGN TABLE w_raw (
   id text OPTIONS (attribute_name 'id'), created text, time_bucket text, domain text, type text,
   identifier text, correlation_id text, causation_id text, sequence text, payload text, meta text,
   s3_reference text
-) SERVER write_srv OPTIONS (table_name_prefix 'write-');
+) SERVER write_srv OPTIONS (table_name_prefix 'write-', s3_bucket 'write-events');
 
 -- defaults: a fresh UUID v4 id, the current time, sequence 1; RETURNING shows them
 INSERT INTO w (domain, type, identifier, payload)

@@ -7,10 +7,19 @@
  * Each function takes a foreign table and acts on the DynamoDB table (and
  * S3 bucket) behind it, through store.c.  Who may do what follows the
  * damage done: reset_store and TRUNCATE destroy every event, init_store
- * and add_stream_index create AWS resources, so they need ownership of the
- * foreign table (or superuser); stream_version and store_info only read,
- * so SELECT on it is enough.  Calls reach AWS with the current user's user
- * mapping.  A function that may change the table's indexes invalidates the
+ * and add_stream_index create or change AWS resources.  Owning the foreign
+ * table is not enough for that, because any role with USAGE on a server
+ * can create a foreign table naming any DynamoDB table: these need
+ * ownership of the foreign table and, besides, ownership of its foreign
+ * server (or superuser), a privilege nobody can grant himself.  The same
+ * goes for the first INSERT creating a missing table or bucket.
+ * stream_version and store_info only read, so SELECT on the foreign table
+ * is enough.  Calls reach AWS with the current user's user mapping.
+ *
+ * Nothing is deleted or changed unless DescribeTable shows the layout's
+ * shape: a foreign table naming some other DynamoDB table (keyed
+ * otherwise, without the indexes) gets an error and the table is left
+ * alone.  A function that may change the table's indexes invalidates the
  * foreign table's cached plans, so that the next query plans with them.
  *
  * Nothing here is transactional: DynamoDB cannot undo a DeleteTable, so a
@@ -122,6 +131,41 @@ check_owner(Oid relid)
 		aclcheck_error(ACLCHECK_NOT_OWNER, OBJECT_FOREIGN_TABLE, get_rel_name(relid));
 }
 
+/*
+ * May the current user create, change or delete the AWS resources behind
+ * the foreign table?  Superusers and the owner of its server may: owning a
+ * server is not something a role can give itself, and the credentials a
+ * server's owner uses are the ones he set up (ambient credentials need a
+ * superuser's consent, use_ambient_credentials).
+ */
+static bool
+may_change_store(Oid relid, Oid userid)
+{
+	return superuser_arg(userid) ||
+		pg_foreign_server_ownercheck(GetForeignTable(relid)->serverid, userid);
+}
+
+/*
+ * Refuse a change of the AWS resources behind the foreign table to a role
+ * that may not make it (the role a statement runs as); what names the change ("delete and recreate
+ * DynamoDB table \"x\"").
+ */
+static void
+check_store_change(Oid relid, Oid userid, const char *what)
+{
+	ForeignServer *server;
+
+	if (may_change_store(relid, userid))
+		return;
+	server = GetForeignServer(GetForeignTable(relid)->serverid);
+	ereport(ERROR,
+			(errcode(ERRCODE_INSUFFICIENT_PRIVILEGE),
+			 errmsg("permission denied to %s", what),
+			 errdetail("Creating, changing or deleting the AWS resources behind foreign table \"%s\" needs ownership of its server \"%s\" or superuser; owning the foreign table is not enough.",
+					   get_rel_name(relid), server->servername),
+			 errhint("Ask the owner of server \"%s\" or a superuser to do it.", server->servername)));
+}
+
 static void
 check_select(Oid relid)
 {
@@ -141,7 +185,11 @@ open_foreign_table(Oid relid, bool need_owner, LOCKMODE lockmode)
 {
 	check_foreign_table(relid);
 	if (need_owner)
+	{
 		check_owner(relid);
+		check_store_change(relid, GetUserId(), psprintf("change the DynamoDB table behind foreign table \"%s\"",
+										   get_rel_name(relid)));
+	}
 	else
 		check_select(relid);
 	LockRelationOid(relid, lockmode);
@@ -244,7 +292,7 @@ forget_plans(Oid relid)
  * streamIndex.
  */
 static void
-init_store_work(const EsdConnOptions *conn, const EsdTableOptions *table,
+init_store_work(const EsdConnOptions *conn, const EsdTableOptions *table, Oid relid,
 				bool *table_created, bool *bucket_created, bool *has_stream_index)
 {
 	EsdTableInfo info;
@@ -263,6 +311,7 @@ init_store_work(const EsdConnOptions *conn, const EsdTableOptions *table,
 	}
 	if (!exists)
 	{
+		check_store_change(relid, conn->userid, psprintf("create DynamoDB table \"%s\"", table->table_name));
 		*table_created = esd_create_table(conn, table);
 		/* when someone else created it meanwhile, theirs is checked below */
 		if (!*table_created)
@@ -279,7 +328,11 @@ init_store_work(const EsdConnOptions *conn, const EsdTableOptions *table,
 		esd_wait_for_table(conn, table->table_name, false);
 
 	if (table->s3_bucket)
+	{
+		if (!may_change_store(relid, conn->userid) && !esd_bucket_exists(conn, table->s3_bucket))
+			check_store_change(relid, conn->userid, psprintf("create S3 bucket \"%s\"", table->s3_bucket));
 		*bucket_created = esd_ensure_bucket(conn, table->s3_bucket);
+	}
 
 	remember_store(conn, table);
 }
@@ -296,6 +349,11 @@ reset_store_work(const EsdConnOptions *conn, const EsdTableOptions *table)
 
 	if (esd_describe_table(conn, table->table_name, &info))
 	{
+		char	   *problems = esd_table_shape_problems(&info);
+
+		/* never delete a table that is not an event store */
+		if (problems)
+			raise_wrong_shape(table->table_name, problems);
 		if (strcmp(info.status, "DELETING") != 0)
 		{
 			/* DynamoDB refuses to delete a table still being created or updated */
@@ -323,7 +381,7 @@ esd_ensure_store(const EsdConnOptions *conn, const EsdTableOptions *table, Oid r
 
 	if (!table->auto_create || store_known(conn, table))
 		return;
-	init_store_work(conn, table, &table_created, &bucket_created, &has_stream_index);
+	init_store_work(conn, table, relid, &table_created, &bucket_created, &has_stream_index);
 	if (table_created)
 		ereport(NOTICE,
 				(errmsg("created DynamoDB table \"%s\" for foreign table \"%s\"",
@@ -368,7 +426,7 @@ esd_init_store(PG_FUNCTION_ARGS)
 
 	open_foreign_table(relid, true, AccessShareLock);
 	load_target(relid, &target);
-	init_store_work(&target.conn, &target.table, &table_created, &bucket_created,
+	init_store_work(&target.conn, &target.table, relid, &table_created, &bucket_created,
 					&has_stream_index);
 	if (table_created)
 		forget_plans(relid);
@@ -646,6 +704,8 @@ esd_exec_foreign_truncate(List *rels, DropBehavior behavior pg_attribute_unused(
 							   target->table.table_name),
 					 errhint("Set the foreign table option truncatable to true to allow it.")));
 		check_owner(RelationGetRelid(rel));
+		check_store_change(RelationGetRelid(rel), GetUserId(),
+						   psprintf("delete and recreate DynamoDB table \"%s\"", target->table.table_name));
 		targets = lappend(targets, target);
 	}
 

@@ -42,6 +42,7 @@
 #include "storage/predicate.h"
 #include "utils/hsearch.h"
 #include "utils/json.h"
+#include "utils/lsyscache.h"
 #include "utils/memutils.h"
 #include "utils/resowner.h"
 #include "utils/tuplesort.h"
@@ -103,6 +104,7 @@ typedef struct TableRef
 	Oid			relid;
 	Oid			serverid;
 	Oid			userid;
+	Oid			umid;			/* its user mapping, InvalidOid for none */
 	int			epoch;			/* resets of its table in this transaction */
 } TableRef;
 
@@ -411,6 +413,15 @@ esd_discard_appends(Oid relid)
 	}
 }
 
+/*
+ * Note that the transaction appends to the table as the role of conn.  The
+ * commit signs a table's events with one role's credentials, so every
+ * append to a table in a transaction must get the same credentials: the
+ * same role, or roles that share one user mapping (a PUBLIC one, say).  A
+ * SECURITY DEFINER trigger appending as its owner, in the transaction of
+ * a user with a mapping of his own, is refused here rather than have its
+ * events signed as the user (or the user's as the owner).
+ */
 static void
 remember_table(Oid relid, const EsdConnOptions *conn)
 {
@@ -419,13 +430,27 @@ remember_table(Oid relid, const EsdConnOptions *conn)
 	MemoryContext old;
 
 	foreach(lc, buf.tables)
-		if (((TableRef *) lfirst(lc))->relid == relid)
-			return;
+	{
+		ref = lfirst(lc);
+		if (ref->relid != relid)
+			continue;
+		if (ref->userid != conn->userid &&
+			(!OidIsValid(ref->umid) || ref->umid != conn->umid))
+			ereport(ERROR,
+					(errcode(ERRCODE_FEATURE_NOT_SUPPORTED),
+					 errmsg("cannot append to foreign table \"%s\" as role \"%s\": this transaction appends to it as role \"%s\"",
+							get_rel_name(relid), GetUserNameFromId(conn->userid, false),
+							GetUserNameFromId(ref->userid, false)),
+					 errdetail("The events of one foreign table in a transaction are written with one role's AWS credentials, and the two roles have different user mappings."),
+					 errhint("Append as each role in a transaction of its own, or give the roles one user mapping.")));
+		return;
+	}
 	old = MemoryContextSwitchTo(buf.cxt);
 	ref = palloc(sizeof(TableRef));
 	ref->relid = relid;
 	ref->serverid = conn->serverid;
 	ref->userid = conn->userid;
+	ref->umid = conn->umid;
 	ref->epoch = 0;
 	buf.tables = lappend(buf.tables, ref);
 	MemoryContextSwitchTo(old);
@@ -488,7 +513,7 @@ check_given_id(Oid relid, const EsdTableOptions *table, const char *id,
 	if (found && subxact_alive(e->subid))
 		ereport(ERROR,
 				(errcode(ERRCODE_UNIQUE_VIOLATION),
-				 errmsg("duplicate event id \"%s\" in table \"%s\"", id, table->table_name),
+				 errmsg("duplicate event id \"%s\" in table \"%s\"", esd_shorten(id), table->table_name),
 				 errdetail("This transaction already appended an event with this id.")));
 	if (!found)
 		e->key.stream = MemoryContextStrdup(buf.cxt, id);
@@ -900,7 +925,7 @@ report_cancelled(Flush *f, Txn *t)
 			ereport(ERROR,
 					(errcode(ERRCODE_UNIQUE_VIOLATION),
 					 errmsg("duplicate event id \"%s\" in table \"%s\"",
-							t->acts[i].event_id + strlen(ESD_ID_PREFIX), f->table->table_name),
+							esd_shorten(t->acts[i].event_id + strlen(ESD_ID_PREFIX)), f->table->table_name),
 					 errdetail("An event with this id already exists. %s", written)));
 		/* throttled: capacity; TransactionConflict and the rest: a conflict to retry */
 		ereport(ERROR,
@@ -928,7 +953,7 @@ report_failure(Flush *f)
 		ereport(ERROR,
 				(errcode(ERRCODE_UNIQUE_VIOLATION),
 				 errmsg("duplicate event id \"%s\" in table \"%s\"",
-						f->failed_id + strlen(ESD_ID_PREFIX), f->table->table_name),
+						esd_shorten(f->failed_id + strlen(ESD_ID_PREFIX)), f->table->table_name),
 				 errdetail("An event with this id already exists. %s", written_note(f))));
 	for (int i = 0; i < t->nchecks; i++)
 		if (t->checks[i]->failed)
@@ -1245,6 +1270,8 @@ add_event(Flush *f, const char *stream, int64 seq, const char *item,
 
 		aws_s3_init(upload, f->conn, "PutObject", "PUT",
 					f->table->s3_bucket, s3key, s3body, strlen(s3body));
+		/* as the Node adapter uploads an event */
+		upload->content_type = "application/json";
 		t->uploads = lappend(t->uploads, upload);
 	}
 	MemoryContextSwitchTo(old);

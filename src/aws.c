@@ -201,7 +201,7 @@ aws_start_attempt(AwsCall *call)
 	const EsdConnOptions *conn = call->conn;
 	AwsStats	scratch;
 	MemoryContext old = MemoryContextSwitchTo(call->cxt);
-	SigV4Pair	sign_headers[3];
+	SigV4Pair	sign_headers[4];
 	int			nsign = 0;
 	SigV4Request req;
 	SigV4Result res;
@@ -212,6 +212,8 @@ aws_start_attempt(AwsCall *call)
 	sigv4_format_amz_date((long) time(NULL), amz_date);
 
 	sign_headers[nsign++] = (SigV4Pair) {"host", call->host};
+	if (call->is_s3 && call->content_type)
+		sign_headers[nsign++] = (SigV4Pair) {"content-type", call->content_type};
 	if (!call->is_s3)
 	{
 		sign_headers[nsign++] = (SigV4Pair) {"content-type", "application/x-amz-json-1.0"};
@@ -244,7 +246,13 @@ aws_start_attempt(AwsCall *call)
 	if (creds->session_token && creds->session_token[0])
 		h = curl_slist_append(h, psprintf("X-Amz-Security-Token: %s", creds->session_token));
 	if (call->is_s3)
+	{
 		h = curl_slist_append(h, psprintf("X-Amz-Content-SHA256: %s", res.payload_hash));
+		/* without one, curl would send a form's type with a body */
+		h = curl_slist_append(h, call->content_type
+							  ? psprintf("Content-Type: %s", call->content_type)
+							  : "Content-Type:");
+	}
 	else
 	{
 		h = curl_slist_append(h, "Content-Type: application/x-amz-json-1.0");
@@ -757,6 +765,11 @@ aws_raise(AwsCall *call)
 	else if (call->sqlstate == ERRCODE_FDW_UNABLE_TO_ESTABLISH_CONNECTION)
 		hint = call->is_s3 ? "Check the server's s3_endpoint option and that the service is reachable."
 			: "Check the server's endpoint option and that the service is reachable.";
+	else if (call->sqlstate == ERRCODE_FDW_TABLE_NOT_FOUND)
+		hint = call->is_s3
+			? "The bucket is the foreign table's s3_bucket option or the bucket of an item's s3Reference; check it and the server's s3_endpoint and region options."
+			: psprintf("The DynamoDB table is the foreign table's table_name option, or its table_name_prefix followed by \"%s\" (so \"%s\" here); check them and the server's endpoint and region options. event_store_dynamo.init_store() creates a missing store.",
+					   ESD_TABLE_SUFFIX, call->resource);
 	else if (call->sqlstate == ERRCODE_PROGRAM_LIMIT_EXCEEDED)
 		hint = call->is_s3 ? "S3 object keys hold at most 1024 bytes: the event's id is too long to offload."
 			: "DynamoDB items hold at most 400 KB (the payload excepted, which goes to S3), and keys at most 2048 bytes: an id, causation id, or domain and identifier this long cannot be stored or looked up.";

@@ -45,6 +45,7 @@ typedef struct AwsCall
 	char	   *target;			/* X-Amz-Target (DynamoDB) */
 	char	   *body;
 	size_t		body_len;
+	const char *content_type;	/* Content-Type of an S3 body, signed; NULL: none */
 
 	/* the outcome, after aws_execute */
 	bool		done;

@@ -1516,8 +1516,27 @@ append_js_scalar(StringInfo out, JsonbValue *v)
  * keep that order, so it cannot be given back.  The text is UTF-8, for the
  * wire, whatever the database encoding.
  */
+static char *jsonb_to_compact_text(Jsonb *jb, const char *what);
+
 char *
 codec_jsonb_to_compact_text(Jsonb *jb)
+{
+	return jsonb_to_compact_text(jb, NULL);
+}
+
+char *
+codec_payload_jsonb_to_text(Jsonb *jb)
+{
+	return jsonb_to_compact_text(jb, "payload");
+}
+
+/*
+ * The compact text of a jsonb value; with what set, a number beyond a
+ * double's range (printed as null by JSON.stringify) is an error naming
+ * what.
+ */
+static char *
+jsonb_to_compact_text(Jsonb *jb, const char *what)
 {
 	StringInfoData out;
 	JsonbIterator *it = JsonbIteratorInit(&jb->root);
@@ -1564,6 +1583,15 @@ codec_jsonb_to_compact_text(Jsonb *jb)
 				}
 			case WJB_VALUE:
 			case WJB_ELEM:
+				if (what && v.type == jbvNumeric &&
+					!isfinite(numeric_to_js_double(v.val.numeric)))
+					ereport(ERROR,
+							(errcode(ERRCODE_NUMERIC_VALUE_OUT_OF_RANGE),
+							 errmsg("%s number %s is out of range", what,
+									excerpt(DatumGetCString(DirectFunctionCall1(numeric_out,
+																				NumericGetDatum(v.val.numeric))))),
+							 errdetail("A JSON number of an event is read as a double by JavaScript."),
+							 errhint("Store such a number as a string.")));
 				if (need_comma)
 					appendStringInfoChar(&out, ',');
 				append_js_scalar(&out, &v);
@@ -1574,6 +1602,146 @@ codec_jsonb_to_compact_text(Jsonb *jb)
 		}
 	}
 	return out.data;
+}
+
+/* ----------------------------------------------------------------
+ *		Payload text from a json or text column
+ * ----------------------------------------------------------------
+ */
+
+/* What the strict parser's callbacks build: the compact text, and commas. */
+typedef struct CompactState
+{
+	StringInfoData out;
+	bool		need_comma;
+	const char *what;
+} CompactState;
+
+static void
+compact_open(CompactState *st, char c)
+{
+	if (st->need_comma)
+		appendStringInfoChar(&st->out, ',');
+	appendStringInfoChar(&st->out, c);
+	st->need_comma = false;
+}
+
+static void
+compact_object_start(void *state)
+{
+	compact_open(state, '{');
+}
+
+static void
+compact_array_start(void *state)
+{
+	compact_open(state, '[');
+}
+
+static void
+compact_object_end(void *state)
+{
+	CompactState *st = state;
+
+	appendStringInfoChar(&st->out, '}');
+	st->need_comma = true;
+}
+
+static void
+compact_array_end(void *state)
+{
+	CompactState *st = state;
+
+	appendStringInfoChar(&st->out, ']');
+	st->need_comma = true;
+}
+
+static void
+compact_field(void *state, char *fname, bool isnull pg_attribute_unused())
+{
+	CompactState *st = state;
+	int			len = strlen(fname);
+	char	   *utf8 = server_to_utf8(fname, &len);
+
+	if (st->need_comma)
+		appendStringInfoChar(&st->out, ',');
+	append_js_string(&st->out, utf8, len);
+	appendStringInfoChar(&st->out, ':');
+	st->need_comma = false;
+}
+
+static void
+compact_scalar(void *state, char *token, JsonTokenType type)
+{
+	CompactState *st = state;
+
+	if (st->need_comma)
+		appendStringInfoChar(&st->out, ',');
+	st->need_comma = true;
+	if (type == JSON_TOKEN_STRING)
+	{
+		int			len = strlen(token);
+		char	   *utf8 = server_to_utf8(token, &len);
+
+		append_js_string(&st->out, utf8, len);
+		return;
+	}
+	if (type == JSON_TOKEN_NUMBER)
+	{
+		double		d = strtod(token, NULL);
+
+		/* JSON.parse would make it Infinity, which JSON.stringify prints as null */
+		if (isinf(d))
+			ereport(ERROR,
+					(errcode(ERRCODE_NUMERIC_VALUE_OUT_OF_RANGE),
+					 errmsg("%s number %s is out of range", st->what, excerpt(token)),
+					 errdetail("A JSON number of an event is read as a double by JavaScript."),
+					 errhint("Store such a number as a string.")));
+	}
+	/* numbers as written (-0 and 1.50 stay so), true, false, null */
+	appendStringInfoString(&st->out, token);
+}
+
+/*
+ * JSON text given for the payload in a json or text column, as stored:
+ * checked by PostgreSQL's strict JSON parser (no NaN, Infinity, single
+ * quotes, trailing commas or comments, which JSON.parse refuses too),
+ * without insignificant white space, strings escaped as JSON.stringify
+ * escapes them, numbers as written, keys in the writer's order.  So the
+ * text JSON.stringify printed is stored byte for byte.  A number beyond a
+ * double's range (which JavaScript would read as Infinity) is refused.
+ * UTF-8, whatever the database encoding.
+ */
+char *
+codec_compact_json_text(const char *text, const char *what)
+{
+	JsonLexContext *lex;
+	JsonSemAction sem;
+	CompactState st;
+	JsonParseErrorType result;
+
+	memset(&sem, 0, sizeof(sem));
+	memset(&st, 0, sizeof(st));
+	initStringInfo(&st.out);
+	st.what = what;
+	sem.semstate = &st;
+	sem.object_start = compact_object_start;
+	sem.object_end = compact_object_end;
+	sem.array_start = compact_array_start;
+	sem.array_end = compact_array_end;
+	sem.object_field_start = compact_field;
+	sem.scalar = compact_scalar;
+
+	lex = makeJsonLexContextCstringLen((char *) text, strlen(text), GetDatabaseEncoding(), true);
+	result = pg_parse_json(lex, &sem);
+	if (result != JSON_SUCCESS)
+		ereport(ERROR,
+				(errcode(ERRCODE_INVALID_TEXT_REPRESENTATION),
+				 errmsg("%s is not valid JSON", what),
+				 errdetail("%s", json_errdetail(result, lex)),
+				 errhint("The %s of an event is JSON text as JSON.stringify prints it: no NaN, Infinity, single quotes, trailing commas or comments.",
+						 what)));
+	return st.out.data;
 }
 
 /*

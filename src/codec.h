@@ -48,6 +48,17 @@ extern struct json_object *codec_jsonb_to_av(Jsonb *jb);
 /* jsonb -> compact JSON text as JavaScript's JSON.stringify would print the value */
 extern char *codec_jsonb_to_compact_text(Jsonb *jb);
 
+/* the same for a payload: a number beyond a double's range is an error (22003) */
+extern char *codec_payload_jsonb_to_text(Jsonb *jb);
+
+/*
+ * JSON text given for a payload (json or text column): strictly checked
+ * (22P02 naming what), compact, strings escaped as JSON.stringify does,
+ * numbers and key order as written; a number beyond a double's range is an
+ * error (22003).
+ */
+extern char *codec_compact_json_text(const char *text, const char *what);
+
 /*
  * The text of a top-level member's value in a JSON object, exactly as
  * written (a pointer into json); false when the text is not a JSON object

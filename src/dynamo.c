@@ -129,31 +129,6 @@ dynamo_jsonb_to_av_text(Jsonb *jb)
 	return text;
 }
 
-char *
-dynamo_minify_json(const char *text, const char *what)
-{
-	json_object *value = aws_json_parse(text, strlen(text));
-
-	if (value == NULL && strcmp(text, "null") != 0)
-	{
-		/* json-c represents null as NULL: tell it from a parse failure */
-		char	   *trimmed = pstrdup(text);
-		size_t		len = strlen(trimmed);
-
-		while (len > 0 && isspace((unsigned char) trimmed[len - 1]))
-			trimmed[--len] = '\0';
-		while (isspace((unsigned char) *trimmed))
-			trimmed++;
-		if (strcmp(trimmed, "null") == 0)
-			return pstrdup("null");
-		ereport(ERROR,
-				(errcode(ERRCODE_INVALID_TEXT_REPRESENTATION),
-				 errmsg("%s is not valid JSON", what)));
-	}
-	return pstrdup(json_object_to_json_string_ext(value, JSON_C_TO_STRING_PLAIN |
-												  JSON_C_TO_STRING_NOSLASHESCAPE));
-}
-
 /*
  * A hydrated item, found by its whole key: ids and stream names can be as
  * long as DynamoDB allows (2048 bytes), so the key is never cut short.

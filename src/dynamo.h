@@ -104,7 +104,4 @@ extern char *dynamo_item_id_of(const char *item_json);
 /* jsonb -> its AttributeValue as DynamoDB JSON text */
 extern char *dynamo_jsonb_to_av_text(Jsonb *jb);
 
-/* JSON text without insignificant whitespace, key order kept; errors name what */
-extern char *dynamo_minify_json(const char *text, const char *what);
-
 #endif							/* ESD_DYNAMO_H */

@@ -943,11 +943,24 @@ esdBeginForeignModify(ModifyTableState *mtstate, ResultRelInfo *rinfo,
 	rinfo->ri_FdwState = begin_modify(estate, rinfo, userid);
 }
 
-/* COPY FROM and tuple routing into a foreign table partition. */
+/*
+ * COPY FROM and tuple routing into a foreign table partition.  A routed
+ * partition has no range table entry of its own: the statement's target
+ * (the partitioned table) says as whom it runs, which is not the current
+ * user when the INSERT goes through a view or a SECURITY DEFINER function.
+ */
 static void
 esdBeginForeignInsert(ModifyTableState *mtstate, ResultRelInfo *rinfo)
 {
-	rinfo->ri_FdwState = begin_modify(mtstate->ps.state, rinfo, GetUserId());
+	EState	   *estate = mtstate->ps.state;
+	Index		rti = rinfo->ri_RangeTableIndex;
+	Oid			userid = InvalidOid;
+
+	if (rti == 0 && rinfo->ri_RootResultRelInfo != NULL)
+		rti = rinfo->ri_RootResultRelInfo->ri_RangeTableIndex;
+	if (rti != 0)
+		userid = exec_rt_fetch(rti, estate)->checkAsUser;
+	rinfo->ri_FdwState = begin_modify(estate, rinfo, OidIsValid(userid) ? userid : GetUserId());
 }
 
 /* Turn a row into an event, buffer it, and give back what RETURNING shows. */

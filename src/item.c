@@ -14,6 +14,11 @@
  * to S3 first: the DynamoDB item then has no payload and an s3Reference,
  * and the S3 body is the whole event as JSON, without sequence.
  *
+ * What the Node adapter could not read back, or no replay would find, is
+ * refused here, before anything is buffered: a payload that is not JSON as
+ * JSON.parse reads it (or holds a number beyond a double), a created
+ * outside the months a replay walks, a key over DynamoDB's 2048 bytes.
+ *
  * Item JSON is built as text with escape_json; nothing a user typed is
  * interpreted as JSON structure.
  *
@@ -81,6 +86,58 @@ format_created(EsdNewEvent *ev)
 			 (int) (fsec / 1000));
 	memcpy(ev->time_bucket, ev->created_text, 7);
 	ev->time_bucket[7] = '\0';
+}
+
+/*
+ * Refuse an event no replay would read: a replay walks the month buckets
+ * from start_month through the current month plus lookahead_months (as
+ * esd_bucket_range says), so an event filed under another month would be
+ * stored and then missing from every full replay (found only by an id or
+ * a stream lookup).
+ */
+static void
+check_created_in_walk(const EsdNewEvent *ev, const EsdTableOptions *table)
+{
+	struct pg_tm tm;
+	fsec_t		fsec;
+	int			last;
+	char		first_bucket[16];
+	char		last_bucket[16];
+
+	if (timestamp2tm(GetCurrentTransactionStartTimestamp(), NULL, &tm, &fsec, NULL, NULL) != 0)
+		return;
+	last = tm.tm_year * 12 + (tm.tm_mon - 1) + table->lookahead_months;
+	snprintf(first_bucket, sizeof(first_bucket), "%04d-%02d", table->start_year, table->start_month);
+	snprintf(last_bucket, sizeof(last_bucket), "%04d-%02d", last / 12, last % 12 + 1);
+	if (strcmp(ev->time_bucket, first_bucket) >= 0 && strcmp(ev->time_bucket, last_bucket) <= 0)
+		return;
+	ereport(ERROR,
+			(errcode(ERRCODE_DATETIME_VALUE_OUT_OF_RANGE),
+			 errmsg("created %s is outside the months a replay of DynamoDB table \"%s\" reads",
+					ev->created_text, table->table_name),
+			 errdetail("A replay reads the months %s (start_month) to %s (the current month plus lookahead_months %d): the event would be stored where no replay finds it.",
+					   first_bucket, last_bucket, table->lookahead_months),
+			 errhint("Set the foreign table option start_month earlier or lookahead_months higher.")));
+}
+
+/* What DynamoDB allows a partition key value, in bytes. */
+#define DYNAMO_PARTITION_KEY_MAX 2048
+
+/*
+ * Refuse a value that would make a key DynamoDB cannot store, with a
+ * message of our own (DynamoDB's names neither the column nor the key)
+ * that quotes the value shortened.
+ */
+static void
+check_key_size(const char *column, const char *value, size_t key_len, const char *key)
+{
+	if (key_len <= DYNAMO_PARTITION_KEY_MAX)
+		return;
+	ereport(ERROR,
+			(errcode(ERRCODE_PROGRAM_LIMIT_EXCEEDED),
+			 errmsg("%s \"%s\" is too long (%zu bytes)", column, esd_shorten(value), strlen(value)),
+			 errdetail("It is part of %s, a DynamoDB partition key of at most %d bytes; this one would have %zu.",
+					   key, DYNAMO_PARTITION_KEY_MAX, key_len)));
 }
 
 static char *
@@ -247,24 +304,18 @@ esd_row_to_new_event(const EsdRowMap *map, TupleTableSlot *slot,
 			if (col->typid == JSONOID || col->typid == TEXTOID || col->typid == VARCHAROID)
 			{
 				/* keep the writer's key order: minify the text itself */
-				payload_text = dynamo_minify_json(output_text(col, value), "payload");
+				payload_text = codec_compact_json_text(output_text(col, value), "payload");
 				if (strcmp(payload_text, "null") == 0)
 					payload_text = NULL;
 				continue;
 			}
 			jb = column_jsonb(col, value);
+			/*
+			 * JSON.stringify prints a number beyond a double's range as null:
+			 * rather than lose it, it is refused
+			 */
 			if (!jsonb_is_null(jb))
-			{
-				payload_text = codec_jsonb_to_compact_text(jb);
-
-				/*
-				 * JSON.stringify prints a number beyond a double's range as
-				 * null: rather than lose it, refuse it as the SDK does
-				 * (converting to an AttributeValue raises 22003 then).
-				 */
-				if (strstr(payload_text, "null") != NULL)
-					(void) dynamo_jsonb_to_av_text(jb);
-			}
+				payload_text = codec_payload_jsonb_to_text(jb);
 		}
 		else if (strcmp(attr, "meta") == 0)
 		{
@@ -305,7 +356,19 @@ esd_row_to_new_event(const EsdRowMap *map, TupleTableSlot *slot,
 		ev->id = esd_uuid_v4();
 	ev->created = truncate_to_ms(have_created ? ev->created : GetCurrentTimestamp());
 	format_created(ev);
+	check_created_in_walk(ev, table);
 	ev->stream = psprintf("%s::%s", ev->domain, ev->identifier ? ev->identifier : "");
+
+	check_key_size("id", ev->id, strlen(ESD_ID_PREFIX) + strlen(ev->id),
+				   "the event's key id (\"EventID#<id>\")");
+	if (ev->identifier && strlen(ev->identifier) > strlen(ev->domain))
+		check_key_size("identifier", ev->identifier, strlen(ESD_ID_PREFIX "HEAD::") + strlen(ev->stream),
+					   "the key of the stream head (\"EventID#HEAD::<domain>::<identifier>\")");
+	else
+		check_key_size("domain", ev->domain, strlen(ESD_ID_PREFIX "HEAD::") + strlen(ev->stream),
+					   "the key of the stream head (\"EventID#HEAD::<domain>::<identifier>\")");
+	if (causation)
+		check_key_size("causation_id", causation, strlen(causation), "the causationIndex key");
 
 	initStringInfo(&attrs);
 	add_string_attr(&attrs, "id", psprintf("%s%s", ESD_ID_PREFIX, ev->id));
@@ -341,7 +404,7 @@ esd_row_to_new_event(const EsdRowMap *map, TupleTableSlot *slot,
 		if (table->s3_bucket == NULL)
 			ereport(ERROR,
 					(errcode(ERRCODE_PROGRAM_LIMIT_EXCEEDED),
-					 errmsg("event \"%s\" is too large to store in table \"%s\"", ev->id, table->table_name),
+					 errmsg("event \"%s\" is too large to store in table \"%s\"", esd_shorten(ev->id), table->table_name),
 					 errdetail("The item would be about %zu bytes, over the offload threshold of %d bytes.",
 							   ev->item_size, table->offload_threshold),
 					 errhint("Set the foreign table's s3_bucket option so that oversized events are offloaded to S3.")));

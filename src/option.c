@@ -21,6 +21,7 @@
 #include "commands/defrem.h"
 #include "foreign/foreign.h"
 #include "lib/stringinfo.h"
+#include "mb/pg_wchar.h"
 #include "miscadmin.h"
 #include "utils/builtins.h"
 #include "utils/syscache.h"
@@ -56,6 +57,7 @@ static const EsdOption valid_options[] = {
 	{"table_name", ForeignTableRelationId},
 	{"s3_bucket", ForeignTableRelationId},
 	{"s3_key_prefix", ForeignTableRelationId},
+	{"s3_allowed_buckets", ForeignTableRelationId},
 	{"start_month", ForeignTableRelationId},
 	{"lookahead_months", ForeignTableRelationId},
 	{"page_size", ForeignTableRelationId},
@@ -228,20 +230,88 @@ check_nonempty(DefElem *def)
  * bucket goes into host names and into "<bucket>::<key>" references, so
  * nothing else may pass (no "::", quotes, slashes, spaces).
  */
+bool
+esd_valid_s3_bucket_name(const char *name)
+{
+	size_t		len = strlen(name);
+
+	if (len < 3 || len > 255 ||
+		!isalnum((unsigned char) name[0]) || !isalnum((unsigned char) name[len - 1]))
+		return false;
+	for (const char *p = name; *p; p++)
+		if (!isalnum((unsigned char) *p) && *p != '_' && *p != '-' && *p != '.')
+			return false;
+	return true;
+}
+
 static void
 check_s3_bucket(DefElem *def)
 {
 	const char *value = defGetString(def);
-	size_t		len = strlen(value);
 
-	for (const char *p = value; *p; p++)
-		if (!isalnum((unsigned char) *p) && *p != '_' && *p != '-' && *p != '.')
-			len = 0;
-	if (len < 3 || len > 255)
+	if (!esd_valid_s3_bucket_name(value))
 		ereport(ERROR,
 				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
 				 errmsg("invalid value for option \"%s\": \"%s\"", def->defname, value),
 				 errhint("S3 bucket names have 3 to 63 characters among a-z, 0-9, '.' and '-'.")));
+}
+
+/*
+ * s3_allowed_buckets: '*' (any valid bucket name), or bucket names
+ * separated by commas.  Returns the names (NIL for '*'); *any tells which.
+ */
+static List *
+parse_allowed_buckets(DefElem *def, bool *any)
+{
+	char	   *value = pstrdup(defGetString(def));
+	List	   *names = NIL;
+	char	   *p = value;
+
+	*any = false;
+	if (strcmp(value, "*") == 0)
+	{
+		*any = true;
+		return NIL;
+	}
+	for (;;)
+	{
+		char	   *comma = strchr(p, ',');
+		char	   *end;
+
+		if (comma)
+			*comma = '\0';
+		while (*p == ' ')
+			p++;
+		end = p + strlen(p);
+		while (end > p && end[-1] == ' ')
+			*--end = '\0';
+		if (!esd_valid_s3_bucket_name(p))
+			ereport(ERROR,
+					(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+					 errmsg("invalid value for option \"s3_allowed_buckets\": \"%s\"", defGetString(def)),
+					 errdetail("\"%s\" is not an S3 bucket name.", p),
+					 errhint("Use '*' or S3 bucket names separated by commas.")));
+		names = lappend(names, p);
+		if (comma == NULL)
+			break;
+		p = comma + 1;
+	}
+	return names;
+}
+
+bool
+esd_s3_bucket_allowed(const EsdTableOptions *table, const char *bucket)
+{
+	ListCell   *lc;
+
+	if (!esd_valid_s3_bucket_name(bucket))
+		return false;
+	if (table->s3_any_bucket || (table->s3_bucket && strcmp(table->s3_bucket, bucket) == 0))
+		return true;
+	foreach(lc, table->s3_allowed_buckets)
+		if (strcmp((char *) lfirst(lc), bucket) == 0)
+			return true;
+	return false;
 }
 
 /*
@@ -261,6 +331,37 @@ check_table_name(DefElem *def, const char *full_name)
 				 errmsg("invalid value for option \"%s\": \"%s\"", def->defname, defGetString(def)),
 				 errdetail("The DynamoDB table name would be \"%s\".", full_name),
 				 errhint("DynamoDB table names have 3 to 255 characters among a-z, A-Z, 0-9, '_', '-' and '.'.")));
+}
+
+/*
+ * AWS region names: lower-case words joined by '-' and a number at the
+ * end, such as us-east-1, eu-central-2, us-gov-west-1 or ap-southeast-5.
+ * The region goes into the default endpoints' host names and into every
+ * signature, so a typo ("us-east-1x") is caught here rather than as a
+ * host that does not resolve or a signature AWS refuses.
+ */
+static bool
+valid_region(const char *r)
+{
+	const char *p = r;
+	int			words = 0;
+
+	for (;;)
+	{
+		const char *start = p;
+
+		while (*p >= 'a' && *p <= 'z')
+			p++;
+		if (p == start || *p != '-')
+			break;
+		words++;
+		p++;
+	}
+	if (words < 2 || !isdigit((unsigned char) *p))
+		return false;
+	while (isdigit((unsigned char) *p))
+		p++;
+	return *p == '\0' && strlen(r) <= 32;
 }
 
 PG_FUNCTION_INFO_V1(event_store_dynamo_validator);
@@ -314,12 +415,11 @@ event_store_dynamo_validator(PG_FUNCTION_ARGS)
 			const char *r = defGetString(def);
 
 			check_nonempty(def);
-			for (const char *p = r; *p; p++)
-				if (!isalnum((unsigned char) *p) && *p != '-')
-					ereport(ERROR,
-							(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
-							 errmsg("invalid value for option \"region\": \"%s\"", r),
-							 errhint("Use an AWS region name such as \"us-east-1\".")));
+			if (!valid_region(r))
+				ereport(ERROR,
+						(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+						 errmsg("invalid value for option \"region\": \"%s\"", r),
+						 errhint("Use an AWS region name such as \"us-east-1\".")));
 		}
 		else if (strcmp(def->defname, "s3_force_path_style") == 0)
 			(void) parse_bool_option(def);
@@ -370,6 +470,12 @@ event_store_dynamo_validator(PG_FUNCTION_ARGS)
 		{
 			check_nonempty(def);
 			check_s3_bucket(def);
+		}
+		else if (strcmp(def->defname, "s3_allowed_buckets") == 0)
+		{
+			bool		any;
+
+			(void) parse_allowed_buckets(def, &any);
 		}
 		else if (strcmp(def->defname, "start_month") == 0)
 		{
@@ -434,13 +540,14 @@ strip_trailing_slashes(const char *url)
  * PUBLIC one; NIL when there is none, which is a mapping without keys.
  */
 static List *
-user_mapping_options(Oid userid, Oid serverid)
+user_mapping_options(Oid userid, Oid serverid, Oid *umid)
 {
 	HeapTuple	tp;
 	Datum		datum;
 	bool		isnull;
 	List	   *options = NIL;
 
+	*umid = InvalidOid;
 	tp = SearchSysCache2(USERMAPPINGUSERSERVER, ObjectIdGetDatum(userid),
 						 ObjectIdGetDatum(serverid));
 	if (!HeapTupleIsValid(tp))
@@ -448,6 +555,7 @@ user_mapping_options(Oid userid, Oid serverid)
 							 ObjectIdGetDatum(serverid));
 	if (!HeapTupleIsValid(tp))
 		return NIL;
+	*umid = ((Form_pg_user_mapping) GETSTRUCT(tp))->oid;
 	datum = SysCacheGetAttr(USERMAPPINGUSERSERVER, tp, Anum_pg_user_mapping_umoptions, &isnull);
 	if (!isnull)
 		options = untransformRelOptions(datum);
@@ -464,12 +572,14 @@ void
 esd_get_conn_options(Oid serverid, Oid userid, EsdConnOptions *opts)
 {
 	ForeignServer *server = GetForeignServer(serverid);
-	List	   *um_options = user_mapping_options(userid, serverid);
+	Oid			umid;
+	List	   *um_options = user_mapping_options(userid, serverid, &umid);
 	EsdCredentialRequest *creq = &opts->credential_request;
 	ListCell   *cell;
 
 	memset(opts, 0, sizeof(*opts));
 	opts->cxt = CurrentMemoryContext;
+	opts->umid = umid;
 	opts->serverid = serverid;
 	opts->userid = userid;
 	opts->region = "us-east-1";
@@ -571,6 +681,8 @@ esd_get_table_options(Oid relid, EsdTableOptions *opts)
 			opts->s3_bucket = defGetString(def);
 		else if (strcmp(def->defname, "s3_key_prefix") == 0)
 			opts->s3_key_prefix = defGetString(def);
+		else if (strcmp(def->defname, "s3_allowed_buckets") == 0)
+			opts->s3_allowed_buckets = parse_allowed_buckets(def, &opts->s3_any_bucket);
 		else if (strcmp(def->defname, "start_month") == 0)
 			(void) parse_month(defGetString(def), &opts->start_year, &opts->start_month);
 		else if (strcmp(def->defname, "lookahead_months") == 0)
@@ -635,4 +747,21 @@ esd_column_attribute_name(Oid relid, AttrNumber attnum, const char *colname)
 		}
 	}
 	return buf.data;
+}
+
+/*
+ * A value as an error message quotes it: whole up to ESD_MESSAGE_VALUE_MAX
+ * bytes, else its beginning (cut at a character boundary) and "...", so
+ * that an id or a reference of a megabyte does not make a message of one.
+ */
+char *
+esd_shorten(const char *value)
+{
+	size_t		len = strlen(value);
+	int			cut;
+
+	if (len <= ESD_MESSAGE_VALUE_MAX)
+		return (char *) value;
+	cut = pg_mbcliplen(value, (int) len, ESD_MESSAGE_VALUE_MAX);
+	return psprintf("%.*s...", cut, value);
 }

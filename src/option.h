@@ -34,6 +34,7 @@ typedef struct EsdConnOptions
 {
 	Oid			serverid;
 	Oid			userid;
+	Oid			umid;			/* the user mapping found (the role's or PUBLIC), or InvalidOid */
 	char	   *region;
 	char	   *endpoint;		/* DynamoDB base URL, no trailing slash */
 	char	   *s3_endpoint;	/* S3 base URL, no trailing slash */
@@ -61,6 +62,8 @@ typedef struct EsdTableOptions
 	char	   *table_name;		/* full DynamoDB table name */
 	char	   *s3_bucket;		/* NULL when not set */
 	char	   *s3_key_prefix;
+	List	   *s3_allowed_buckets;	/* other buckets an s3Reference may name */
+	bool		s3_any_bucket;	/* s3_allowed_buckets '*' */
 	int			start_year;
 	int			start_month;	/* 1..12 */
 	int			lookahead_months;
@@ -80,7 +83,22 @@ typedef struct EsdTableOptions
 extern void esd_get_conn_options(Oid serverid, Oid userid, EsdConnOptions *opts);
 extern void esd_get_table_options(Oid relid, EsdTableOptions *opts);
 
+/* Is this a name S3 could give a bucket (and so safe in a host name or a path)? */
+extern bool esd_valid_s3_bucket_name(const char *name);
+
+/*
+ * May an item's s3Reference make a scan read from this bucket: a valid
+ * name, and the table's s3_bucket or one of s3_allowed_buckets?
+ */
+extern bool esd_s3_bucket_allowed(const EsdTableOptions *table, const char *bucket);
+
 /* DynamoDB attribute name behind a column (attribute_name option or camelCase of the name) */
 extern char *esd_column_attribute_name(Oid relid, AttrNumber attnum, const char *colname);
+
+/* The longest value a message quotes whole, in bytes; longer ones are cut. */
+#define ESD_MESSAGE_VALUE_MAX 80
+
+/* A value as a message quotes it: cut to ESD_MESSAGE_VALUE_MAX bytes with "..." */
+extern char *esd_shorten(const char *value);
 
 #endif							/* ESD_OPTION_H */

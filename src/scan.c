@@ -603,6 +603,7 @@ resolve_start(EsdWalk *walk, EsdPage *page)
 		EsdEvent   *ev = &page->events[i];
 		const char *ref = dynamo_item_string(ev->item, "s3Reference");
 		const char *sep;
+		char	   *bucket;
 		AwsCall    *call;
 
 		if (ref == NULL || !needs_body(walk, ev->item))
@@ -612,11 +613,27 @@ resolve_start(EsdWalk *walk, EsdPage *page)
 		{
 			bad_item(walk, ev, ERRCODE_FDW_INVALID_ATTRIBUTE_VALUE,
 					 psprintf("invalid s3Reference \"%s\" in item \"%s\" of table \"%s\": expected \"<bucket>::<key>\"",
-							  ref, ev->id, walk->table->table_name));
+							  esd_shorten(ref), esd_shorten(ev->id), walk->table->table_name));
+			continue;
+		}
+		bucket = pnstrdup(ref, sep - ref);
+		if (!esd_valid_s3_bucket_name(bucket))
+		{
+			bad_item(walk, ev, ERRCODE_FDW_INVALID_ATTRIBUTE_VALUE,
+					 psprintf("invalid s3Reference \"%s\" in item \"%s\" of table \"%s\": \"%s\" is not an S3 bucket name",
+							  esd_shorten(ref), esd_shorten(ev->id), walk->table->table_name,
+							  esd_shorten(bucket)));
+			continue;
+		}
+		if (!esd_s3_bucket_allowed(walk->table, bucket))
+		{
+			bad_item(walk, ev, ERRCODE_FDW_INVALID_ATTRIBUTE_VALUE,
+					 psprintf("s3Reference \"%s\" in item \"%s\" of table \"%s\" names bucket \"%s\", which is neither the table's s3_bucket nor in its s3_allowed_buckets",
+							  esd_shorten(ref), esd_shorten(ev->id), walk->table->table_name, bucket));
 			continue;
 		}
 		call = palloc(sizeof(AwsCall));
-		aws_s3_get_init(call, walk->conn, pnstrdup(ref, sep - ref), sep + 2);
+		aws_s3_get_init(call, walk->conn, bucket, sep + 2);
 		aws_submit(walk->conn, call, &walk->stats);
 		page->s3_which[page->ns3] = i;
 		page->s3[page->ns3++] = call;

@@ -732,6 +732,20 @@ esd_wait_for_table(const EsdConnOptions *conn, const char *table, bool until_gon
 /* ---- the bucket ---- */
 
 bool
+esd_bucket_exists(const EsdConnOptions *conn, const char *bucket)
+{
+	AwsCall		call;
+
+	aws_s3_init(&call, conn, "HeadBucket", "HEAD", bucket, NULL, NULL, 0);
+	execute_quietly(conn, &call);
+	if (!call.failed)
+		return true;
+	if (call.status != 404)
+		aws_raise(&call);
+	return false;
+}
+
+bool
 esd_ensure_bucket(const EsdConnOptions *conn, const char *bucket)
 {
 	AwsCall		call;

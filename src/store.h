@@ -108,6 +108,9 @@ extern bool esd_delete_table(const EsdConnOptions *conn, const char *table);
 extern void esd_wait_for_table(const EsdConnOptions *conn, const char *table,
 							   bool until_gone);
 
+/* HeadBucket: does the bucket exist? */
+extern bool esd_bucket_exists(const EsdConnOptions *conn, const char *bucket);
+
 /* HeadBucket, then CreateBucket when it is missing; true when created. */
 extern bool esd_ensure_bucket(const EsdConnOptions *conn, const char *bucket);
 

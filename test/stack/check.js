@@ -191,8 +191,15 @@ test('S3 front: path-style and virtual-hosted requests, signatures verified', as
   const pathStyle = s3Client(E.S3_URL, true);
   const vhost = s3Client(E.S3_VHOST_URL, false);
   await pathStyle.send(new CreateBucketCommand({ Bucket: bucket }));
-  await pathStyle.send(new PutObjectCommand({ Bucket: bucket, Key: 'events/a.json', Body: '{"a":1}' }));
-  await vhost.send(new PutObjectCommand({ Bucket: bucket, Key: 'events/b c.json', Body: '{"b":2}' }));
+  const json = 'application/json';
+  await pathStyle.send(new PutObjectCommand({ Bucket: bucket, Key: 'events/a.json', Body: '{"a":1}', ContentType: json }));
+  await vhost.send(new PutObjectCommand({ Bucket: bucket, Key: 'events/b c.json', Body: '{"b":2}', ContentType: json }));
+  // an upload must say it is JSON, as the Node adapter's do
+  for (const [client, type] of [[pathStyle, undefined], [vhost, 'application/x-www-form-urlencoded']]) {
+    await assert.rejects(
+      client.send(new PutObjectCommand({ Bucket: bucket, Key: 'events/c.json', Body: '{"c":3}', ContentType: type })),
+      (e) => e.name === 'InvalidArgument' && e.$metadata.httpStatusCode === 400);
+  }
   const a = await vhost.send(new GetObjectCommand({ Bucket: bucket, Key: 'events/a.json' }));
   assert.equal(await a.Body.transformToString(), '{"a":1}');
   const b = await pathStyle.send(new GetObjectCommand({ Bucket: bucket, Key: 'events/b c.json' }));

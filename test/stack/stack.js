@@ -848,6 +848,14 @@ function s3KeyTooLong(url, virtualHosted) {
   return null;
 }
 
+// The object key a request names ('' for a request on a bucket), still URL-encoded.
+function s3ObjectKey(url, virtualHosted) {
+  const q = (url || '/').indexOf('?');
+  const pathPart = q < 0 ? (url || '/') : url.slice(0, q);
+  const parts = pathPart.split('/');
+  return parts.slice(virtualHosted ? 1 : 2).join('/');
+}
+
 // S3 keys are literal: "events/../x.json" is a key of its own. s3rver turns keys into file paths,
 // where "." and ".." parts (and empty ones, "a//b") would mean something else and could leave its
 // directory, so the path it gets has such parts renamed ("." -> ".~", ".." -> "..~", "" -> "~"),
@@ -920,6 +928,19 @@ function makeS3Front(s3rverPort) {
             default:
               return sendS3Error(res, 400, 'AuthorizationHeaderMalformed', r.message);
           }
+        }
+      }
+      // Objects here are event bodies, uploaded as the Node adapter uploads them: Content-Type
+      // application/json. (An S3 implementation stored curl's default form type as an empty
+      // object; s3rver would keep it, so the front refuses it to make a missing header show.)
+      const virtualHosted = hostname.endsWith('.localhost');
+      if (req.method === 'PUT' && s3ObjectKey(req.url, virtualHosted) !== '' &&
+          !/(^|&)(uploadId|partNumber)=/.test(query)) {
+        const type = String(req.headers['content-type'] || '');
+        if (!/^application\/json(;|$)/i.test(type)) {
+          log(`s3 front: refused ${req.method} ${req.url.slice(0, 200)}: Content-Type "${type}"`);
+          return sendS3Error(res, 400, 'InvalidArgument',
+            `An event body must be uploaded with Content-Type application/json, not "${type}"`);
         }
       }
       // S3 refuses keys over 1024 bytes; s3rver keeps each part of a key between slashes as a file
