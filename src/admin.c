@@ -132,8 +132,8 @@ check_owner(Oid relid)
 }
 
 /*
- * May the current user create, change or delete the AWS resources behind
- * the foreign table?  Superusers and the owner of its server may: owning a
+ * May the role create, change or delete the AWS resources behind the
+ * foreign table?  Superusers and the owner of its server may: owning a
  * server is not something a role can give itself, and the credentials a
  * server's owner uses are the ones he set up (ambient credentials need a
  * superuser's consent, use_ambient_credentials).
@@ -147,8 +147,8 @@ may_change_store(Oid relid, Oid userid)
 
 /*
  * Refuse a change of the AWS resources behind the foreign table to a role
- * that may not make it (the role a statement runs as); what names the change ("delete and recreate
- * DynamoDB table \"x\"").
+ * that may not make it (the role the statement runs as); what names the
+ * change ("create DynamoDB table \"x\"").
  */
 static void
 check_store_change(Oid relid, Oid userid, const char *what)
@@ -187,8 +187,9 @@ open_foreign_table(Oid relid, bool need_owner, LOCKMODE lockmode)
 	if (need_owner)
 	{
 		check_owner(relid);
-		check_store_change(relid, GetUserId(), psprintf("change the DynamoDB table behind foreign table \"%s\"",
-										   get_rel_name(relid)));
+		check_store_change(relid, GetUserId(),
+						   psprintf("change the DynamoDB table behind foreign table \"%s\"",
+									get_rel_name(relid)));
 	}
 	else
 		check_select(relid);
@@ -311,7 +312,8 @@ init_store_work(const EsdConnOptions *conn, const EsdTableOptions *table, Oid re
 	}
 	if (!exists)
 	{
-		check_store_change(relid, conn->userid, psprintf("create DynamoDB table \"%s\"", table->table_name));
+		check_store_change(relid, conn->userid,
+						   psprintf("create DynamoDB table \"%s\"", table->table_name));
 		*table_created = esd_create_table(conn, table);
 		/* when someone else created it meanwhile, theirs is checked below */
 		if (!*table_created)
@@ -330,7 +332,8 @@ init_store_work(const EsdConnOptions *conn, const EsdTableOptions *table, Oid re
 	if (table->s3_bucket)
 	{
 		if (!may_change_store(relid, conn->userid) && !esd_bucket_exists(conn, table->s3_bucket))
-			check_store_change(relid, conn->userid, psprintf("create S3 bucket \"%s\"", table->s3_bucket));
+			check_store_change(relid, conn->userid,
+							   psprintf("create S3 bucket \"%s\"", table->s3_bucket));
 		*bucket_created = esd_ensure_bucket(conn, table->s3_bucket);
 	}
 
