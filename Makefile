@@ -21,10 +21,11 @@ OBJS = \
 	src/sigv4.o \
 	src/codec.o \
 	src/admin.o \
-	src/store.o
+	src/store.o \
+	src/worker.o
 
 EXTENSION = event_store_dynamo
-DATA = sql/event_store_dynamo--0.1.sql sql/event_store_dynamo--0.1--0.2.sql
+DATA = sql/event_store_dynamo--0.1.sql sql/event_store_dynamo--0.1--0.2.sql sql/event_store_dynamo--0.2--0.3.sql
 PGFILEDESC = "event_store_dynamo - DynamoDB event store foreign-data wrapper"
 
 REGRESS = options read errors write pushdown admin credentials baditems hardening privileges projection cost security cursors longkeys commits parallel

@@ -51,8 +51,18 @@
 #include "plan.h"
 #include "row.h"
 #include "scan.h"
+#include "worker.h"
 
 PG_MODULE_MAGIC;
+
+void		_PG_init(void);
+
+/* Module load: the projection workers' settings, and their launcher when preloaded. */
+void
+_PG_init(void)
+{
+	esd_worker_init();
+}
 
 /* Plan-time state of a foreign relation. */
 typedef struct EsdRelationInfo

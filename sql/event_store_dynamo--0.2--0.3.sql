@@ -1,0 +1,54 @@
+/* event_store_dynamo--0.2--0.3.sql: background workers that keep projections current (src/worker.c) */
+
+-- complain if script is sourced in psql, rather than via ALTER EXTENSION
+\echo Use "ALTER EXTENSION event_store_dynamo UPDATE TO '0.3'" to load this file. \quit
+
+-- The running projections: one row per projection that workers keep
+-- current.  Written only by start_projection and stop_projection (which
+-- check ownership of the projection); dropping a projection removes its
+-- row, and the row's delete trigger stops its workers at commit.
+CREATE TABLE projection_runs (
+  projection text PRIMARY KEY REFERENCES projection_catalog (name) ON DELETE CASCADE,
+  poll interval NOT NULL DEFAULT interval '1 second',
+  started_at timestamptz NOT NULL DEFAULT now()
+);
+GRANT SELECT ON projection_runs TO PUBLIC;
+SELECT pg_catalog.pg_extension_config_dump('projection_runs', '');
+
+CREATE FUNCTION projection_runs_deleted()
+RETURNS trigger
+AS 'MODULE_PATHNAME', 'esd_projection_runs_deleted'
+LANGUAGE C;
+
+CREATE TRIGGER projection_runs_deleted AFTER DELETE ON projection_runs
+  FOR EACH ROW EXECUTE FUNCTION projection_runs_deleted();
+
+CREATE FUNCTION start_projection(name text, poll interval DEFAULT interval '1 second')
+RETURNS void
+AS 'MODULE_PATHNAME', 'esd_start_projection'
+LANGUAGE C STRICT VOLATILE;
+COMMENT ON FUNCTION start_projection(text, interval) IS
+  'run the projection in background workers (one per partition), connected as its owner, catching up every poll interval (owner only)';
+
+CREATE FUNCTION stop_projection(name text)
+RETURNS boolean
+AS 'MODULE_PATHNAME', 'esd_stop_projection'
+LANGUAGE C STRICT VOLATILE;
+COMMENT ON FUNCTION stop_projection(text) IS
+  'stop the projection''s background workers when the transaction commits; returns whether it was running (owner only)';
+
+CREATE FUNCTION projection_worker_status(
+  OUT database name, OUT projection text, OUT partition integer, OUT partitions integer,
+  OUT pid integer, OUT state text, OUT restarts integer, OUT errors integer,
+  OUT last_error text, OUT last_catch_up timestamptz)
+RETURNS SETOF record
+AS 'MODULE_PATHNAME', 'esd_projection_workers'
+LANGUAGE C STRICT VOLATILE;
+
+-- The workers of this database's running projections, as the launcher sees
+-- them (empty when the library is not in shared_preload_libraries).
+CREATE VIEW projection_workers AS
+  SELECT projection, partition, partitions, pid, state, restarts, errors, last_error, last_catch_up
+    FROM projection_worker_status()
+   WHERE database = current_database();
+GRANT SELECT ON projection_workers TO PUBLIC;
