@@ -1,0 +1,391 @@
+// Background workers that keep projections current, in a throwaway cluster that has the library in
+// shared_preload_libraries (the runner's cluster may not): workers run as the projection's owner
+// and show in pg_stat_activity; a new event reaches the read model without anyone calling
+// catch_up; NOTIFY and wait_for_projection; the server restarted with workers running; a worker
+// terminated and a worker killed with SIGKILL (a crash of the whole cluster) come back; stop and
+// drop while a catch-up is under way; a failing handler under on_error 'stop' and 'skip'; two
+// databases with projections of the same name; DROP DATABASE and DROP EXTENSION with workers
+// running; ALTER EXTENSION UPDATE from 0.2. After each case every read model equals a full
+// recompute from the events.
+//
+// Usage: node test/workers/run.js   (node:test; TAP output)
+// Needs the stack's DDB_URL and S3_URL, the extension installed, and root or the postgres account.
+'use strict';
+
+const { test, before, after } = require('node:test');
+const assert = require('node:assert/strict');
+const fs = require('fs');
+const path = require('path');
+
+const { Cluster } = require('../credentials/cluster');
+
+const DDB_URL = process.env.DDB_URL;
+const S3_URL = process.env.S3_URL;
+const TEST_TIMEOUT_MS = 300000;
+const WAIT_MS = 60000;        // bound of every wait for a state: generous, the machine is shared
+const WORKER = 'event_store_dynamo projection';
+
+let cluster;
+
+// Stopped from outside (the runner's timeout, ^C): take the cluster down before going.
+for (const signal of ['SIGINT', 'SIGTERM', 'SIGHUP']) {
+  process.on(signal, () => {
+    try {
+      if (cluster) cluster.destroy();
+    } finally {
+      process.exit(128 + (signal === 'SIGINT' ? 2 : signal === 'SIGTERM' ? 15 : 1));
+    }
+  });
+}
+
+const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
+
+/* Runs SQL that must succeed in a database; returns its rows (lines, fields split on |). */
+async function rows(db, text) {
+  const r = await cluster.psql(text, { db });
+  assert.equal(r.code, 0, `psql in ${db} failed: ${r.stderr}\n${text}`);
+  return r.stdout.split('\n').filter((l) => l !== '').map((l) => l.split('|'));
+}
+
+async function value(db, text) {
+  const r = await rows(db, text);
+  return r.length ? r[r.length - 1][0] : undefined;
+}
+
+/* Runs SQL whose last statement must fail; returns the SQLSTATE (VERBOSITY verbose prints it). */
+async function sqlstate(db, text) {
+  const r = await cluster.psql(text, { db });
+  assert.notEqual(r.code, 0, `expected an error, got: ${r.stdout}`);
+  const m = /ERROR:\s+([0-9A-Z]{5}):/.exec(r.stderr);
+  assert.ok(m, `no SQLSTATE in: ${r.stderr}`);
+  return { code: m[1], message: r.stderr };
+}
+
+/* Polls fn until it returns a truthy value; fails after WAIT_MS with what it saw last. */
+async function waitFor(what, fn, timeoutMs = WAIT_MS) {
+  const deadline = Date.now() + timeoutMs;
+  let last;
+  for (;;) {
+    last = await fn();
+    if (last) return last;
+    if (Date.now() > deadline) assert.fail(`timed out waiting for ${what}`);
+    await sleep(100);
+  }
+}
+
+/* The projection workers of a database: [{pid, user, superuser, appname}] */
+async function workers(db) {
+  const r = await rows('postgres', `
+SELECT a.pid, a.usename, r.rolsuper, a.application_name
+  FROM pg_stat_activity a JOIN pg_roles r ON r.oid = a.usesysid
+ WHERE a.backend_type = '${WORKER}' AND a.datname = '${db}' ORDER BY a.application_name;`);
+  return r.map(([pid, user, superuser, appname]) => ({ pid: Number(pid), user, superuser: superuser === 't', appname }));
+}
+
+async function workerPids(db, appname) {
+  return (await workers(db)).filter((w) => w.appname === appname).map((w) => w.pid);
+}
+
+/* Appends n deposits over 7 accounts as the application role; returns the last event's id. */
+async function deposit(db, n, { poison = false } = {}) {
+  const r = await rows(db, `SET ROLE app;
+INSERT INTO events (domain, type, identifier, payload)
+SELECT 'account', 'deposited', (i % 7)::text,
+       jsonb_build_object('amount', i, 'poison', ${poison ? 'i = 1' : 'false'})
+  FROM generate_series(1, ${n}) i
+RETURNING id;`);
+  return r[r.length - 1][0];
+}
+
+/* Whether a read model equals the full recompute from the events (of the projection's filter). */
+async function readModelCurrent(db, table) {
+  const [[equal]] = await rows(db, `SET ROLE app;
+SELECT (SELECT coalesce(jsonb_agg(jsonb_build_array(account, balance) ORDER BY account), '[]') FROM ${table})
+     = (SELECT coalesce(jsonb_agg(jsonb_build_array(account, balance) ORDER BY account), '[]')
+          FROM (SELECT identifier AS account, sum((payload->>'amount')::numeric) AS balance
+                  FROM events WHERE NOT (payload->>'poison')::boolean GROUP BY identifier) r);`);
+  return equal === 't';
+}
+
+async function projectionState(db, name) {
+  const r = await rows(db, `SELECT state, coalesce(last_error, '') FROM event_store_dynamo.projections WHERE name = '${name}';`);
+  return r.length ? { state: r[0][0], lastError: r[0][1] } : null;
+}
+
+/* A database with the extension, a store of its own and the balances projection (not started). */
+async function setUpDatabase(db, { version } = {}) {
+  await rows('postgres', `CREATE DATABASE ${db};`);
+  await rows(db, `
+CREATE EXTENSION event_store_dynamo ${version ? `VERSION '${version}'` : ''};
+CREATE SERVER events_srv FOREIGN DATA WRAPPER event_store_dynamo
+  OPTIONS (endpoint '${DDB_URL}', s3_endpoint '${S3_URL}', s3_force_path_style 'true');
+GRANT USAGE ON FOREIGN SERVER events_srv TO app;
+CREATE USER MAPPING FOR app SERVER events_srv OPTIONS (access_key_id 'S3RVER', secret_access_key 'S3RVER');
+GRANT CREATE ON SCHEMA public TO app;
+SET ROLE app;
+CREATE FOREIGN TABLE events (
+  id text, domain text, type text, identifier text, correlation_id text, causation_id text,
+  sequence bigint, payload jsonb, meta jsonb, created timestamptz, time_bucket text, s3_reference text
+) SERVER events_srv OPTIONS (table_name_prefix 'workers-${db}-');
+SELECT event_store_dynamo.reset_store('events');
+CREATE TABLE balances (account text PRIMARY KEY, balance numeric NOT NULL);
+CREATE TABLE fragile_balances (account text PRIMARY KEY, balance numeric NOT NULL);
+-- slows each event down when asked, so that a catch-up can be caught under way
+CREATE TABLE handler_delay (seconds float8 NOT NULL);
+INSERT INTO handler_delay VALUES (0);
+CREATE FUNCTION apply_balance(e events) RETURNS void LANGUAGE plpgsql AS $$
+BEGIN
+  PERFORM pg_sleep(seconds) FROM handler_delay;
+  IF (e.payload->>'poison')::boolean THEN RETURN; END IF;
+  INSERT INTO balances VALUES (e.identifier, (e.payload->>'amount')::numeric)
+    ON CONFLICT (account) DO UPDATE SET balance = balances.balance + excluded.balance;
+END $$;
+CREATE FUNCTION apply_fragile(e events) RETURNS void LANGUAGE plpgsql AS $$
+BEGIN
+  IF (e.payload->>'poison')::boolean THEN
+    RAISE EXCEPTION 'poisoned event %', e.id USING ERRCODE = 'P0001';
+  END IF;
+  INSERT INTO fragile_balances VALUES (e.identifier, (e.payload->>'amount')::numeric)
+    ON CONFLICT (account) DO UPDATE SET balance = fragile_balances.balance + excluded.balance;
+END $$;
+`);
+}
+
+async function createBalances(db) {
+  await rows(db, `SET ROLE app;
+SELECT event_store_dynamo.create_projection(name => 'balances', source => 'events'::regclass,
+  handler => 'apply_balance(events)'::regprocedure, tables => ARRAY['balances'::regclass],
+  settle => interval '0 seconds', on_error => 'stop');`);
+}
+
+before(async () => {
+  assert.ok(DDB_URL && S3_URL, 'DDB_URL and S3_URL must be set (source the stack.env)');
+  cluster = new Cluster();
+  await cluster.init();
+  fs.appendFileSync(path.join(cluster.data, 'postgresql.conf'), `
+shared_preload_libraries = 'event_store_dynamo'
+max_worker_processes = 40
+log_min_messages = info
+`);
+  cluster.start({});
+  await rows('postgres', `
+CREATE ROLE app LOGIN;
+CREATE ROLE outsider LOGIN;
+CREATE ROLE no_login NOLOGIN;`);
+  await setUpDatabase('shop_a');
+  await setUpDatabase('shop_b');
+});
+
+after(async () => {
+  if (cluster) cluster.destroy();
+});
+
+test('start_projection: a worker connected as the owner keeps the read model current', { timeout: TEST_TIMEOUT_MS }, async () => {
+  await deposit('shop_a', 20);
+  await createBalances('shop_a');
+  await rows('shop_a', `SET ROLE app; SELECT event_store_dynamo.start_projection('balances', poll => interval '200 ms');`);
+  const [w] = await waitFor('the worker', async () => (await workers('shop_a')).length === 1 && workers('shop_a'));
+  assert.equal(w.user, 'app');
+  assert.equal(w.superuser, false);
+  assert.equal(w.appname, 'projection balances');
+  await waitFor('the first catch-up', () => readModelCurrent('shop_a', 'balances'));
+  // nobody calls catch_up: the worker applies what is appended
+  await deposit('shop_a', 15);
+  await waitFor('the new events', () => readModelCurrent('shop_a', 'balances'));
+  const [[state, pid]] = await rows('shop_a', "SELECT state, pid FROM event_store_dynamo.projection_workers WHERE projection = 'balances';");
+  assert.equal(state, 'running');
+  assert.equal(Number(pid), w.pid);
+});
+
+test('NOTIFY after a commit, and wait_for_projection', { timeout: TEST_TIMEOUT_MS }, async () => {
+  const r = await cluster.psql(`LISTEN event_store_dynamo_projection;
+SET ROLE app;
+INSERT INTO events (domain, type, identifier, payload)
+  VALUES ('account', 'deposited', 'n1', '{"amount": 5, "poison": false}') RETURNING id \\gset
+SELECT event_store_dynamo.wait_for_projection('balances', :'id', interval '30 seconds');
+SELECT pg_sleep(0.5);
+SELECT 'done';`, { db: 'shop_a' });
+  assert.equal(r.code, 0, r.stderr);
+  const lines = r.stdout.split('\n');
+  assert.ok(lines.includes('t'), `wait_for_projection did not see the event: ${r.stdout}`);
+  const note = lines.find((l) => l.startsWith('Asynchronous notification "event_store_dynamo_projection"'));
+  assert.ok(note, `no notification: ${r.stdout}`);
+  const payload = JSON.parse(/with payload "(.*)" received/.exec(note)[1]);
+  assert.equal(payload.projection, 'balances');
+  assert.ok(payload.position, 'the payload carries the position');
+  assert.ok(await readModelCurrent('shop_a', 'balances'));
+});
+
+test('the server restarts with a worker running: the worker comes back', { timeout: TEST_TIMEOUT_MS }, async () => {
+  const [before] = await workerPids('shop_a', 'projection balances');
+  cluster.restart({});
+  const [after] = await waitFor('the worker after the restart', async () => {
+    const p = await workerPids('shop_a', 'projection balances');
+    return p.length === 1 && p;
+  });
+  assert.notEqual(after, before);
+  await deposit('shop_a', 10);
+  await waitFor('events after the restart', () => readModelCurrent('shop_a', 'balances'));
+});
+
+test('a terminated worker and a killed worker come back', { timeout: TEST_TIMEOUT_MS }, async () => {
+  const [first] = await workerPids('shop_a', 'projection balances');
+  await rows('postgres', `SELECT pg_terminate_backend(${first});`);
+  const [second] = await waitFor('a new worker after pg_terminate_backend', async () => {
+    const p = await workerPids('shop_a', 'projection balances');
+    return p.length === 1 && p[0] !== first && p;
+  });
+  const [[restarts]] = await rows('shop_a', "SELECT restarts FROM event_store_dynamo.projection_workers WHERE projection = 'balances';");
+  assert.ok(Number(restarts) >= 1);
+  await deposit('shop_a', 5);
+  await waitFor('events after the termination', () => readModelCurrent('shop_a', 'balances'));
+
+  // SIGKILL: the postmaster resets every backend and shared memory; the launcher scans again
+  process.kill(second, 'SIGKILL');
+  await waitFor('a new worker after SIGKILL', async () => {
+    try {
+      const p = await workerPids('shop_a', 'projection balances');
+      return p.length === 1 && p[0] !== second;
+    } catch (e) {
+      return false;   // connections are refused while the cluster recovers
+    }
+  });
+  await deposit('shop_a', 5);
+  await waitFor('events after the crash', () => readModelCurrent('shop_a', 'balances'));
+});
+
+test('stop_projection and drop_projection while a catch-up is under way', { timeout: TEST_TIMEOUT_MS }, async () => {
+  await rows('shop_a', 'SET ROLE app; UPDATE handler_delay SET seconds = 0.2;');
+  await deposit('shop_a', 20);
+  // the worker is inside catch_up, applying slowly
+  await waitFor('a catch-up under way', async () => (await value('postgres', `
+SELECT count(*) FROM pg_stat_activity
+ WHERE backend_type = '${WORKER}' AND datname = 'shop_a' AND state = 'active' AND query LIKE 'CALL%';`)) === '1');
+  assert.equal(await value('shop_a', "SET ROLE app; SELECT event_store_dynamo.stop_projection('balances');"), 't');
+  await waitFor('the worker to stop', async () => (await workers('shop_a')).length === 0, 20000);
+  assert.equal(await value('shop_a', "SELECT count(*) FROM event_store_dynamo.projection_workers;"), '0');
+  assert.equal(await value('shop_a', "SET ROLE app; SELECT event_store_dynamo.stop_projection('balances');"), 'f');
+  // stopped means stopped: nothing is applied, nothing restarts it
+  await rows('shop_a', 'SET ROLE app; UPDATE handler_delay SET seconds = 0;');
+  await sleep(1500);
+  assert.equal((await workers('shop_a')).length, 0);
+
+  // started again, it finishes the work exactly once
+  await rows('shop_a', `SET ROLE app; SELECT event_store_dynamo.start_projection('balances', poll => interval '200 ms');`);
+  await waitFor('the restarted projection', () => readModelCurrent('shop_a', 'balances'));
+
+  // dropped while a catch-up is under way
+  await rows('shop_a', 'SET ROLE app; UPDATE handler_delay SET seconds = 0.2;');
+  await deposit('shop_a', 20);
+  await waitFor('a catch-up under way', async () => (await value('postgres', `
+SELECT count(*) FROM pg_stat_activity
+ WHERE backend_type = '${WORKER}' AND datname = 'shop_a' AND state = 'active' AND query LIKE 'CALL%';`)) === '1');
+  await rows('shop_a', "SET ROLE app; SELECT event_store_dynamo.drop_projection('balances');");
+  await waitFor('the worker to leave', async () => (await workers('shop_a')).length === 0, 20000);
+  assert.equal(await value('shop_a', 'SELECT count(*) FROM event_store_dynamo.projection_runs;'), '0');
+  await rows('shop_a', 'SET ROLE app; UPDATE handler_delay SET seconds = 0; TRUNCATE balances;');
+
+  // created again from nothing, it recomputes the whole read model
+  await createBalances('shop_a');
+  await rows('shop_a', `SET ROLE app; SELECT event_store_dynamo.start_projection('balances', poll => interval '200 ms');`);
+  await waitFor('the recreated projection', () => readModelCurrent('shop_a', 'balances'));
+});
+
+test('a failing handler: on_error stop halts and shows it, skip goes on', { timeout: TEST_TIMEOUT_MS }, async () => {
+  await rows('shop_b', `SET ROLE app;
+SELECT event_store_dynamo.create_projection(name => 'fragile', source => 'events'::regclass,
+  handler => 'apply_fragile(events)'::regprocedure, tables => ARRAY['fragile_balances'::regclass],
+  settle => interval '0 seconds', on_error => 'stop');
+SELECT event_store_dynamo.start_projection('fragile', poll => interval '200 ms');`);
+  await deposit('shop_b', 10);
+  await waitFor('the healthy events', async () => (await value('shop_b', 'SELECT count(*) FROM fragile_balances;')) === '7');
+  await deposit('shop_b', 3, { poison: true });
+  const failed = await waitFor('the failed state', async () => {
+    const s = await projectionState('shop_b', 'fragile');
+    return s && s.state === 'failed' && s;
+  });
+  assert.match(failed.lastError, /poisoned event/);
+  // nothing after the failing event is applied, however long the worker keeps going
+  const before = await value('shop_b', 'SELECT sum(balance) FROM fragile_balances;');
+  await deposit('shop_b', 5);
+  await sleep(1500);
+  assert.equal(await value('shop_b', 'SELECT sum(balance) FROM fragile_balances;'), before);
+  assert.equal((await workerPids('shop_b', 'projection fragile')).length, 1, 'the worker stays');
+
+  // the same handler under skip: the poisoned event is recorded and the rest applied
+  await rows('shop_b', `SET ROLE app;
+SELECT event_store_dynamo.drop_projection('fragile');
+TRUNCATE fragile_balances;
+SELECT event_store_dynamo.create_projection(name => 'fragile', source => 'events'::regclass,
+  handler => 'apply_fragile(events)'::regprocedure, tables => ARRAY['fragile_balances'::regclass],
+  settle => interval '0 seconds', on_error => 'skip');
+SELECT event_store_dynamo.start_projection('fragile', poll => interval '200 ms');`);
+  await waitFor('every healthy event', () => readModelCurrent('shop_b', 'fragile_balances'));
+  const s = await projectionState('shop_b', 'fragile');
+  assert.notEqual(s.state, 'failed');
+});
+
+test('two databases with projections of the same name', { timeout: TEST_TIMEOUT_MS }, async () => {
+  await createBalances('shop_b');
+  await rows('shop_b', `SET ROLE app; SELECT event_store_dynamo.start_projection('balances', poll => interval '200 ms');`);
+  await deposit('shop_b', 12);
+  await deposit('shop_a', 9);
+  await waitFor('shop_b', () => readModelCurrent('shop_b', 'balances'));
+  await waitFor('shop_a', () => readModelCurrent('shop_a', 'balances'));
+  const a = await workerPids('shop_a', 'projection balances');
+  const b = await workerPids('shop_b', 'projection balances');
+  assert.equal(a.length, 1);
+  assert.equal(b.length, 1);
+  // stopping one leaves the other alone
+  await rows('shop_b', "SET ROLE app; SELECT event_store_dynamo.stop_projection('balances');");
+  await waitFor('shop_b stopped', async () => (await workerPids('shop_b', 'projection balances')).length === 0, 20000);
+  assert.deepEqual(await workerPids('shop_a', 'projection balances'), a);
+  await deposit('shop_a', 4);
+  await waitFor('shop_a still current', () => readModelCurrent('shop_a', 'balances'));
+  await rows('shop_b', "SET ROLE app; SELECT event_store_dynamo.start_projection('balances', poll => interval '200 ms');");
+  await waitFor('shop_b current again', () => readModelCurrent('shop_b', 'balances'));
+});
+
+test('who may start and stop: the owner, a role that may log in', { timeout: TEST_TIMEOUT_MS }, async () => {
+  let e = await sqlstate('shop_a', "SET ROLE outsider; SELECT event_store_dynamo.start_projection('balances');");
+  assert.equal(e.code, '42501');
+  e = await sqlstate('shop_a', "SET ROLE outsider; SELECT event_store_dynamo.stop_projection('balances');");
+  assert.equal(e.code, '42501');
+  e = await sqlstate('shop_a', "SELECT event_store_dynamo.start_projection('no such projection');");
+  assert.equal(e.code, '42704');
+  e = await sqlstate('shop_a', "SELECT event_store_dynamo.start_projection('balances', poll => interval '1 millisecond');");
+  assert.equal(e.code, '22023');
+  // a worker connects as the owner: an owner that may not log in is refused at once
+  await rows('postgres', 'GRANT app TO no_login;');
+  await rows('shop_a', `SET ROLE app; GRANT USAGE ON FOREIGN SERVER events_srv TO no_login;
+SET ROLE no_login;
+SELECT event_store_dynamo.create_projection(name => 'nologin', source => 'events'::regclass,
+  handler => 'apply_balance(events)'::regprocedure);`);
+  e = await sqlstate('shop_a', "SET ROLE no_login; SELECT event_store_dynamo.start_projection('nologin');");
+  assert.equal(e.code, '28000');
+  await rows('shop_a', "SET ROLE no_login; SELECT event_store_dynamo.drop_projection('nologin');");
+});
+
+test('DROP DATABASE and DROP EXTENSION with workers running', { timeout: TEST_TIMEOUT_MS }, async () => {
+  assert.equal((await workers('shop_b')).length, 2);
+  await rows('postgres', 'DROP DATABASE shop_b;');
+  assert.equal((await workers('shop_b')).length, 0);
+
+  assert.equal((await workers('shop_a')).length, 1);
+  await rows('shop_a', 'DROP EXTENSION event_store_dynamo CASCADE;');
+  await waitFor('no worker in shop_a', async () => (await workers('shop_a')).length === 0, 20000);
+  // nothing comes back after a restart either
+  cluster.restart({});
+  await sleep(2000);
+  assert.equal((await rows('postgres', `SELECT count(*) FROM pg_stat_activity WHERE backend_type = '${WORKER}';`))[0][0], '0');
+});
+
+test('ALTER EXTENSION UPDATE from 0.2 brings the workers', { timeout: TEST_TIMEOUT_MS }, async () => {
+  await setUpDatabase('shop_c', { version: '0.2' });
+  await deposit('shop_c', 8);
+  await createBalances('shop_c');
+  await rows('shop_c', 'ALTER EXTENSION event_store_dynamo UPDATE;');
+  assert.equal(await value('shop_c', "SELECT extversion FROM pg_extension WHERE extname = 'event_store_dynamo';"), '0.3');
+  await rows('shop_c', `SET ROLE app; SELECT event_store_dynamo.start_projection('balances', poll => interval '200 ms');`);
+  await waitFor('shop_c current', () => readModelCurrent('shop_c', 'balances'));
+});
