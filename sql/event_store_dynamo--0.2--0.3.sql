@@ -8,12 +8,16 @@
 -- check ownership of the projection); dropping a projection removes its
 -- row, and the row's delete trigger stops its workers at commit.
 CREATE TABLE projection_runs (
-  projection text PRIMARY KEY REFERENCES projection_catalog (name) ON DELETE CASCADE,
+  projection text PRIMARY KEY REFERENCES projection (name) ON DELETE CASCADE,
   poll interval NOT NULL DEFAULT interval '1 second',
   started_at timestamptz NOT NULL DEFAULT now()
 );
-GRANT SELECT ON projection_runs TO PUBLIC;
 SELECT pg_catalog.pg_extension_config_dump('projection_runs', '');
+-- each role sees the running projections it may see in the catalog
+ALTER TABLE projection_runs ENABLE ROW LEVEL SECURITY;
+CREATE POLICY owner_only ON projection_runs
+  USING (EXISTS (SELECT 1 FROM event_store_dynamo.projection p WHERE p.name = projection));
+GRANT SELECT ON projection_runs TO PUBLIC;
 
 CREATE FUNCTION projection_runs_deleted()
 RETURNS trigger
@@ -44,6 +48,28 @@ CREATE FUNCTION projection_worker_status(
 RETURNS SETOF record
 AS 'MODULE_PATHNAME', 'esd_projection_workers'
 LANGUAGE C STRICT VOLATILE;
+
+-- Progress: each commit that deals with events sends NOTIFY
+-- event_store_dynamo_projection (the projection, its position, events
+-- applied) and wakes the sessions in wait_for_projection.
+CREATE FUNCTION projection_progress()
+RETURNS trigger
+AS 'MODULE_PATHNAME', 'esd_projection_progress'
+LANGUAGE C;
+
+CREATE TRIGGER projection_progress AFTER UPDATE ON projection_run
+  FOR EACH ROW
+  WHEN (OLD.position_id IS DISTINCT FROM NEW.position_id
+        OR OLD.events_applied <> NEW.events_applied OR OLD.events_filtered <> NEW.events_filtered
+        OR OLD.skipped <> NEW.skipped OR OLD.dead_lettered <> NEW.dead_lettered)
+  EXECUTE FUNCTION projection_progress();
+
+-- The same contract as before; it sleeps until a commit moves a projection
+-- instead of polling (when the library is preloaded).
+CREATE OR REPLACE FUNCTION wait_for_projection(name text, event_id text, timeout interval DEFAULT '5 seconds')
+RETURNS boolean
+AS 'MODULE_PATHNAME', 'esd_wait_for_projection'
+LANGUAGE C VOLATILE;
 
 -- The workers of this database's running projections, as the launcher sees
 -- them (empty when the library is not in shared_preload_libraries).

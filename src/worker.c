@@ -35,9 +35,11 @@
  * The workers still stop by themselves within a poll interval when their
  * projection stops running or goes away.
  *
- * The worker's commits (those inside catch_up included) wake the backends
- * sleeping in esd_worker_wait_for_progress, through a condition variable in
- * shared memory.
+ * Progress is announced by a trigger on projection_run, so whoever runs
+ * catch_up (a worker or a session): each commit that dealt with events sends
+ * NOTIFY event_store_dynamo_projection with the projection and its position,
+ * and wakes the backends sleeping in wait_for_projection (a condition
+ * variable in shared memory; without the library preloaded they poll).
  *
  *-------------------------------------------------------------------------
  */
@@ -101,22 +103,27 @@
 #define LAST_ERROR_LEN			200
 
 /*
- * The SQL through which the workers see projections.  catch_up and the
- * projections view belong to the projections themselves; these are the only
- * places this file depends on them.
+ * The SQL through which the workers see projections (whose catalog is
+ * event_store_dynamo.projection, kept by the projections' own SQL).
+ * _check_owner raises 42704 for an unknown projection and 42501 for a
+ * caller who is not its owner.
  */
 #define PROJECTION_SQL \
-	"SELECT p.owner::oid, p.partitions FROM event_store_dynamo.projection_catalog p WHERE p.name = $1"
+	"SELECT event_store_dynamo._check_owner($1)::oid"
 #define RUNNING_SQL \
-	"SELECT (extract(epoch FROM r.poll) * 1000)::int8, p.owner::oid, p.partitions, s.position::text" \
+	"SELECT (extract(epoch FROM r.poll) * 1000)::int8, p.owner::oid, pr.failed" \
 	"  FROM event_store_dynamo.projection_runs r" \
-	"  JOIN event_store_dynamo.projection_catalog p ON p.name = r.projection" \
-	"  LEFT JOIN event_store_dynamo.projections s ON s.name = r.projection" \
+	"  JOIN event_store_dynamo.projection p ON p.name = r.projection" \
+	"  JOIN event_store_dynamo.projection_run pr ON pr.key = p.run_key" \
 	" WHERE r.projection = $1"
 #define SCAN_SQL \
-	"SELECT r.projection, p.owner::oid, p.partitions" \
+	"SELECT r.projection, p.owner::oid" \
 	"  FROM event_store_dynamo.projection_runs r" \
-	"  JOIN event_store_dynamo.projection_catalog p ON p.name = r.projection"
+	"  JOIN event_store_dynamo.projection p ON p.name = r.projection"
+#define SEEN_SQL \
+	"SELECT EXISTS (SELECT 1 FROM event_store_dynamo.projection p" \
+	"  JOIN event_store_dynamo.projection_seen s ON s.run_key = p.run_key" \
+	" WHERE p.name = $1 AND s.event_id = $2)"
 
 /* What a projection worker needs to know; travels in bgw_extra. */
 typedef struct WorkerSpec
@@ -182,6 +189,8 @@ PG_FUNCTION_INFO_V1(esd_start_projection);
 PG_FUNCTION_INFO_V1(esd_stop_projection);
 PG_FUNCTION_INFO_V1(esd_projection_runs_deleted);
 PG_FUNCTION_INFO_V1(esd_projection_workers);
+PG_FUNCTION_INFO_V1(esd_projection_progress);
+PG_FUNCTION_INFO_V1(esd_wait_for_projection);
 
 static int	max_projection_workers = 64;
 static WorkerShared *shared = NULL;
@@ -192,6 +201,8 @@ static List *pending_actions = NIL;
 static bool callbacks_registered = false;
 
 static Size shared_size(void);
+static void progress_notify(void);
+static List *progress;
 
 /* ----------------------------------------------------------------
  * Set-up
@@ -461,14 +472,21 @@ pending_xact_callback(XactEvent event, void *arg pg_attribute_unused())
 
 	switch (event)
 	{
+		case XACT_EVENT_PRE_COMMIT:
+			progress_notify();
+			break;
 		case XACT_EVENT_COMMIT:
 		case XACT_EVENT_PARALLEL_COMMIT:
+			if (progress != NIL && shared)
+				ConditionVariableBroadcast(&shared->progress);
+			progress = NIL;
 			foreach(lc, pending_actions)
 				apply_pending((PendingAction *) lfirst(lc));
 			pending_actions = NIL;
 			break;
 		case XACT_EVENT_ABORT:
 		case XACT_EVENT_PARALLEL_ABORT:
+			progress = NIL;
 			pending_actions = NIL;
 			break;
 		default:
@@ -567,48 +585,25 @@ find_worker_pids(const char *projection)
  * ----------------------------------------------------------------
  */
 
-/* Looks a projection up: false when there is none of that name. */
-static bool
-lookup_projection(const char *projection, Oid *owner, int *partitions)
+/*
+ * The owner of a projection the current user may change (its owner, a
+ * member of the owner, or a superuser); errors otherwise.
+ */
+static Oid
+check_projection(const char *projection)
 {
 	Oid			argtypes[1] = {TEXTOID};
 	Datum		values[1] = {CStringGetTextDatum(projection)};
-	bool		found = false;
+	bool		isnull;
+	Oid			owner;
 
 	SPI_connect();
-	if (SPI_execute_with_args(PROJECTION_SQL, 1, argtypes, values, NULL, true, 1) != SPI_OK_SELECT)
-		elog(ERROR, "could not read projection \"%s\"", projection);
-	if (SPI_processed == 1)
-	{
-		bool		isnull;
-
-		*owner = DatumGetObjectId(SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1, &isnull));
-		*partitions = DatumGetInt32(SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 2, &isnull));
-		if (isnull || *partitions < 1)
-			*partitions = 1;
-		found = true;
-	}
+	if (SPI_execute_with_args(PROJECTION_SQL, 1, argtypes, values, NULL, false, 1) != SPI_OK_SELECT ||
+		SPI_processed != 1)
+		elog(ERROR, "could not look up projection \"%s\"", projection);
+	owner = DatumGetObjectId(SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1, &isnull));
 	SPI_finish();
-	return found;
-}
-
-/* The projection, which the current user must own (or be a superuser). */
-static void
-check_projection(const char *projection, Oid *owner, int *partitions)
-{
-	if (strlen(projection) >= NAMEDATALEN)
-		ereport(ERROR,
-				(errcode(ERRCODE_NAME_TOO_LONG),
-				 errmsg("projection name \"%s\" is too long for a worker", projection),
-				 errdetail("Projections run by workers have names of at most %d bytes.", NAMEDATALEN - 1)));
-	if (!lookup_projection(projection, owner, partitions))
-		ereport(ERROR,
-				(errcode(ERRCODE_UNDEFINED_OBJECT),
-				 errmsg("projection \"%s\" does not exist", projection)));
-	if (!has_privs_of_role(GetUserId(), *owner))
-		ereport(ERROR,
-				(errcode(ERRCODE_INSUFFICIENT_PRIVILEGE),
-				 errmsg("must be owner of projection %s", projection)));
+	return owner;
 }
 
 /*
@@ -659,7 +654,8 @@ esd_start_projection(PG_FUNCTION_ARGS)
 	Datum		values[2];
 
 	memset(&spec, 0, sizeof(spec));
-	check_projection(projection, &spec.owner, &spec.partitions);
+	spec.owner = check_projection(projection);
+	spec.partitions = 1;
 
 	poll_us = poll->time + (int64) poll->day * USECS_PER_DAY + (int64) poll->month * DAYS_PER_MONTH * USECS_PER_DAY;
 	if (poll_us < 10 * 1000 || poll_us > (int64) 24 * 3600 * USECS_PER_SEC)
@@ -710,13 +706,11 @@ Datum
 esd_stop_projection(PG_FUNCTION_ARGS)
 {
 	char	   *projection = text_to_cstring(PG_GETARG_TEXT_PP(0));
-	WorkerSpec	spec;
 	Oid			argtypes[1] = {TEXTOID};
 	Datum		values[1];
 	uint64		deleted;
 
-	memset(&spec, 0, sizeof(spec));
-	check_projection(projection, &spec.owner, &spec.partitions);
+	(void) check_projection(projection);
 	values[0] = CStringGetTextDatum(projection);
 	/* the row's delete trigger asks for the workers to stop */
 	deleted = write_runs("DELETE FROM event_store_dynamo.projection_runs WHERE projection = $1",
@@ -1173,9 +1167,7 @@ esd_scanner_main(Datum arg)
 			spec.slot = -1;
 			strlcpy(spec.projection, name, NAMEDATALEN);
 			spec.owner = DatumGetObjectId(SPI_getbinval(SPI_tuptable->vals[i], SPI_tuptable->tupdesc, 2, &isnull));
-			spec.partitions = DatumGetInt32(SPI_getbinval(SPI_tuptable->vals[i], SPI_tuptable->tupdesc, 3, &isnull));
-			if (isnull || spec.partitions < 1)
-				spec.partitions = 1;
+			spec.partitions = 1;
 			if (!slots_want(&spec))
 				ereport(WARNING,
 						(errcode(ERRCODE_CONFIGURATION_LIMIT_EXCEEDED),
@@ -1197,7 +1189,8 @@ esd_scanner_main(Datum arg)
 static WorkerSpec my_spec;
 static long poll_ms = 1000;		/* from projection_runs, read at each check */
 static int	round_errors = 0;	/* consecutive failed rounds */
-static char *last_position = NULL;	/* the position last seen, for NOTIFY */
+static bool halted = false;		/* the last catch-up stopped at a failing event */
+static int	halted_rounds = 0;	/* rounds in a row that did */
 
 /* The worker's slot, if the launcher started it and the slot is still its own. */
 static WorkerSlot *
@@ -1215,13 +1208,13 @@ typedef enum WorkerCheck
 {
 	CHECK_RUN,					/* keep going */
 	CHECK_DONE,					/* the projection stopped or went away */
-	CHECK_RESTART				/* owner or partitions changed */
+	CHECK_RESTART				/* the owner changed */
 } WorkerCheck;
 
 /*
  * One short transaction: whether the projection still runs with this
- * worker's owner and partition count, its poll interval, and NOTIFY when its
- * position moved since the last look.
+ * worker's owner, its poll interval, and whether its last catch-up stopped
+ * at a failing event (on_error 'stop').
  */
 static WorkerCheck
 worker_check(void)
@@ -1248,39 +1241,11 @@ worker_check(void)
 			TupleDesc	desc = SPI_tuptable->tupdesc;
 			bool		isnull;
 			Oid			owner;
-			int			partitions;
-			char	   *position;
 
 			poll_ms = (long) DatumGetInt64(SPI_getbinval(tup, desc, 1, &isnull));
 			owner = DatumGetObjectId(SPI_getbinval(tup, desc, 2, &isnull));
-			partitions = DatumGetInt32(SPI_getbinval(tup, desc, 3, &isnull));
-			if (isnull || partitions < 1)
-				partitions = 1;
-			position = SPI_getvalue(tup, desc, 4);
-			if (owner != my_spec.owner || partitions != my_spec.partitions)
-				result = CHECK_RESTART;
-			else
-			{
-				result = CHECK_RUN;
-				if (position && (last_position == NULL || strcmp(position, last_position) != 0))
-				{
-					StringInfoData payload;
-
-					initStringInfo(&payload);
-					appendStringInfoString(&payload, "{\"projection\": ");
-					escape_json(&payload, my_spec.projection);
-					if (my_spec.partitions > 1)
-						appendStringInfo(&payload, ", \"partition\": %d", my_spec.partition);
-					appendStringInfoString(&payload, ", \"position\": ");
-					escape_json(&payload, position);
-					appendStringInfoChar(&payload, '}');
-					if (last_position != NULL)
-						Async_Notify(NOTIFY_CHANNEL, payload.data);
-					if (last_position)
-						pfree(last_position);
-					last_position = MemoryContextStrdup(TopMemoryContext, position);
-				}
-			}
+			halted = DatumGetBool(SPI_getbinval(tup, desc, 3, &isnull)) && !isnull;
+			result = (owner == my_spec.owner) ? CHECK_RUN : CHECK_RESTART;
 		}
 		SPI_finish();
 	}
@@ -1311,8 +1276,6 @@ worker_catch_up(MemoryContext loop_context)
 	initStringInfo(&sql);
 	appendStringInfo(&sql, "CALL event_store_dynamo.catch_up(%s",
 					 quote_literal_cstr(my_spec.projection));
-	if (my_spec.partitions > 1)
-		appendStringInfo(&sql, ", %d, %d", my_spec.partition, my_spec.partitions);
 	appendStringInfoChar(&sql, ')');
 
 	SetCurrentStatementStartTimestamp();
@@ -1410,13 +1373,6 @@ worker_superseded(void)
 	return superseded;
 }
 
-static void
-worker_xact_callback(XactEvent event, void *arg pg_attribute_unused())
-{
-	if ((event == XACT_EVENT_COMMIT) && shared)
-		ConditionVariableBroadcast(&shared->progress);
-}
-
 void
 esd_projection_worker_main(Datum arg pg_attribute_unused())
 {
@@ -1441,7 +1397,6 @@ esd_projection_worker_main(Datum arg pg_attribute_unused())
 	else
 		snprintf(appname, sizeof(appname), "projection %s", my_spec.projection);
 	pgstat_report_appname(appname);
-	RegisterXactCallback(worker_xact_callback, NULL);
 
 	if (shared)
 	{
@@ -1503,8 +1458,8 @@ esd_projection_worker_main(Datum arg pg_attribute_unused())
 		}
 
 		/*
-		 * The check (with its NOTIFY) runs once per round, after the
-		 * catch-up, and before the first one or after an error.
+		 * The check runs once per round, after the catch-up, and before the
+		 * first one or after an error.
 		 */
 		if (need_check)
 		{
@@ -1515,15 +1470,24 @@ esd_projection_worker_main(Datum arg pg_attribute_unused())
 				ereport(LOG,
 						(errmsg("projection worker for \"%s\" stops: %s", my_spec.projection,
 								check == CHECK_DONE ? "the projection no longer runs" :
-								check == CHECK_RESTART ? "the projection's owner or partitions changed" :
+								check == CHECK_RESTART ? "the projection's owner changed" :
 								"another worker took its place")));
 				proc_exit(0);
 			}
 			if (!first_round)
 			{
+				long		wait = poll_ms;
+
+				/*
+				 * Stopped at a failing event (on_error 'stop'): each round
+				 * tries that event again, so the rounds back off.
+				 */
+				halted_rounds = halted ? halted_rounds + 1 : 0;
+				if (halted_rounds > 0)
+					wait = Max(poll_ms, backoff_ms(halted_rounds));
 				MemoryContextReset(loop_context);
 				(void) WaitLatch(MyLatch, WL_LATCH_SET | WL_TIMEOUT | WL_EXIT_ON_PM_DEATH,
-								 poll_ms, PG_WAIT_EXTENSION);
+								 wait, PG_WAIT_EXTENSION);
 				ResetLatch(MyLatch);
 				CHECK_FOR_INTERRUPTS();
 			}
@@ -1539,24 +1503,198 @@ esd_projection_worker_main(Datum arg pg_attribute_unused())
 }
 
 /* ----------------------------------------------------------------
- * Waiting for progress
+ * Progress: NOTIFY, and waking the backends in wait_for_projection
  * ----------------------------------------------------------------
  */
 
-void
-esd_worker_wait_for_progress(long timeout_ms)
+/* A projection whose run moved in this transaction, as its last update left it. */
+typedef struct Progress
 {
+	char	   *projection;
+	char	   *position;		/* created of the last event of the main pass */
+	char	   *position_id;
+	int64		events_applied;
+} Progress;
+
+static List *progress = NIL;	/* in TopTransactionContext, until the transaction ends */
+
+static char *
+column_text(HeapTuple tuple, TupleDesc desc, const char *column)
+{
+	int			attnum = SPI_fnumber(desc, column);
+
+	return attnum > 0 ? SPI_getvalue(tuple, desc, attnum) : NULL;
+}
+
+/*
+ * AFTER UPDATE trigger of projection_run, for the updates that deal with
+ * events (applied, filtered, skipped, dead-lettered, or a new position):
+ * remembers the run's latest state, for one NOTIFY per projection just
+ * before the commit, and a wake-up of the waiters after it.
+ */
+Datum
+esd_projection_progress(PG_FUNCTION_ARGS)
+{
+	TriggerData *trigdata = (TriggerData *) fcinfo->context;
+	TupleDesc	desc;
+	HeapTuple	tuple;
+	char	   *projection;
+	char	   *applied;
+	Progress   *entry = NULL;
+	ListCell   *lc;
+	MemoryContext old;
+
+	if (!CALLED_AS_TRIGGER(fcinfo) || !TRIGGER_FIRED_FOR_ROW(trigdata->tg_event) ||
+		!TRIGGER_FIRED_AFTER(trigdata->tg_event))
+		elog(ERROR, "esd_projection_progress: not called as an AFTER row trigger");
+	desc = trigdata->tg_relation->rd_att;
+	tuple = TRIGGER_FIRED_BY_UPDATE(trigdata->tg_event) ? trigdata->tg_newtuple : trigdata->tg_trigtuple;
+
+	old = MemoryContextSwitchTo(TopTransactionContext);
+	projection = column_text(tuple, desc, "projection");
+	if (projection == NULL)
+	{
+		MemoryContextSwitchTo(old);
+		return PointerGetDatum(NULL);
+	}
+	foreach(lc, progress)
+	{
+		Progress   *p = (Progress *) lfirst(lc);
+
+		if (strcmp(p->projection, projection) == 0)
+			entry = p;
+	}
+	if (entry == NULL)
+	{
+		entry = palloc0(sizeof(Progress));
+		entry->projection = projection;
+		progress = lappend(progress, entry);
+	}
+	entry->position = column_text(tuple, desc, "position_created");
+	entry->position_id = column_text(tuple, desc, "position_id");
+	applied = column_text(tuple, desc, "events_applied");
+	entry->events_applied = applied ? pg_strtoint64(applied) : 0;
+	MemoryContextSwitchTo(old);
+	register_callbacks();
+	return PointerGetDatum(NULL);
+}
+
+/* Before the commit: NOTIFY event_store_dynamo_projection, one per projection that moved. */
+static void
+progress_notify(void)
+{
+	ListCell   *lc;
+
+	foreach(lc, progress)
+	{
+		Progress   *p = (Progress *) lfirst(lc);
+		StringInfoData payload;
+
+		initStringInfo(&payload);
+		appendStringInfoString(&payload, "{\"projection\": ");
+		escape_json(&payload, p->projection);
+		appendStringInfoString(&payload, ", \"position\": ");
+		if (p->position)
+			escape_json(&payload, p->position);
+		else
+			appendStringInfoString(&payload, "null");
+		appendStringInfoString(&payload, ", \"position_id\": ");
+		if (p->position_id)
+			escape_json(&payload, p->position_id);
+		else
+			appendStringInfoString(&payload, "null");
+		appendStringInfo(&payload, ", \"events_applied\": " INT64_FORMAT "}", p->events_applied);
+		Async_Notify(NOTIFY_CHANNEL, payload.data);
+	}
+}
+
+/* Whether the projection has dealt with the event (as wait_for_projection means it). */
+static bool
+event_seen(text *projection, text *event_id)
+{
+	Oid			argtypes[2] = {TEXTOID, TEXTOID};
+	Datum		values[2] = {PointerGetDatum(projection), PointerGetDatum(event_id)};
+	bool		isnull;
+	bool		seen;
+
+	SPI_connect();
+	if (SPI_execute_with_args(SEEN_SQL, 2, argtypes, values, NULL, false, 1) != SPI_OK_SELECT ||
+		SPI_processed != 1)
+		elog(ERROR, "could not read the events projection \"%s\" has seen", text_to_cstring(projection));
+	seen = DatumGetBool(SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1, &isnull));
+	SPI_finish();
+	return seen && !isnull;
+}
+
+/*
+ * wait_for_projection(name text, event_id text, timeout interval): true
+ * once the projection has dealt with the event, false when the timeout
+ * passes first.  Between looks it sleeps until a transaction that moved a
+ * projection commits (a condition variable in shared memory, with the
+ * library preloaded; at most a second at a time), or for 50 ms without it.
+ */
+Datum
+esd_wait_for_projection(PG_FUNCTION_ARGS)
+{
+	text	   *projection = PG_ARGISNULL(0) ? NULL : PG_GETARG_TEXT_PP(0);
+	text	   *event_id;
+	TimestampTz deadline = GetCurrentTimestamp();
+	Oid			argtypes[1] = {TEXTOID};
+	Datum		values[1] = {PointerGetDatum(projection)};
+	char		nulls[1] = {projection ? ' ' : 'n'};
+
+	/* the projection exists and the caller may see it (errors as create_projection's) */
+	SPI_connect();
+	if (SPI_execute_with_args(PROJECTION_SQL, 1, argtypes, values, nulls, false, 1) != SPI_OK_SELECT)
+		elog(ERROR, "could not look up a projection");
+	SPI_finish();
+
+	if (PG_ARGISNULL(1))
+		ereport(ERROR,
+				(errcode(ERRCODE_NULL_VALUE_NOT_ALLOWED),
+				 errmsg("event id must not be null")));
+	event_id = PG_GETARG_TEXT_PP(1);
+	if (!PG_ARGISNULL(2))
+	{
+		Interval   *timeout = PG_GETARG_INTERVAL_P(2);
+		int64		us = timeout->time + (int64) timeout->day * USECS_PER_DAY +
+			(int64) timeout->month * DAYS_PER_MONTH * USECS_PER_DAY;
+
+		if (us > 0)
+			deadline += us;
+	}
+
+	for (;;)
+	{
+		TimestampTz now;
+		long		secs;
+		int			usecs;
+		long		slice;
+
+		if (shared)
+			ConditionVariablePrepareToSleep(&shared->progress);
+		if (event_seen(projection, event_id))
+			break;
+		now = GetCurrentTimestamp();
+		if (now >= deadline)
+		{
+			if (shared)
+				ConditionVariableCancelSleep();
+			PG_RETURN_BOOL(false);
+		}
+		TimestampDifference(now, deadline, &secs, &usecs);
+		slice = Min(secs * 1000L + usecs / 1000 + 1, shared ? 1000L : 50L);
+		if (shared)
+			(void) ConditionVariableTimedSleep(&shared->progress, slice, PG_WAIT_EXTENSION);
+		else
+		{
+			(void) WaitLatch(MyLatch, WL_LATCH_SET | WL_TIMEOUT | WL_EXIT_ON_PM_DEATH,
+							 slice, PG_WAIT_EXTENSION);
+			ResetLatch(MyLatch);
+		}
+		CHECK_FOR_INTERRUPTS();
+	}
 	if (shared)
-	{
-		ConditionVariablePrepareToSleep(&shared->progress);
-		(void) ConditionVariableTimedSleep(&shared->progress, timeout_ms, PG_WAIT_EXTENSION);
 		ConditionVariableCancelSleep();
-	}
-	else
-	{
-		(void) WaitLatch(MyLatch, WL_LATCH_SET | WL_TIMEOUT | WL_EXIT_ON_PM_DEATH,
-						 timeout_ms, PG_WAIT_EXTENSION);
-		ResetLatch(MyLatch);
-	}
-	CHECK_FOR_INTERRUPTS();
+	PG_RETURN_BOOL(true);
 }
