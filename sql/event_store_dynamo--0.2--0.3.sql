@@ -78,3 +78,26 @@ CREATE VIEW projection_workers AS
     FROM projection_worker_status()
    WHERE database = current_database();
 GRANT SELECT ON projection_workers TO PUBLIC;
+
+-- drop_projection as in 0.2, but it first takes the row locks of the
+-- projection's runs, that is, it waits for the batch under way: a catch-up
+-- (a worker's) updating its run needs the projection's row, which the drop
+-- locks, so taking them the other way round deadlocked.  The workers stop
+-- when the drop commits (the delete trigger of projection_runs).
+CREATE OR REPLACE FUNCTION drop_projection(name text)
+RETURNS void
+LANGUAGE plpgsql
+AS $$
+DECLARE
+  o regrole := event_store_dynamo._check_owner(name);
+  sch text;
+BEGIN
+  PERFORM event_store_dynamo._as_owner(o);
+  PERFORM 1 FROM event_store_dynamo.projection_run r WHERE r.projection = drop_projection.name FOR UPDATE;
+  SELECT rebuild_schema INTO sch FROM event_store_dynamo.projection p WHERE p.name = drop_projection.name;
+  IF sch IS NOT NULL THEN
+    EXECUTE format('DROP SCHEMA IF EXISTS %I CASCADE', sch);
+  END IF;
+  DELETE FROM event_store_dynamo.projection p WHERE p.name = drop_projection.name;
+END
+$$;

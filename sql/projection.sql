@@ -265,7 +265,7 @@ CREATE DATABASE esd_upgrade;
 CREATE EXTENSION event_store_dynamo VERSION '0.1';
 SELECT extversion FROM pg_extension WHERE extname = 'event_store_dynamo';
 SELECT count(*) FROM pg_proc WHERE proname = 'create_projection';
-ALTER EXTENSION event_store_dynamo UPDATE;
+ALTER EXTENSION event_store_dynamo UPDATE TO '0.2';
 SELECT extversion FROM pg_extension WHERE extname = 'event_store_dynamo';
 SELECT count(*) FROM pg_proc WHERE proname = 'create_projection';
 \c :regress_db

@@ -255,6 +255,10 @@ esd_worker_init(void)
 {
 	BackgroundWorker bgw;
 
+	/* the launcher and its shared memory need shared_preload_libraries */
+	if (!process_shared_preload_libraries_in_progress)
+		return;
+
 	DefineCustomIntVariable("event_store_dynamo.max_projection_workers",
 							"Most projection workers (one per partition of a running projection) the launcher keeps.",
 							"Needs the library in shared_preload_libraries; each worker also takes a max_worker_processes slot.",
@@ -263,9 +267,6 @@ esd_worker_init(void)
 							PGC_POSTMASTER, 0,
 							NULL, NULL, NULL);
 	MarkGUCPrefixReserved(EXTENSION_NAME);
-
-	if (!process_shared_preload_libraries_in_progress)
-		return;
 
 	prev_shmem_request_hook = shmem_request_hook;
 	shmem_request_hook = worker_shmem_request;
@@ -743,6 +744,21 @@ esd_projection_runs_deleted(PG_FUNCTION_ARGS)
 		spec.dboid = MyDatabaseId;
 		spec.slot = -1;
 		strlcpy(spec.projection, TextDatumGetCString(name), NAMEDATALEN);
+		/* a start earlier in this transaction is void: nothing to start at commit */
+		{
+			List	   *kept = NIL;
+			ListCell   *lc;
+
+			foreach(lc, pending_actions)
+			{
+				PendingAction *earlier = (PendingAction *) lfirst(lc);
+
+				if (!(earlier->kind == PENDING_START &&
+					  strcmp(earlier->spec.projection, spec.projection) == 0))
+					kept = lappend(kept, earlier);
+			}
+			pending_actions = kept;
+		}
 		action = add_pending(PENDING_STOP, &spec);
 		if (!shared)
 		{
@@ -1245,7 +1261,10 @@ worker_check(void)
 			poll_ms = (long) DatumGetInt64(SPI_getbinval(tup, desc, 1, &isnull));
 			owner = DatumGetObjectId(SPI_getbinval(tup, desc, 2, &isnull));
 			halted = DatumGetBool(SPI_getbinval(tup, desc, 3, &isnull)) && !isnull;
-			result = (owner == my_spec.owner) ? CHECK_RUN : CHECK_RESTART;
+			if (!SearchSysCacheExists1(AUTHOID, ObjectIdGetDatum(owner)))
+				result = CHECK_DONE;	/* the owner role was dropped */
+			else
+				result = (owner == my_spec.owner) ? CHECK_RUN : CHECK_RESTART;
 		}
 		SPI_finish();
 	}
