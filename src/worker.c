@@ -7,9 +7,10 @@
  *
  * A running projection is a row of event_store_dynamo.projection_runs (the
  * projection and its poll interval).  That table is the truth; everything
- * in memory is derived from it and may be lost.  One projection worker per
- * partition of a running projection connects to its database as the
- * projection's owner (so it has that role's privileges, user mapping and
+ * in memory is derived from it and may be lost.  A projection worker (one
+ * per running projection: slots and specs carry a partition number, and
+ * every projection has a single partition today) connects to its database
+ * as the projection's owner (so it has that role's privileges, user mapping and
  * credentials, and nothing more) and loops: CALL catch_up, one short
  * transaction that checks the projection is still running and sends
  * NOTIFY event_store_dynamo_projection when the position moved, then a sleep
@@ -19,7 +20,7 @@
  *
  * With the library in shared_preload_libraries, a static launcher (no
  * database) keeps a table of wanted workers in shared memory, one slot per
- * partition: start_projection and stop_projection change it when their
+ * worker: start_projection and stop_projection change it when their
  * transaction commits, and the launcher registers dynamic workers for the
  * slots, watches their handles, and starts a worker that exits while its
  * slot is wanted again after a backoff (1 s doubling to 60 s, reset after a
