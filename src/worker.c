@@ -10,11 +10,10 @@
  * in memory is derived from it and may be lost.  A projection worker (one
  * per running projection: slots and specs carry a partition number, and
  * every projection has a single partition today) connects to its database
- * as the projection's owner (so it has that role's privileges, user mapping and
- * credentials, and nothing more) and loops: CALL catch_up, one short
- * transaction that checks the projection is still running and sends
- * NOTIFY event_store_dynamo_projection when the position moved, then a sleep
- * on its latch for the poll interval.  An error in an iteration is reported,
+ * as the projection's owner (so it has that role's privileges, user
+ * mapping and credentials, and nothing more) and loops: CALL catch_up, one
+ * short transaction that checks the projection is still running, then a
+ * sleep on its latch for the poll interval.  An error in an iteration is reported,
  * rolled back and retried after a backoff that doubles up to a minute; the
  * worker itself stays.
  *
@@ -33,8 +32,9 @@
  * Without shared_preload_libraries there is no launcher and no shared
  * memory: start_projection registers the dynamic workers itself at commit,
  * nothing restarts one that exits, and none comes back after a restart.
- * The workers still stop by themselves within a poll interval when their
- * projection stops running or goes away.
+ * stop_projection and drop_projection signal the workers (found by their
+ * application name) at commit; any worker also stops by itself within a
+ * poll interval when its projection stops running or goes away.
  *
  * Progress is announced by a trigger on projection_run, so whoever runs
  * catch_up (a worker or a session): each commit that dealt with events sends
