@@ -141,6 +141,7 @@ CREATE FOREIGN TABLE small_events (id text, domain text, type text, identifier t
   payload jsonb, created timestamptz) SERVER wb OPTIONS (table_name_prefix 'wbench-small-', start_month '${startMonth()}');
 CREATE FOREIGN TABLE large_events (id text, domain text, type text, identifier text, sequence bigint,
   payload jsonb, created timestamptz) SERVER wb OPTIONS (table_name_prefix 'wbench-large-', start_month '${startMonth()}');
+RESET ROLE;
 SELECT event_store_dynamo.reset_store('small_events');
 SELECT event_store_dynamo.reset_store('large_events');`);
 

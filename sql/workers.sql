@@ -25,7 +25,9 @@ CREATE FOREIGN TABLE wk (
   id text, domain text, type text, identifier text, correlation_id text, causation_id text,
   sequence bigint, payload jsonb, meta jsonb, created timestamptz, time_bucket text, s3_reference text
 ) SERVER wk_srv OPTIONS (table_name_prefix 'workers-');
+RESET ROLE;
 SELECT event_store_dynamo.reset_store('wk');
+SET ROLE regress_wk_owner;
 CREATE TABLE wk_balances (account text PRIMARY KEY, balance numeric NOT NULL);
 CREATE FUNCTION wk_apply(e wk) RETURNS void LANGUAGE sql AS $$
   INSERT INTO wk_balances VALUES (e.identifier, (e.payload->>'amount')::numeric)

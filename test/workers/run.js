@@ -127,7 +127,10 @@ CREATE FOREIGN TABLE events (
   id text, domain text, type text, identifier text, correlation_id text, causation_id text,
   sequence bigint, payload jsonb, meta jsonb, created timestamptz, time_bucket text, s3_reference text
 ) SERVER events_srv OPTIONS (table_name_prefix 'workers-${db}-');
+RESET ROLE;
+-- destroying and creating the store needs the server's owner
 SELECT event_store_dynamo.reset_store('events');
+SET ROLE app;
 CREATE TABLE balances (account text PRIMARY KEY, balance numeric NOT NULL);
 CREATE TABLE fragile_balances (account text PRIMARY KEY, balance numeric NOT NULL);
 -- slows each event down when asked, so that a catch-up can be caught under way
