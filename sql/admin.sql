@@ -7,6 +7,10 @@
 -- have other shapes.
 -- every error, warning and notice shows its SQLSTATE (test/regress/psql drops the LOCATION lines)
 \set VERBOSITY verbose
+-- the clock the extension reads ("now" for the walk's last month and a default created): the real
+-- one, or the fixed one of event_store_dynamo.test_now (test/steps/45-regress-clock.sh sets it)
+CREATE FUNCTION pg_temp.clock() RETURNS timestamptz STABLE LANGUAGE sql AS
+  $$SELECT coalesce(nullif(current_setting('event_store_dynamo.test_now', true), '')::timestamptz, now())$$;
 \getenv ddb_url DDB_URL
 \getenv s3_url S3_URL
 \getenv abs_srcdir PG_ABS_SRCDIR
@@ -334,7 +338,7 @@ SELECT count(*) AS imported FROM pg_class WHERE relnamespace = 'admin_import'::r
 -- created, sequence and time bucket are filled in
 INSERT INTO admin_import.events (domain, type, payload) VALUES ('profile', 'created', '{"name": "x"}');
 SELECT domain, identifier, type, payload, sequence, id ~ '^[0-9a-f]{8}-[0-9a-f]{4}-4[0-9a-f]{3}-[89ab][0-9a-f]{3}-[0-9a-f]{12}$' AS uuid_v4,
-       created > now() - interval '1 hour' AS created_now, time_bucket = to_char(created, 'YYYY-MM') AS bucket_ok
+       created BETWEEN pg_temp.clock() - interval '1 hour' AND pg_temp.clock() AS created_now, time_bucket = to_char(created, 'YYYY-MM') AS bucket_ok
   FROM admin_import.events WHERE domain = 'profile';
 SELECT event_store_dynamo.stream_version('admin_import.events', 'profile', NULL);
 -- a second import collides with the first like any CREATE

@@ -179,10 +179,19 @@ SELECT to_json(domain) AS domain, to_json(type) AS type, to_json(identifier) AS 
 SELECT to_json(raw_id) AS id, payload, meta FROM h_raw
  WHERE raw_id IN ('HEAD', 'meta-keys', 'q"uote''s')
  ORDER BY raw_id;
--- an id given with the layout's prefix is taken without it
+-- an id that starts with the layout's prefix is an id like any other: stored as EventID# and the
+-- id given (as the Node adapter stores it, README "Appending"), read back as given, and another
+-- event than the id without the prefix
 INSERT INTO h (id, domain, type, created) VALUES ('EventID#prefixed', 'p', 'p', '2024-03-02')
   RETURNING id;
-SELECT id FROM h WHERE id = 'prefixed';
+INSERT INTO h (id, domain, type, created) VALUES ('prefixed', 'p', 'q', '2024-03-02')
+  RETURNING id;
+SELECT id, type FROM h WHERE id IN ('prefixed', 'EventID#prefixed') ORDER BY type;
+CREATE TEMP TABLE raw_items (item jsonb);
+\getenv abs_srcdir PG_ABS_SRCDIR
+\set raw_items 'node ' :abs_srcdir '/test/regress/raw-items.js ' :ddb_url ' hardening-schemeless-event-store domain=p'
+COPY raw_items FROM PROGRAM :'raw_items' WITH (FORMAT csv, QUOTE E'\x01', DELIMITER E'\x02');
+SELECT item->'id' AS stored_id, item->'type' AS type FROM raw_items ORDER BY 1;
 
 -- every lookup finds its event: id, id IN, causation id, a stream, joins
 SELECT c.n, (SELECT count(*) FROM h WHERE h.id = c.id) AS by_id,

@@ -6,6 +6,10 @@
 \getenv ddb_url DDB_URL
 \getenv s3_url S3_URL
 SET timezone = 'UTC';
+-- the clock the extension reads ("now" for the walk's last month and a default created): the real
+-- one, or the fixed one of event_store_dynamo.test_now (test/steps/45-regress-clock.sh sets it)
+CREATE FUNCTION pg_temp.clock() RETURNS timestamptz STABLE LANGUAGE sql AS
+  $$SELECT coalesce(nullif(current_setting('event_store_dynamo.test_now', true), '')::timestamptz, now())$$;
 
 CREATE SERVER pd_srv FOREIGN DATA WRAPPER event_store_dynamo
   OPTIONS (endpoint :'ddb_url', s3_endpoint :'s3_url', s3_force_path_style 'true');
@@ -27,15 +31,15 @@ CREATE FUNCTION pg_temp.plan(query text, run bool DEFAULT false) RETURNS SETOF t
 LANGUAGE plpgsql AS $$
 DECLARE
   line text;
-  this_month text := to_char(now() AT TIME ZONE 'UTC', 'YYYY-MM');
-  walk_length int := (extract(year FROM now() AT TIME ZONE 'UTC')::int - 2024) * 12
-                     + extract(month FROM now() AT TIME ZONE 'UTC')::int;
+  this_month text := to_char(pg_temp.clock() AT TIME ZONE 'UTC', 'YYYY-MM');
+  walk_length int := (extract(year FROM pg_temp.clock() AT TIME ZONE 'UTC')::int - 2024) * 12
+                     + extract(month FROM pg_temp.clock() AT TIME ZONE 'UTC')::int;
 BEGIN
   FOR line IN EXECUTE 'EXPLAIN (COSTS OFF' ||
       CASE WHEN run THEN ', ANALYZE, TIMING OFF, SUMMARY OFF' ELSE '' END || ') ' || query LOOP
     CONTINUE WHEN line ~ '(Retries|Throttled|S3 GetObject Requests): 0$';
-    RETURN NEXT replace(replace(line, this_month, 'CURRENT'),
-                        '(' || walk_length || ')', '(all months)');
+    RETURN NEXT regexp_replace(replace(replace(line, this_month, 'CURRENT'),
+                                       '(' || walk_length || ')', '(all months)'), 'pg_temp_\d+\.', 'pg_temp.', 'g');
   END LOOP;
 END $$;
 
@@ -50,7 +54,7 @@ SELECT right(id, 2) AS ev, created FROM events
 SELECT right(id, 2) AS ev FROM events WHERE created > '2024-01-31 23:59:59.9985+00' AND created < '2024-02-01 09:15:00.0005+00';
 -- a stable expression, evaluated when the scan starts: nothing is that recent (the start of
 -- the current month, so that the answer is the same on every day of the month)
-SELECT * FROM pg_temp.plan($$SELECT id FROM events WHERE created >= date_trunc('month', now())$$, true);
+SELECT * FROM pg_temp.plan($$SELECT id FROM events WHERE created >= date_trunc('month', pg_temp.clock())$$, true);
 -- time_bucket = and IN
 SELECT * FROM pg_temp.plan($$SELECT id FROM events WHERE time_bucket IN ('2024-01', '2024-03')$$, true);
 SELECT time_bucket, count(*) FROM events WHERE time_bucket IN ('2024-01', '2024-03') GROUP BY 1 ORDER BY 1;

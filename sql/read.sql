@@ -8,6 +8,10 @@
 \getenv s3_vhost_url S3_VHOST_URL
 SET timezone = 'UTC';
 SET extra_float_digits = 0;
+-- the clock the extension reads ("now" for the walk's last month and a default created): the real
+-- one, or the fixed one of event_store_dynamo.test_now (test/steps/45-regress-clock.sh sets it)
+CREATE FUNCTION pg_temp.clock() RETURNS timestamptz STABLE LANGUAGE sql AS
+  $$SELECT coalesce(nullif(current_setting('event_store_dynamo.test_now', true), '')::timestamptz, now())$$;
 
 CREATE SERVER regress_srv FOREIGN DATA WRAPPER event_store_dynamo
   OPTIONS (region 'us-east-1', endpoint :'ddb_url', s3_endpoint :'s3_url', s3_force_path_style 'true');
@@ -21,7 +25,8 @@ CREATE FOREIGN TABLE events (
 ) SERVER regress_srv OPTIONS (table_name_prefix 'regress-', s3_bucket 'regress-events');
 
 -- a replay: every event once, in created order, stream heads never; the
--- future event (next month) is read thanks to the look-ahead
+-- future event (dated the next month of the real clock when it was seeded)
+-- is read thanks to the look-ahead
 SELECT id, domain, type, identifier, correlation_id, causation_id, sequence,
        created, time_bucket, s3_reference
   FROM events WHERE id <> '00000000-0000-4000-8000-000000000099';
@@ -101,10 +106,10 @@ SELECT count(*) FROM events_empty;
 CREATE FUNCTION pg_temp.plan(query text) RETURNS SETOF text LANGUAGE plpgsql AS $$
 DECLARE
   line text;
-  this_month text := to_char(now() AT TIME ZONE 'UTC', 'YYYY-MM');
+  this_month text := to_char(pg_temp.clock() AT TIME ZONE 'UTC', 'YYYY-MM');
   -- 2024-03 through the current month
-  walk_length int := (extract(year FROM now() AT TIME ZONE 'UTC')::int - 2024) * 12
-                     + extract(month FROM now() AT TIME ZONE 'UTC')::int - 2;
+  walk_length int := (extract(year FROM pg_temp.clock() AT TIME ZONE 'UTC')::int - 2024) * 12
+                     + extract(month FROM pg_temp.clock() AT TIME ZONE 'UTC')::int - 2;
 BEGIN
   FOR line IN EXECUTE 'EXPLAIN (COSTS OFF) ' || query LOOP
     RETURN NEXT replace(replace(line, this_month, 'CURRENT'),

@@ -6,6 +6,10 @@
 \getenv ddb_local_url DDB_LOCAL_URL
 \getenv s3_url S3_URL
 SET timezone = 'UTC';
+-- the clock the extension reads ("now" for the walk's last month and a default created): the real
+-- one, or the fixed one of event_store_dynamo.test_now (test/steps/45-regress-clock.sh sets it)
+CREATE FUNCTION pg_temp.clock() RETURNS timestamptz STABLE LANGUAGE sql AS
+  $$SELECT coalesce(nullif(current_setting('event_store_dynamo.test_now', true), '')::timestamptz, now())$$;
 
 CREATE SERVER write_srv FOREIGN DATA WRAPPER event_store_dynamo
   OPTIONS (endpoint :'ddb_url', s3_endpoint :'s3_url', s3_force_path_style 'true');
@@ -18,18 +22,23 @@ CREATE FOREIGN TABLE w (
 -- a fresh store (the first INSERT would create it too: auto_create)
 SELECT event_store_dynamo.reset_store('w');
 
--- the raw items, straight from DynamoDB, to see the stored layout
-CREATE FOREIGN TABLE w_raw (
-  id text OPTIONS (attribute_name 'id'), created text, time_bucket text, domain text, type text,
-  identifier text, correlation_id text, causation_id text, sequence text, payload text, meta text,
-  s3_reference text
-) SERVER write_srv OPTIONS (table_name_prefix 'write-', s3_bucket 'write-events');
+-- the raw items, straight from DynamoDB (a Scan with the AWS SDK, test/regress/raw-items.js), to
+-- see the stored layout: every attribute with its DynamoDB type, as the Node adapter reads it
+\getenv abs_srcdir PG_ABS_SRCDIR
+\set raw_items 'node ' :abs_srcdir '/test/regress/raw-items.js ' :ddb_url ' write-schemeless-event-store'
+CREATE TEMP TABLE raw_items (item jsonb);
+CREATE FUNCTION pg_temp.load_raw(cmd text) RETURNS bigint LANGUAGE plpgsql AS $$
+BEGIN
+  DELETE FROM raw_items;
+  EXECUTE format('COPY raw_items FROM PROGRAM %L WITH (FORMAT csv, QUOTE %L, DELIMITER %L)', cmd, E'\x01', E'\x02');
+  RETURN (SELECT count(*) FROM raw_items);
+END $$;
 
 -- defaults: a fresh UUID v4 id, the current time, sequence 1; RETURNING shows them
 INSERT INTO w (domain, type, identifier, payload)
   VALUES ('account', 'opened', '42', '{"owner": "ada", "limit": 100}')
   RETURNING id ~ '^[0-9a-f]{8}-[0-9a-f]{4}-4[0-9a-f]{3}-[89ab][0-9a-f]{3}-[0-9a-f]{12}$' AS uuid_v4,
-            created > now() - interval '1 minute' AS recent, sequence,
+            created >= date_trunc('milliseconds', pg_temp.clock()) AND created < pg_temp.clock() + interval '1 minute' AS recent, sequence,
             time_bucket = to_char(created, 'YYYY-MM') AS bucket_derived, s3_reference;
 
 -- explicit ids and times: sub-millisecond input is truncated, any zone converted to UTC
@@ -44,9 +53,13 @@ INSERT INTO w (id, domain, type, identifier, payload, meta, created)
          ('00000000-0000-4000-8000-000000000a03', 'account', 'noted', '42', '[1, 2, 3]', '[true, null]',
           '2024-05-31 23:59:59.999+00')
   RETURNING id, sequence, created, time_bucket;
-SELECT right(id, 3) AS ev, created, time_bucket, domain, type, identifier, correlation_id, causation_id,
-       sequence, payload, meta
-  FROM w_raw WHERE id LIKE '%0a0_' ORDER BY id;
+SELECT pg_temp.load_raw(:'raw_items' || ' domain=account') > 0 AS loaded;
+SELECT right(item->'id'->>'S', 3) AS ev, item->'id' AS id, item->'created' AS created, item->'timeBucket' AS time_bucket,
+       item->'domain' AS domain, item->'type' AS type, item->'identifier' AS identifier,
+       item->'correlationId' AS correlation_id, item->'causationId' AS causation_id, item->'sequence' AS sequence,
+       item->'payload' AS payload, item->'meta' AS meta,
+       (SELECT string_agg(k, ',' ORDER BY k) FROM jsonb_object_keys(item) k) AS attributes
+  FROM raw_items WHERE item->'id'->>'S' LIKE 'EventID#%0a0_' ORDER BY 1;
 
 -- required columns: 23502
 INSERT INTO w (type) VALUES ('x');
@@ -180,22 +193,55 @@ COMMIT;
 SELECT type, sequence FROM w WHERE domain = 'race';
 SELECT dblink_disconnect('other');
 
--- a reset in the transaction drops what the transaction appended before it,
--- as TRUNCATE drops the rows a transaction inserted
+-- a reset cannot be undone, so TRUNCATE and reset_store refuse to run where a rollback could
+-- follow (25001), and the store keeps its events; on their own they empty it
 CREATE FOREIGN TABLE w_reset (id text, domain text, type text, identifier text, sequence bigint)
   SERVER write_srv OPTIONS (table_name_prefix 'write-reset-', truncatable 'true');
 SELECT event_store_dynamo.reset_store('w_reset');
+INSERT INTO w_reset (domain, type, identifier) VALUES ('r', 'kept', '1'), ('r', 'kept', '1');
 BEGIN;
-INSERT INTO w_reset (domain, type, identifier) VALUES ('r', 'before-reset', '1') RETURNING sequence;
 TRUNCATE w_reset;
-INSERT INTO w_reset (domain, type, identifier) VALUES ('r', 'after-reset', '1') RETURNING sequence;
+ROLLBACK;
+BEGIN;
+INSERT INTO w_reset (domain, type, identifier) VALUES ('r', 'in-transaction', '1');
+SELECT event_store_dynamo.reset_store('w_reset');
+ROLLBACK;
+BEGIN;
+SAVEPOINT s;
+ROLLBACK TO s;
+TRUNCATE w_reset;
 COMMIT;
-SELECT type, sequence FROM w_reset;
+-- in a function's exception block (a subtransaction), and as one of several statements sent at once
+DO $$
+BEGIN
+  PERFORM event_store_dynamo.reset_store('w_reset');
+EXCEPTION WHEN active_sql_transaction THEN
+  RAISE NOTICE 'refused: %', SQLSTATE;
+END $$;
+SELECT 1 AS first \; TRUNCATE w_reset;
+SELECT type, sequence FROM w_reset ORDER BY sequence;
+SELECT event_store_dynamo.stream_version('w_reset', 'r', '1') AS version;
+-- on its own, TRUNCATE resets the store: the events and the stream head are gone
+TRUNCATE w_reset;
+SELECT count(*) AS after_truncate FROM w_reset;
+SELECT event_store_dynamo.stream_version('w_reset', 'r', '1') AS version;
+INSERT INTO w_reset (domain, type, identifier) VALUES ('r', 'after-reset', '1') RETURNING sequence;
+SELECT event_store_dynamo.reset_store('w_reset');
+SELECT count(*) AS after_reset FROM w_reset;
 
 -- the stored layout, as the Node adapter would have written it
-SELECT created ~ '^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}Z$' AS iso_ms, time_bucket = left(created, 7) AS bucket,
-       id ~ '^[0-9a-f-]{36}$' AS uuid, sequence, payload, meta
-  FROM w_raw WHERE domain IN ('copy', 'order') ORDER BY domain, identifier, sequence;
+SELECT pg_temp.load_raw(:'raw_items') > 0 AS loaded;
+SELECT item->'created'->>'S' ~ '^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}Z$' AS iso_ms,
+       item->'timeBucket'->>'S' = left(item->'created'->>'S', 7) AS bucket,
+       item->'id'->>'S' ~ '^EventID#[0-9a-f-]{36}$' AS uuid, item->'sequence' AS sequence, item->'payload' AS payload,
+       (SELECT string_agg(k, ',' ORDER BY k) FROM jsonb_object_keys(item) k) AS attributes
+  FROM raw_items WHERE item->'domain'->>'S' IN ('copy', 'order')
+ ORDER BY item->'domain'->>'S', item->'identifier'->>'S', (item->'sequence'->>'N')::int;
+-- stream heads, as the Node adapter keeps them
+SELECT item->'id' AS id, item->'version' AS version,
+       (SELECT string_agg(k, ',' ORDER BY k) FROM jsonb_object_keys(item) k) AS attributes
+  FROM raw_items WHERE item->'id'->>'S' LIKE 'EventID#HEAD::copy::%' OR item->'id'->>'S' LIKE 'EventID#HEAD::order::%'
+ ORDER BY 1;
 
 DROP TABLE orders;
 DROP FUNCTION order_event();

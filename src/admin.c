@@ -22,9 +22,11 @@
  * alone.  A function that may change the table's indexes invalidates the
  * foreign table's cached plans, so that the next query plans with them.
  *
- * Nothing here is transactional: DynamoDB cannot undo a DeleteTable, so a
- * table reset by reset_store or TRUNCATE stays reset when the transaction
- * that did it rolls back, and a table created by init_store stays created.
+ * Nothing here is transactional: DynamoDB cannot undo a DeleteTable, and
+ * a table created by init_store stays created.  So reset_store and
+ * TRUNCATE refuse to run inside a transaction block or a subtransaction
+ * (25001), where a rollback would be expected to undo them: they run only
+ * as statements of their own, whose transaction ends right after them.
  *
  *-------------------------------------------------------------------------
  */
@@ -32,6 +34,7 @@
 
 #include "access/htup_details.h"
 #include "access/table.h"
+#include "access/xact.h"
 #include "catalog/pg_class.h"
 #include "commands/defrem.h"
 #include "foreign/fdwapi.h"
@@ -122,6 +125,23 @@ check_foreign_table(Oid relid)
 		ereport(ERROR,
 				(errcode(ERRCODE_WRONG_OBJECT_TYPE),
 				 errmsg("foreign table \"%s\" does not belong to event_store_dynamo", relname)));
+}
+
+/*
+ * A reset destroys every event and cannot be rolled back: refuse it where
+ * a rollback could follow it (BEGIN ... ROLLBACK, a savepoint, a function's
+ * exception block, several statements sent as one), as VACUUM and the
+ * like are refused there.
+ */
+static void
+refuse_in_transaction_block(const char *what)
+{
+	if (IsTransactionBlock() || IsSubTransaction())
+		ereport(ERROR,
+				(errcode(ERRCODE_ACTIVE_SQL_TRANSACTION),
+				 errmsg("%s cannot run inside a transaction block", what),
+				 errdetail("DynamoDB cannot undo a DeleteTable: a rollback would not bring the events back."),
+				 errhint("Run it as a statement of its own, outside BEGIN ... COMMIT.")));
 }
 
 static void
@@ -403,6 +423,7 @@ esd_reset_store(PG_FUNCTION_ARGS)
 	Oid			relid = PG_GETARG_OID(0);
 	AdminTarget target;
 
+	refuse_in_transaction_block("reset_store");
 	open_foreign_table(relid, true, AccessExclusiveLock);
 	load_target(relid, &target);
 	reset_store_work(&target.conn, &target.table);
@@ -711,6 +732,7 @@ esd_exec_foreign_truncate(List *rels, DropBehavior behavior pg_attribute_unused(
 						   psprintf("delete and recreate DynamoDB table \"%s\"", target->table.table_name));
 		targets = lappend(targets, target);
 	}
+	refuse_in_transaction_block("TRUNCATE of an event store");
 
 	foreach(lc, rels)
 	{

@@ -46,6 +46,7 @@
 
 #include "admin.h"
 #include "append.h"
+#include "clock.h"
 #include "item.h"
 #include "option.h"
 #include "plan.h"
@@ -57,10 +58,11 @@ PG_MODULE_MAGIC;
 
 void		_PG_init(void);
 
-/* Module load: the projection workers' settings, and their launcher when preloaded. */
+/* Module load: the test clock, the projection workers' settings and their launcher. */
 void
 _PG_init(void)
 {
+	esd_clock_init();
 	esd_worker_init();
 }
 

@@ -37,6 +37,7 @@
 #include "utils/lsyscache.h"
 #include "utils/timestamp.h"
 
+#include "clock.h"
 #include "codec.h"
 #include "dynamo.h"
 #include "item.h"
@@ -249,8 +250,11 @@ esd_row_to_new_event(const EsdRowMap *map, TupleTableSlot *slot,
 		{
 			ev->id = output_text(col, value);
 			ev->id_given = true;
-			if (strncmp(ev->id, ESD_ID_PREFIX, strlen(ESD_ID_PREFIX)) == 0)
-				ev->id += strlen(ESD_ID_PREFIX);
+			/*
+			 * Taken as it is, even when it starts with EventID#: the item's id
+			 * is EventID# and the id given, as the Node adapter stores it, and
+			 * a read shows the id given again.
+			 */
 			if (ev->id[0] == '\0')
 				ereport(ERROR,
 						(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
@@ -354,7 +358,7 @@ esd_row_to_new_event(const EsdRowMap *map, TupleTableSlot *slot,
 	require(type, "type", table);
 	if (ev->id == NULL)
 		ev->id = esd_uuid_v4();
-	ev->created = truncate_to_ms(have_created ? ev->created : GetCurrentTimestamp());
+	ev->created = truncate_to_ms(have_created ? ev->created : esd_now());
 	format_created(ev);
 	check_created_in_walk(ev, table);
 	ev->stream = psprintf("%s::%s", ev->domain, ev->identifier ? ev->identifier : "");

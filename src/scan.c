@@ -34,6 +34,7 @@
 #include "utils/memutils.h"
 #include "utils/timestamp.h"
 
+#include "clock.h"
 #include "codec.h"
 #include "dynamo.h"
 #include "scan.h"
@@ -49,7 +50,7 @@ esd_bucket_range(const EsdTableOptions *table, char ***buckets, int *nbuckets)
 	int			first = table->start_year * 12 + (table->start_month - 1);
 	int			n;
 
-	if (timestamp2tm(GetCurrentTransactionStartTimestamp(), NULL, &tm, &fsec, NULL, NULL) != 0)
+	if (timestamp2tm(esd_transaction_now(), NULL, &tm, &fsec, NULL, NULL) != 0)
 		ereport(ERROR,
 				(errcode(ERRCODE_DATETIME_VALUE_OUT_OF_RANGE),
 				 errmsg("timestamp out of range")));
@@ -691,7 +692,9 @@ resolve_finish(EsdWalk *walk, EsdPage *page)
 			const char *iid = ev->id + (strncmp(ev->id, ESD_ID_PREFIX, strlen(ESD_ID_PREFIX)) == 0
 										? strlen(ESD_ID_PREFIX) : 0);
 
-			if (strncmp(bid, ESD_ID_PREFIX, strlen(ESD_ID_PREFIX)) == 0)
+			/* a body's id is the event id; one written with the prefix is accepted too */
+			if (strcmp(bid, iid) != 0 &&
+				strncmp(bid, ESD_ID_PREFIX, strlen(ESD_ID_PREFIX)) == 0)
 				bid += strlen(ESD_ID_PREFIX);
 			if (strcmp(bid, iid) != 0)
 			{

@@ -1,6 +1,6 @@
 // Fault tests: the extension under a misbehaving DynamoDB.
 //   1. Through the fault-injecting front (throttling, 5xx, dropped connections at fixed seeded
-//      rates), a full replay of the INTEROP store still returns every event exactly once, in
+//      rates, and BatchGetItems answered in part with UnprocessedKeys), a full replay of the INTEROP store still returns every event exactly once, in
 //      created order, with the right sequences and payloads, and the front's counters prove that
 //      every kind of fault was actually injected.
 //   2. Against the front that never answers (and a 10-minute request timeout, so that nothing but
@@ -19,7 +19,8 @@ const { psql, startPsql, lit } = require('./psql');
 const { TABLE_OPTIONS } = require('./read');
 
 const EXPECTED_FILE = path.join(__dirname, '..', '.stack', 'run', 'interop-expected.json');
-const FAULTS = { throttle: 0.2, error5xx: 0.05, drop: 0.02, seed: 7 };
+// and a third of the BatchGetItems that get through answered in part (UnprocessedKeys)
+const FAULTS = { throttle: 0.2, error5xx: 0.05, drop: 0.02, unprocessed: 0.33, unprocessedShare: 0.5, seed: 7 };
 const NO_FAULTS = { throttle: 0, error5xx: 0, drop: 0, seed: 7 };
 const REPLAY_TIMEOUT_MS = 300000;
 const READY_TIMEOUT_MS = 10000;      // for the hanging query to show up as waiting
@@ -111,7 +112,7 @@ async function checkReplayUnderFaults(report, expected) {
   }
 
   const ok = counters && !counters.error;
-  for (const kind of ['throttle', 'error5xx', 'drop'])
+  for (const kind of ['throttle', 'error5xx', 'drop', 'unprocessed', 'unprocessedKeys'])
     report.check(`the front injected ${kind} faults (${ok ? counters[kind] : '?'})`, ok && counters[kind] > 0,
       ok ? `counters: ${JSON.stringify(counters)}` : counters.error);
 }

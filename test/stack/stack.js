@@ -457,6 +457,85 @@ function mulberry32(seed) {
 }
 
 // The fault-injecting front, forwarding to the SigV4 front.
+// The generator of the partial answers: another seed derived from the fault seed.
+function unprocessedSeed(seed) {
+  return (seed ^ 0x5bd1e995) >>> 0;
+}
+
+// Forwards a BatchGetItem and answers it in part, as DynamoDB does under load: a seeded share of
+// the requested keys (at least one, never all) is taken out of Responses and given back in
+// UnprocessedKeys, with the request's other parameters (ProjectionExpression, ConsistentRead, ...).
+// Items are matched to keys by id and created, the table's key.
+function forwardInPart(agent, port, req, res, body, faults) {
+  return new Promise((resolve) => {
+    const headers = relayHeaders(req.rawHeaders);
+    for (const name of Object.keys(headers)) {
+      const lower = name.toLowerCase();
+      if (lower === 'content-length' || lower === 'expect') delete headers[name];
+    }
+    headers['content-length'] = String(body.length);
+    const up = http.request({ host: '127.0.0.1', port, method: req.method, path: req.url, headers, agent }, (upRes) => {
+      const chunks = [];
+      upRes.on('data', (d) => chunks.push(d));
+      upRes.on('error', (e) => { log('relay error:', e.message); res.destroy(); resolve(); });
+      upRes.on('end', () => {
+        let answer = Buffer.concat(chunks);
+        const h = relayHeaders(upRes.rawHeaders);
+        if (upRes.statusCode === 200) {
+          try {
+            const request = JSON.parse(body.toString('utf8'));
+            const out = JSON.parse(answer.toString('utf8'));
+            out.UnprocessedKeys = out.UnprocessedKeys || {};
+            let held = 0;
+            for (const [table, spec] of Object.entries(request.RequestItems || {})) {
+              const keys = spec.Keys || [];
+              if (keys.length < 2) continue;
+              let back = keys.filter(() => faults.urng() < faults.unprocessedShare);
+              if (back.length === 0) back = [keys[keys.length - 1]];
+              if (back.length === keys.length) back = back.slice(1);
+              const k = (item) => `${item.id && item.id.S}\u0000${item.created && item.created.S}`;
+              const backSet = new Set(back.map(k));
+              const items = (out.Responses && out.Responses[table]) || [];
+              out.Responses[table] = items.filter((item) => !backSet.has(k(item)));
+              const prior = out.UnprocessedKeys[table] ? out.UnprocessedKeys[table].Keys : [];
+              out.UnprocessedKeys[table] = { ...spec, Keys: prior.concat(back) };
+              held += back.length;
+            }
+            if (held > 0) {
+              faults.counters.unprocessed++;
+              faults.counters.unprocessedKeys += held;
+              log(`fault front: ${held} key(s) of a BatchGetItem held back as UnprocessedKeys`);
+            }
+            answer = Buffer.from(JSON.stringify(out));
+            for (const name of Object.keys(h)) {
+              const lower = name.toLowerCase();
+              if (lower === 'content-length' || lower === 'x-amz-crc32' || lower === 'transfer-encoding') delete h[name];
+            }
+            h['Content-Length'] = String(answer.length);
+            h['x-amz-crc32'] = String(crc32(answer));
+          } catch (e) {
+            log(`fault front: answer kept whole: ${e.message}`);
+          }
+        }
+        res.writeHead(upRes.statusCode, h);
+        res.end(answer);
+        resolve();
+      });
+    });
+    up.on('error', (e) => {
+      log(`forward to :${port} failed: ${e.message}`);
+      if (!res.headersSent) {
+        res.writeHead(502, { 'content-type': 'text/plain' });
+        res.end(`stack: upstream :${port} failed: ${e.message}\n`);
+      } else {
+        res.destroy();
+      }
+      resolve();
+    });
+    up.end(body);
+  });
+}
+
 function makeFaultFront(ddbFrontPort) {
   const agent = new http.Agent({ keepAlive: true, maxSockets: 64 });
   const faults = {
@@ -468,9 +547,20 @@ function makeFaultFront(ddbFrontPort) {
     indexLagMs: 0,     // a lagging GSI: index Queries leave out items first seen less than this ago
     firstSeen: new Map(), // event id -> when an index Query first would have returned it
     counters: null,
+    // partial BatchGetItem answers: the share of forwarded BatchGetItems answered in part, and the
+    // share of their keys held back as UnprocessedKeys; drawn from a generator of their own, so the
+    // other faults of a seed stay what they were
+    unprocessed: 0,
+    unprocessedShare: 0.5,
+    urng: mulberry32(unprocessedSeed(1)),
+    // the bodies of the requests passed on, kept when `record` is set (GET /__faults/requests)
+    record: false,
+    recorded: [],
   };
   function resetCounters() {
-    faults.counters = { requests: 0, forwarded: 0, throttle: 0, error5xx: 0, drop: 0, hidden: 0, byTarget: {} };
+    faults.counters = { requests: 0, forwarded: 0, throttle: 0, error5xx: 0, drop: 0, hidden: 0,
+                        unprocessed: 0, unprocessedKeys: 0, inFlight: 0, maxInFlight: 0, byTarget: {} };
+    faults.recorded = [];
   }
   resetCounters();
 
@@ -482,6 +572,11 @@ function makeFaultFront(ddbFrontPort) {
       rates[k] = v;
     }
     if (rates.throttle + rates.error5xx + rates.drop > 1) throw new Error('the rates add up to more than 1');
+    for (const k of ['unprocessed', 'unprocessedShare']) {
+      const v = cfg[k];
+      if (v !== undefined && (typeof v !== 'number' || !(v >= 0 && v <= 1))) throw new Error(`${k} must be a number in [0, 1]`);
+    }
+    if (cfg.record !== undefined && typeof cfg.record !== 'boolean') throw new Error('record must be true or false');
     const seed = cfg.seed === undefined ? 1 : cfg.seed;
     if (!Number.isInteger(seed)) throw new Error('seed must be an integer');
     const maxConsecutive = cfg.maxConsecutive === undefined ? MAX_CONSECUTIVE_FAULTS : cfg.maxConsecutive;
@@ -494,15 +589,21 @@ function makeFaultFront(ddbFrontPort) {
     faults.maxConsecutive = maxConsecutive;
     faults.seed = seed;
     faults.rng = mulberry32(seed);
+    faults.unprocessed = cfg.unprocessed === undefined ? 0 : cfg.unprocessed;
+    faults.unprocessedShare = cfg.unprocessedShare === undefined ? 0.5 : cfg.unprocessedShare;
+    faults.urng = mulberry32(unprocessedSeed(seed));
+    faults.record = cfg.record === true;
     faults.streak.clear();
     resetCounters();
-    log(`fault front: configured ${JSON.stringify({ ...rates, seed, maxConsecutive, indexLagMs })}`);
+    log(`fault front: configured ${JSON.stringify({ ...rates, seed, maxConsecutive, indexLagMs,
+      unprocessed: faults.unprocessed, unprocessedShare: faults.unprocessedShare, record: faults.record })}`);
   }
 
   function snapshot() {
     return {
-      ...faults.counters, rates: { ...faults.rates }, seed: faults.seed, maxConsecutive: faults.maxConsecutive,
-      indexLagMs: faults.indexLagMs,
+      ...faults.counters, rates: { ...faults.rates, unprocessed: faults.unprocessed }, seed: faults.seed,
+      maxConsecutive: faults.maxConsecutive, indexLagMs: faults.indexLagMs,
+      unprocessedShare: faults.unprocessedShare, record: faults.record,
     };
   }
 
@@ -540,6 +641,11 @@ function makeFaultFront(ddbFrontPort) {
     try {
       const body = await readBody(req);
       const urlPath = (req.url || '/').split('?')[0];
+      if (urlPath === '/__faults/requests') {
+        if (req.method === 'GET') return sendJson(res, 200, faults.recorded);
+        res.writeHead(405, { Allow: 'GET' });
+        return res.end();
+      }
       if (urlPath === '/__faults') {
         if (req.method === 'GET') return sendJson(res, 200, snapshot());
         if (req.method === 'POST') {
@@ -577,10 +683,24 @@ function makeFaultFront(ddbFrontPort) {
       if (kind === 'pass') {
         faults.streak.delete(key);
         c.forwarded++;
-        if (faults.indexLagMs > 0 && target === 'DynamoDB_20120810.Query' && /"IndexName"/.test(body.toString('utf8')))
-          await forwardTransformed(agent, ddbFrontPort, req, res, body, hideRecent);
-        else
-          await forward(agent, ddbFrontPort, req, res, body);
+        if (faults.record && faults.recorded.length < 10000) {
+          let parsed = null;
+          try { parsed = JSON.parse(body.toString('utf8')); } catch (e) { parsed = null; }
+          faults.recorded.push({ target, body: parsed });
+        }
+        // requests under way at once through this front (passed-on ones, until their answer is relayed)
+        c.inFlight++;
+        c.maxInFlight = Math.max(c.maxInFlight, c.inFlight);
+        try {
+          if (faults.indexLagMs > 0 && target === 'DynamoDB_20120810.Query' && /"IndexName"/.test(body.toString('utf8')))
+            await forwardTransformed(agent, ddbFrontPort, req, res, body, hideRecent);
+          else if (target.endsWith('.BatchGetItem') && faults.unprocessed > 0 && faults.urng() < faults.unprocessed)
+            await forwardInPart(agent, ddbFrontPort, req, res, body, faults);
+          else
+            await forward(agent, ddbFrontPort, req, res, body);
+        } finally {
+          if (faults.counters === c) c.inFlight--;
+        }
         return;
       }
       if (faults.streak.size > 100000) faults.streak.clear();
