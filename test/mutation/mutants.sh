@@ -1,0 +1,84 @@
+# The deliberate bugs of the mutation check (test/mutation/run.sh), one per line:
+#   mutant NAME FILE PERL-EDIT CHECK...
+# PERL-EDIT is run as `perl -0pi -e` on FILE (the whole file as one string) and must change it;
+# each CHECK is what should catch the bug, in this order, stopping at the first that does:
+#   regress:FILE[,FILE...]   those pg_regress files (make installcheck REGRESS=...)
+#   clock                    test/steps/45-regress-clock.sh (the regress files at a month boundary)
+#   faults                   test/interop/faults.js (the replay under faults)
+#   write-faults             test/interop/write-faults.js
+# shellcheck shell=bash
+
+# A Put without its condition: an event with the id and created of another overwrites it.
+mutant put-without-condition src/append.c \
+    's/,\\"ConditionExpression\\":\\"attribute_not_exists\(id\)\\"//' \
+    regress:promises
+
+# UnprocessedKeys of a BatchGetItem answer dropped instead of sent again.
+mutant unprocessed-keys-dropped src/dynamo.c \
+    's/json_object_object_get_ex\(job->calls\[c\]->json, "UnprocessedKeys", &unprocessed\)/false/' \
+    faults
+
+# No Limit on the first page of a scan.
+mutant first-page-without-limit src/scan.c \
+    's/return FIRST_PAGE_LIMIT;/return walk->keys_suffice ? 0 : PAGE_LIMIT * 0;/' \
+    regress:promises
+
+# The walk's last month from the real clock, whatever the test clock says.
+mutant clock-ignored-by-walk src/clock.c \
+    's/return test_now_set \? test_now_value : GetCurrentTransactionStartTimestamp\(\);/return GetCurrentTransactionStartTimestamp();/' \
+    clock
+
+# A default created from the real clock, whatever the test clock says.
+mutant clock-ignored-by-created src/clock.c \
+    's/return test_now_set \? test_now_value : GetCurrentTimestamp\(\);/return GetCurrentTimestamp();/' \
+    clock
+
+# reset_store and TRUNCATE allowed inside a transaction block again.
+mutant reset-in-transaction src/admin.c \
+    's/if \(IsTransactionBlock\(\) \|\| IsSubTransaction\(\)\)/if (false)/' \
+    regress:write
+
+# After a failed DynamoDB transaction of a commit, the next ones are still sent.
+mutant write-on-after-failure src/append.c \
+    's/if \(f->failed\)\n(\t+)t->state = TXN_DONE;/if (false)\n$1t->state = TXN_DONE;/' \
+    regress:promises
+
+# max_in_flight ignored by the scheduler.
+mutant max-in-flight-ignored src/aws.c \
+    's/http_in_flight\(\) < call->conn->max_in_flight/http_in_flight() < 64/' \
+    regress:promises
+
+# Stream heads read 50 to a BatchGetItem instead of 100.
+mutant head-batches-of-50 src/dynamo.c \
+    's/#define BATCH_GET_MAX_KEYS 100/#define BATCH_GET_MAX_KEYS 50/' \
+    regress:promises
+
+# No ProjectionExpression: every attribute of every item fetched.
+mutant no-projection src/dynamo.c \
+    's/\tif \(attrs == NULL\)\n\t\treturn NULL;/\tif (attrs != NULL || attrs == NULL)\n\t\treturn NULL;/' \
+    regress:promises
+
+# Transactions of a commit up to 8 MB: DynamoDB refuses the larger ones.
+mutant transactions-over-4mb src/append.c \
+    's/#define TXN_MAX_BYTES \(4 \* 1024 \* 1024 - 64 \* 1024\)/#define TXN_MAX_BYTES (8 * 1024 * 1024)/' \
+    regress:promises
+
+# Given ids are not looked up by default.
+mutant given-ids-unchecked src/option.c \
+    's/opts->check_given_ids = true;/opts->check_given_ids = false;/' \
+    regress:write,promises
+
+# A new stream's head written without its condition: a concurrent first writer is not noticed.
+mutant new-stream-head-unconditional src/append.c \
+    's/"attribute_not_exists\(#v\) OR #v = :expected"/"attribute_not_exists(#v) OR #v <> :expected OR #v = :expected"/' \
+    regress:write write-faults
+
+# A given id that starts with EventID# loses it.
+mutant given-id-prefix-stripped src/item.c \
+    's/(\t\t\tev->id_given = true;\n)/$1\t\t\tif (strncmp(ev->id, ESD_ID_PREFIX, strlen(ESD_ID_PREFIX)) == 0)\n\t\t\t\tev->id += strlen(ESD_ID_PREFIX);\n/' \
+    regress:hardening
+
+# The retries of a throttled request are not spaced: no backoff at all.
+mutant no-backoff src/aws.c \
+    's/call->due = GetCurrentTimestamp\(\) \+ \(TimestampTz\) aws_backoff_ms\(conn, call->attempts\) \* 1000;/call->due = GetCurrentTimestamp();/' \
+    regress:errors faults
