@@ -340,6 +340,7 @@ INSERT INTO modes VALUES
   ('get_responses', 'responses-not-object', 'BatchGetItem', false),
   ('get_items', 'items-not-array', 'BatchGetItem', false),
   ('get_html502', 'html502', 'BatchGetItem', false),
+  ('get_bad_number', 'bad-number', 'BatchGetItem', false), ('get_nul_string', 'nul-string', 'BatchGetItem', false),
   ('head_count', 'count-string', 'GetItem', false),
   ('write_html502', 'html502', 'TransactWriteItems', false),
   ('write_truncated', 'truncated', 'TransactWriteItems', false),
@@ -428,6 +429,10 @@ SELECT pg_temp.outcome('SELECT count(type) FROM get_truncated');
 SELECT pg_temp.outcome('SELECT count(type) FROM get_responses');
 SELECT pg_temp.outcome('SELECT count(type) FROM get_items');
 SELECT pg_temp.outcome('SELECT count(type) FROM get_html502');
+-- well-formed answers holding values no row can take: a number that is not one (HV00A), a string
+-- with U+0000 (22P05)
+SELECT pg_temp.outcome('SELECT count(payload) FROM get_bad_number');
+SELECT pg_temp.outcome('SELECT count(payload) FROM get_nul_string');
 -- a stream head read (GetItem) of the wrong shape; only the operation named
 -- is answered oddly (get_html502 reads the head for real)
 SELECT pg_temp.outcome($$SELECT event_store_dynamo.stream_version('get_html502', 'a::b', 'c::d')$$);

@@ -8,8 +8,8 @@
 #   test/steps/*.sh     in name order, each run with bash from the repository root
 # A step passes when it exits 0. Steps see PGHOST, PGPORT, PGUSER, PGDATABASE, the stack.env
 # variables (DDB_URL, S3_URL, ...), REPO_ROOT, RUN_DIR and PG_CONFIG.
-# An optional argument keeps only the steps whose name contains it (and 10-seed, whose stores the
-# later steps read).
+# An optional argument keeps only the steps whose name contains it, or one of its "|"-separated
+# parts (and 10-seed, whose stores the later steps read).
 # ESD_SANITIZE=address,undefined or ESD_VALGRIND=1 run it against an instrumented build instead
 # (test/sanitize/README.md); reports then fail the run.
 # Everything is torn down at the end, whatever happened. The last line is "N passed, N failed";
@@ -67,9 +67,19 @@ setup_failed() {
 STEP_NAMES=()
 STEP_PROGS=()
 STEP_FILES=()
+# the filter: one or more names separated by "|" ("regress|faults")
+matches() {
+    local part
+    [ -z "$FILTER" ] && return 0
+    IFS='|' read -r -a parts <<<"$FILTER"
+    for part in "${parts[@]}"; do
+        [ -n "$part" ] && [[ "$1" == *"$part"* ]] && return 0
+    done
+    return 1
+}
 add_step() {
     # 10-seed writes the stores later steps read, so a filter keeps it whenever it keeps a later step
-    if [ -z "$FILTER" ] || [[ "$1" == *"$FILTER"* ]] || [ "$1" = 10-seed ]; then
+    if matches "$1" || [ "$1" = 10-seed ]; then
         STEP_NAMES+=("$1")
         STEP_PROGS+=("$2")
         STEP_FILES+=("$3")
@@ -81,10 +91,9 @@ if [ -d "$TEST_DIR/steps" ]; then
         add_step "$(basename "$f" .sh)" bash "$f"
     done < <(find "$TEST_DIR/steps" -maxdepth 1 -name '*.sh' -type f | LC_ALL=C sort)
 fi
-# ... and drops it again when it is the only step left besides the self-check
-if [ -n "$FILTER" ] && [[ "10-seed" != *"$FILTER"* ]] && [ ${#STEP_NAMES[@]} -le 2 ] &&
-   [ "${STEP_NAMES[-1]:-}" = 10-seed ]; then
-    STEP_NAMES=(); STEP_PROGS=(); STEP_FILES=()
+# ... and drops it again when no later step is kept
+if [ -n "$FILTER" ] && ! matches 10-seed && [ ${#STEP_NAMES[@]} -gt 0 ] && [ "${STEP_NAMES[-1]}" = 10-seed ]; then
+    unset 'STEP_NAMES[-1]' 'STEP_PROGS[-1]' 'STEP_FILES[-1]'
 fi
 if [ ${#STEP_NAMES[@]} -eq 0 ]; then
     warn "no step matches '$FILTER'"

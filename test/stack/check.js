@@ -354,6 +354,38 @@ test('fault front: a lagging index hides new items from index Queries for indexL
   await c.send(new DeleteTableCommand({ TableName: table }));
 });
 
+test('fault front: BatchGetItem answered in part (UnprocessedKeys), requests recorded', async () => {
+  const c = ddbClient(E.DDB_URL, GOOD);
+  for (let i = 0; i < 10; i++)
+    await c.send(new PutItemCommand({ TableName: TABLE, Item: { id: { S: `u${i}` }, v: { N: String(i) } } }));
+  const keys = Array.from({ length: 10 }, (_, i) => ({ id: { S: `u${i}` } }));
+  await setFaults({ unprocessed: 1, unprocessedShare: 0.5, record: true, seed: 5 });
+  const payload = { RequestItems: { [TABLE]: { Keys: keys, ConsistentRead: true } } };
+  const r = await send(E.DDB_FAULT_URL, await signDdb(E.DDB_FAULT_URL, 'BatchGetItem', payload));
+  assert.equal(r.status, 200, r.body);
+  const out = JSON.parse(r.body);
+  const got = out.Responses[TABLE].map((i) => i.id.S);
+  const held = out.UnprocessedKeys[TABLE].Keys.map((k) => k.id.S);
+  assert.ok(got.length > 0 && held.length > 0, `answered ${got.length}, held back ${held.length}`);
+  assert.deepEqual([...got, ...held].sort(), keys.map((k) => k.id.S).sort(), 'every key either answered or held back');
+  assert.equal(out.UnprocessedKeys[TABLE].ConsistentRead, true, 'the request parameters come back with the keys');
+  const f = await getFaults();
+  assert.equal(f.unprocessed, 1);
+  assert.equal(f.unprocessedKeys, held.length);
+  assert.equal(f.rates.unprocessed, 1);
+  // the same seed holds back the same keys
+  await setFaults({ unprocessed: 1, unprocessedShare: 0.5, record: true, seed: 5 });
+  const again = JSON.parse((await send(E.DDB_FAULT_URL, await signDdb(E.DDB_FAULT_URL, 'BatchGetItem', payload))).body);
+  assert.deepEqual(again.UnprocessedKeys[TABLE].Keys.map((k) => k.id.S), held);
+  const rec = await send(E.DDB_FAULT_URL, { method: 'GET', path: '/__faults/requests', headers: {} });
+  const recorded = JSON.parse(rec.body);
+  assert.equal(recorded.length, 1);
+  assert.equal(recorded[0].target, 'DynamoDB_20120810.BatchGetItem');
+  assert.equal(recorded[0].body.RequestItems[TABLE].Keys.length, 10);
+  await setFaults({});
+  assert.deepEqual(JSON.parse((await send(E.DDB_FAULT_URL, { method: 'GET', path: '/__faults/requests', headers: {} })).body), []);
+});
+
 test('hang front: accepts the request and never answers', async () => {
   const req = await signDdb(E.DDB_HANG_URL, 'ListTables', {});
   const r = await send(E.DDB_HANG_URL, req, { timeoutMs: 1500 });

@@ -798,6 +798,9 @@ const ODD_MODES = {
   trickle: (c) => oddTrickle(c.res, oddType(c), c.wellFormed),
   redirect301: (c) => oddRedirect(c, 301),
   redirect307: (c) => oddRedirect(c, 307),
+  // a BatchGetItem answered with every key asked for, holding a value the codec must refuse
+  'bad-number': (c) => oddSend(c.res, 200, oddType(c), oddItemsFor(c, { payload: { N: '12abc' } })),
+  'nul-string': (c) => oddSend(c.res, 200, oddType(c), oddItemsFor(c, { payload: { S: 'a\u0000b' } })),
   'items-not-array': (c) => oddSend(c.res, 200, oddType(c),
     c.service === 's3' ? '["an array", "not an event"]'
       : '{"Items":{"id":{"S":"EventID#x"},"created":{"S":"2024-01-15T00:00:00.000Z"}},"Count":1,"ScannedCount":1}'),
@@ -812,6 +815,16 @@ const ODD_MODES = {
       : '"},"created":{"S":"2024-01-15T00:00:00.000Z"}}],"Count":1,"ScannedCount":1}'),
   ])),
 };
+
+// A BatchGetItem answer with one item per key asked for (the key, type "canned", and `extra`).
+function oddItemsFor(c, extra) {
+  let request = {};
+  try { request = JSON.parse(c.body.toString('utf8')); } catch (e) { request = {}; }
+  const Responses = {};
+  for (const [table, spec] of Object.entries(request.RequestItems || {}))
+    Responses[table] = (spec.Keys || []).map((k) => ({ ...k, type: { S: 'canned' }, ...extra }));
+  return JSON.stringify({ Responses, UnprocessedKeys: {} });
+}
 
 function oddType(c) {
   return c.service === 's3' ? 'application/json' : DDB_CONTENT_TYPE;
@@ -942,7 +955,7 @@ function makeOddFront(localPort) {
       counters.odd++;
       counters.byMode[mode] = (counters.byMode[mode] || 0) + 1;
       log(`odd front: ${mode} for ${target} ${req.url}`);
-      answer({ service, target, req, res, rest, wellFormed: Buffer.from(oddWellFormed(service, target)) });
+      answer({ service, target, req, res, rest, body, wellFormed: Buffer.from(oddWellFormed(service, target)) });
     } catch (e) {
       log(`odd front: ${e.stack || e}`);
       if (!res.headersSent) sendDdbError(res, 500, FAULT_BODIES.internal.type, FAULT_BODIES.internal.message);
