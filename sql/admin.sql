@@ -162,7 +162,7 @@ CREATE FOREIGN TABLE admin_auto (domain text, type text, payload jsonb, sequence
   SERVER admin_srv OPTIONS (table_name_prefix 'admin-auto-', s3_bucket 'admin-auto-events');
 INSERT INTO admin_auto (domain, type, payload) VALUES ('account', 'opened', '{"n": 1}');
 INSERT INTO admin_auto (domain, type, payload) VALUES ('account', 'closed', '{"n": 2}');
-SELECT domain, type, payload, sequence FROM admin_auto;
+SELECT domain, type, payload, sequence FROM admin_auto ORDER BY sequence;
 SELECT event_store_dynamo.init_store('admin_auto');
 CREATE FOREIGN TABLE admin_noauto (domain text, type text)
   SERVER admin_srv OPTIONS (table_name_prefix 'admin-noauto-', auto_create 'false');

@@ -30,8 +30,11 @@ CREATE FOREIGN TABLE events (
 SELECT id, domain, type, identifier, correlation_id, causation_id, sequence,
        created, time_bucket, s3_reference
   FROM events WHERE id <> '00000000-0000-4000-8000-000000000099';
-SELECT type, created = date_trunc('month', now() AT TIME ZONE 'UTC' + interval '1 month') AT TIME ZONE 'UTC' AS next_month,
-       time_bucket = to_char(now() AT TIME ZONE 'UTC' + interval '1 month', 'YYYY-MM') AS bucket_ok
+-- (the first millisecond of the month after the seeding: still ahead, or just past when the run
+-- crossed the month's end since)
+SELECT type, created = date_trunc('month', created AT TIME ZONE 'UTC') AT TIME ZONE 'UTC'
+         AND created > now() - interval '1 day' AND created <= now() + interval '1 month' AS next_month,
+       time_bucket = to_char(created AT TIME ZONE 'UTC', 'YYYY-MM') AS bucket_ok
   FROM events WHERE id = '00000000-0000-4000-8000-000000000099';
 SELECT count(*) AS events, count(DISTINCT id) AS distinct_ids,
        count(*) FILTER (WHERE id LIKE 'HEAD%' OR id LIKE 'EventID#%') AS heads_or_prefixed
