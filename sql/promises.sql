@@ -153,7 +153,8 @@ SELECT (SELECT count(*) FROM pg_temp.recorded('Query')) AS queries,
        (SELECT count(*) FROM pg_temp.recorded('BatchGetItem')) AS batch_gets;
 SELECT type, payload->'g' AS g FROM pr_front_t LIMIT 3;
 
--- ---- the ProjectionExpression of real queries: only the attributes a query needs ----
+-- ---- the ProjectionExpression of real queries: only the attributes a query needs (and the keys
+-- of the replay order), never payload or meta ----
 SELECT pg_temp.front('{"record":true}') ->> 'requests' AS reset;
 SELECT count(type) FROM pr_front_t WHERE created < '2024-05-01 02:00:00+00';
 SELECT b->'RequestItems'->'promises-schemeless-event-store'->>'ProjectionExpression' AS projection,
