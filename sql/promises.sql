@@ -128,7 +128,8 @@ SELECT type, created FROM pr WHERE id = '00000000-0000-4000-8000-00000000d004';
 SELECT dblink_disconnect('other');
 
 -- ---- a month bigger than a page, read with LIMIT and the default paging ----
--- 700 events in 2024-05; LIMIT 10 takes one Query (the first page's Limit) and one BatchGetItem
+-- 700 events in 2024-05; LIMIT 10 takes one Query (its Limit sized by the LIMIT) and one
+-- BatchGetItem, not the month's 700 events
 CREATE FOREIGN TABLE pr_front_t (
   id text, domain text, type text, identifier text, sequence bigint, payload jsonb, created timestamptz
 ) SERVER pr_front OPTIONS (table_name_prefix 'promises-', start_month '2024-05', lookahead_months '0');
@@ -152,6 +153,17 @@ SELECT (SELECT count(*) FROM pg_temp.recorded('Query')) AS queries,
        (SELECT string_agg(coalesce(b->>'Limit', 'none'), ',') FROM pg_temp.recorded('Query') b) AS query_limits,
        (SELECT count(*) FROM pg_temp.recorded('BatchGetItem')) AS batch_gets;
 SELECT type, payload->'g' AS g FROM pr_front_t LIMIT 3;
+-- without a LIMIT the planner knows of (a cursor read 10 rows at a time), the default paging: a
+-- first page of 100 keys, one BatchGetItem for them, nothing more before the 100 are returned
+SELECT pg_temp.front('{"record":true}') ->> 'requests' AS reset;
+BEGIN;
+DECLARE c CURSOR FOR SELECT * FROM pr_front_t;
+MOVE 10 IN c;
+SELECT (SELECT count(*) FROM pg_temp.recorded('Query')) AS queries,
+       (SELECT string_agg(coalesce(b->>'Limit', 'none'), ',') FROM pg_temp.recorded('Query') b) AS query_limits,
+       (SELECT string_agg(jsonb_array_length(b->'RequestItems'->'promises-schemeless-event-store'->'Keys')::text, ',')
+          FROM pg_temp.recorded('BatchGetItem') b) AS batch_get_keys;
+COMMIT;
 
 -- ---- the ProjectionExpression of real queries: only the attributes a query needs (and the keys
 -- of the replay order), never payload or meta ----

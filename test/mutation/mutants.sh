@@ -18,9 +18,14 @@ mutant unprocessed-keys-dropped src/dynamo.c \
     's/json_object_object_get_ex\(job->calls\[c\]->json, "UnprocessedKeys", &unprocessed\)/false/' \
     faults
 
-# No Limit on the first page of a scan.
+# No Limit on the pages of a scan without a LIMIT: the first page is the whole month.
 mutant first-page-without-limit src/scan.c \
-    's/return FIRST_PAGE_LIMIT;/return walk->keys_suffice ? 0 : PAGE_LIMIT * 0;/' \
+    's/return \(int\) Min\(PAGE_LIMIT, Max\(FIRST_PAGE_LIMIT, walk->returned\)\);/return 0;/' \
+    regress:promises
+
+# No Limit on the Queries of a scan with a LIMIT: LIMIT 10 hydrates the whole month.
+mutant limit-without-query-limit src/scan.c \
+    's/return \(int\) Max\(1, Min\(Max\(limit_needs\(walk\) \+ 1, 2 \* walk->ncarry\), PAGE_LIMIT\)\);/return 0;/' \
     regress:promises
 
 # The walk's last month from the real clock, whatever the test clock says.
