@@ -3,10 +3,10 @@
 #
 #   PG_CONFIG=... bash test/mutation/run.sh [name-filter]
 #
-# For each deliberate bug of test/mutation/mutants.sh (those whose name contains the filter), it
-# copies the repository to a scratch directory, applies the bug (a perl edit of one file, which
-# must change it), builds and installs that copy, and runs the checks that should catch it, until
-# one fails. A mutant no check catches SURVIVES: the suite has a hole there. A mutant that does not
+# It copies the repository to a scratch directory once; for each deliberate bug of
+# test/mutation/mutants.sh (those whose name contains the filter) it applies the bug there (a perl
+# edit of one file, which must change it), builds and installs that copy, runs the checks that
+# should catch it, until one fails, and puts the file back. A mutant no check catches SURVIVES: the suite has a hole there. A mutant that does not
 # apply or build is reported as such (the list needs updating), never as caught.
 #
 # It starts the local AWS stack and a throwaway cluster once (test/lib.sh), seeds the stores once
@@ -147,10 +147,9 @@ for i in "${!NAMES[@]}"; do
     say ""
     say "=== mutant $name ($file): ${CHECKS[$i]}"
     log="$WORK/$name"
-    if ! copy_repo; then
-        RESULTS+=("INVALID   $name: the copy failed"); INVALID=$((INVALID + 1)); continue
-    fi
-    cp "$SCRATCH/$file" "$log.orig"
+    # the scratch copy keeps its objects: only the mutated file is compiled again, and again once
+    # it is put back
+    cp "$REPO_ROOT/$file" "$log.orig"
     perl -0pi -e "${EDITS[$i]}" "$SCRATCH/$file"
     if cmp -s "$SCRATCH/$file" "$log.orig"; then
         say "--- the edit does not apply to $file"
@@ -159,6 +158,7 @@ for i in "${!NAMES[@]}"; do
     diff -u "$log.orig" "$SCRATCH/$file" >"$log.diff"
     if ! { make -C "$SCRATCH" -s PG_CONFIG="$PG_CONFIG" && make -C "$SCRATCH" -s PG_CONFIG="$PG_CONFIG" install; } >"$log.build" 2>&1; then
         say "--- it does not build (see $log.build)"
+        cp "$log.orig" "$SCRATCH/$file"
         RESULTS+=("INVALID   $name: does not build"); INVALID=$((INVALID + 1)); continue
     fi
     caught=""
@@ -172,6 +172,7 @@ for i in "${!NAMES[@]}"; do
             break
         fi
     done
+    cp "$log.orig" "$SCRATCH/$file"
     if [ -n "$caught" ]; then
         RESULTS+=("caught    $name, by $caught"); CAUGHT=$((CAUGHT + 1))
     else
@@ -179,6 +180,6 @@ for i in "${!NAMES[@]}"; do
     fi
 done
 # leave the private installation with the unmodified build
-copy_repo && make -C "$SCRATCH" -s PG_CONFIG="$PG_CONFIG" >/dev/null 2>&1 &&
+make -C "$SCRATCH" -s PG_CONFIG="$PG_CONFIG" >/dev/null 2>&1 &&
     make -C "$SCRATCH" -s PG_CONFIG="$PG_CONFIG" install >/dev/null 2>&1
 exit 0
