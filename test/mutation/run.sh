@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # The mutation check: does the test suite fail when the code is wrong?
 #
-#   PG_CONFIG=... bash test/mutation/run.sh [name-filter]
+#   PG_CONFIG=... bash test/mutation/run.sh [name-filter]   (names separated by "|" for several)
 #
 # It copies the repository to a scratch directory once; for each deliberate bug of
 # test/mutation/mutants.sh (those whose name contains the filter) it applies the bug there (a perl
@@ -26,10 +26,20 @@ SCRATCH="$WORK/src"
 REAL_PG_CONFIG="$PG_CONFIG"
 CHECK_TIMEOUT="${CHECK_TIMEOUT:-900}"
 NAMES=() FILES=() EDITS=() CHECKS=()
+# the filter: one or more names separated by "|"
+selected() {
+    local part parts
+    [ -z "$FILTER" ] && return 0
+    IFS='|' read -r -a parts <<<"$FILTER"
+    for part in "${parts[@]}"; do
+        [ -n "$part" ] && [[ "$1" == *"$part"* ]] && return 0
+    done
+    return 1
+}
 mutant() {
     local name="$1" file="$2" edit="$3"
     shift 3
-    if [ -z "$FILTER" ] || [[ "$name" == *"$FILTER"* ]]; then
+    if selected "$name"; then
         NAMES+=("$name"); FILES+=("$file"); EDITS+=("$edit"); CHECKS+=("$*")
     fi
 }
