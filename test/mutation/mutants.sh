@@ -49,7 +49,7 @@ mutant write-on-after-failure src/append.c \
     regress:promises
 
 # max_in_flight ignored by the scheduler.
-mutant max-in-flight-ignored src/aws.c \
+mutant max-in-flight-ignored src/scheduler.c \
     's/http_in_flight\(\) < call->conn->max_in_flight/http_in_flight() < 64/' \
     regress:promises
 
