@@ -7,7 +7,9 @@
 # test/mutation/mutants.sh (those whose name contains the filter) it applies the bug there (a perl
 # edit of one file, which must change it), builds and installs that copy, runs the checks that
 # should catch it, until one fails, and puts the file back. A mutant no check catches SURVIVES: the suite has a hole there. A mutant that does not
-# apply or build is reported as such (the list needs updating), never as caught.
+# apply or build is reported as such (the list needs updating), never as caught. Every check is
+# first run on the unmodified build: one that fails there catches nothing, and its mutants count
+# as invalid.
 #
 # It starts the local AWS stack and a throwaway cluster once (test/lib.sh), seeds the stores once
 # (test/interop/seed.js), and installs every mutant into a private copy of the PostgreSQL
@@ -102,6 +104,8 @@ copy_repo() {
     (cd "$REPO_ROOT" && tar cf - --exclude=./test/node_modules --exclude=./test/.stack --exclude=./results \
         --exclude=./.git --exclude='*.o' --exclude='*.so' --exclude='*.bc' .) | (cd "$SCRATCH" && tar xf -) || return 1
     ln -s "$TEST_DIR/node_modules" "$SCRATCH/test/node_modules"
+    # the node checks read what the seed wrote (test/.stack/run/interop-expected.json)
+    mkdir -p "$SCRATCH/test/.stack" && ln -s "$RUN_DIR" "$SCRATCH/test/.stack/run"
     [ "$(id -u)" = 0 ] && chmod -R o+rX "$SCRATCH"
     return 0
 }
@@ -152,8 +156,29 @@ export_common_env
 say "seeding the stores"
 (cd "$REPO_ROOT" && node test/interop/seed.js) >"$WORK/seed.log" 2>&1 || { warn "seeding failed: $WORK/seed.log"; exit 1; }
 
+# Every check must pass on the unmodified build first: one that fails without a bug proves nothing.
+declare -A BASELINE=()
+for i in "${!NAMES[@]}"; do
+    for check in ${CHECKS[$i]}; do
+        [ -n "${BASELINE[$check]:-}" ] && continue
+        if run_check "$check" "$WORK/baseline.$check.log"; then
+            BASELINE[$check]=ok
+        else
+            BASELINE[$check]=failed
+            say "--- $check fails on the unmodified build (see $WORK/baseline.$check.log)"
+        fi
+    done
+done
+
 for i in "${!NAMES[@]}"; do
     name="${NAMES[$i]}" file="${FILES[$i]}"
+    unusable=""
+    for check in ${CHECKS[$i]}; do
+        [ "${BASELINE[$check]}" = ok ] || unusable="$unusable $check"
+    done
+    if [ -n "$unusable" ]; then
+        RESULTS+=("INVALID   $name: fails without the bug:$unusable"); INVALID=$((INVALID + 1)); continue
+    fi
     say ""
     say "=== mutant $name ($file): ${CHECKS[$i]}"
     log="$WORK/$name"
