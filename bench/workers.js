@@ -135,6 +135,7 @@ max_connections = 60
     await sql(`CREATE EXTENSION event_store_dynamo;
 CREATE SERVER wb FOREIGN DATA WRAPPER event_store_dynamo OPTIONS (endpoint '${recorder.url}');
 CREATE USER MAPPING FOR bench SERVER wb OPTIONS (access_key_id 'S3RVER', secret_access_key 'S3RVER');
+CREATE USER MAPPING FOR postgres SERVER wb OPTIONS (access_key_id 'S3RVER', secret_access_key 'S3RVER');
 GRANT USAGE ON FOREIGN SERVER wb TO bench;
 SET ROLE bench;
 CREATE FOREIGN TABLE small_events (id text, domain text, type text, identifier text, sequence bigint,

@@ -121,6 +121,7 @@ CREATE SERVER events_srv FOREIGN DATA WRAPPER event_store_dynamo
   OPTIONS (endpoint '${DDB_URL}', s3_endpoint '${S3_URL}', s3_force_path_style 'true');
 GRANT USAGE ON FOREIGN SERVER events_srv TO app;
 CREATE USER MAPPING FOR app SERVER events_srv OPTIONS (access_key_id 'S3RVER', secret_access_key 'S3RVER');
+CREATE USER MAPPING FOR postgres SERVER events_srv OPTIONS (access_key_id 'S3RVER', secret_access_key 'S3RVER');
 GRANT CREATE ON SCHEMA public TO app;
 SET ROLE app;
 CREATE FOREIGN TABLE events (
