@@ -8,12 +8,12 @@
  * A running projection is a row of event_store_dynamo.projection_runs (the
  * projection and its poll interval).  That table is the truth; everything
  * in memory is derived from it and may be lost.  A projection worker (one
- * per running projection: slots and specs carry a partition number, and
- * every projection has a single partition today) connects to its database
- * as the projection's owner (so it has that role's privileges, user
- * mapping and credentials, and nothing more) and loops: CALL catch_up, one
- * short transaction that checks the projection is still running, then a
- * sleep on its latch for the poll interval.  An error in an iteration is reported,
+ * per partition of a running projection: create_projection(partitions => N)
+ * gives N) connects to its database as the projection's owner (so it has
+ * that role's privileges, user mapping and credentials, and nothing more)
+ * and loops: CALL catch_up of its partition, one short transaction that
+ * checks the projection is still running, then a sleep on its latch for the
+ * poll interval.  An error in an iteration is reported,
  * rolled back and retried after a backoff that doubles up to a minute; the
  * worker itself stays.
  *
@@ -107,24 +107,37 @@
  * The SQL through which the workers see projections (whose catalog is
  * event_store_dynamo.projection, kept by the projections' own SQL).
  * _check_owner raises 42704 for an unknown projection and 42501 for a
- * caller who is not its owner.
+ * caller who is not its owner.  The library serves every installed version
+ * of the extension: before 0.4 a projection has no partitions column (one
+ * partition) and its runs no generation and part (the run of run_key is
+ * the projection's), hence the columns read through to_jsonb.
  */
 #define PROJECTION_SQL \
 	"SELECT event_store_dynamo._check_owner($1)::oid"
+#define PARTITIONS_SQL \
+	"SELECT coalesce((pg_catalog.to_jsonb(p) ->> 'partitions')::int4, 1)" \
+	"  FROM event_store_dynamo.projection p WHERE p.name = $1"
+#define RUN_OF_PARTITION \
+	"coalesce((pg_catalog.to_jsonb(pr) ->> 'generation')::uuid, pr.key) = p.run_key" \
+	" AND coalesce((pg_catalog.to_jsonb(pr) ->> 'part')::int4, 0)"
 #define RUNNING_SQL \
-	"SELECT (extract(epoch FROM r.poll) * 1000)::int8, p.owner::oid, pr.failed" \
+	"SELECT (extract(epoch FROM r.poll) * 1000)::int8, p.owner::oid," \
+	"       coalesce((SELECT pr.failed FROM event_store_dynamo.projection_run pr" \
+	"                  WHERE pr.projection = p.name AND " RUN_OF_PARTITION " = $2), false)," \
+	"       coalesce((pg_catalog.to_jsonb(p) ->> 'partitions')::int4, 1)" \
 	"  FROM event_store_dynamo.projection_runs r" \
 	"  JOIN event_store_dynamo.projection p ON p.name = r.projection" \
-	"  JOIN event_store_dynamo.projection_run pr ON pr.key = p.run_key" \
 	" WHERE r.projection = $1"
 #define SCAN_SQL \
-	"SELECT r.projection, p.owner::oid" \
+	"SELECT r.projection, p.owner::oid, coalesce((pg_catalog.to_jsonb(p) ->> 'partitions')::int4, 1)" \
 	"  FROM event_store_dynamo.projection_runs r" \
 	"  JOIN event_store_dynamo.projection p ON p.name = r.projection"
 #define SEEN_SQL \
 	"SELECT EXISTS (SELECT 1 FROM event_store_dynamo.projection p" \
-	"  JOIN event_store_dynamo.projection_seen s ON s.run_key = p.run_key" \
-	" WHERE p.name = $1 AND s.event_id = $2)"
+	"  JOIN event_store_dynamo.projection_run pr ON pr.projection = p.name" \
+	"  JOIN event_store_dynamo.projection_seen s ON s.run_key = pr.key" \
+	" WHERE p.name = $1 AND s.event_id = $2" \
+	"   AND coalesce((pg_catalog.to_jsonb(pr) ->> 'generation')::uuid, pr.key) = p.run_key)"
 
 /* What a projection worker needs to know; travels in bgw_extra. */
 typedef struct WorkerSpec
@@ -608,6 +621,24 @@ check_projection(const char *projection)
 	return owner;
 }
 
+/* How many partitions (so workers) a projection has; 1 before version 0.4. */
+static int32
+projection_partitions(const char *projection)
+{
+	Oid			argtypes[1] = {TEXTOID};
+	Datum		values[1] = {CStringGetTextDatum(projection)};
+	bool		isnull;
+	int32		partitions = 1;
+
+	SPI_connect();
+	if (SPI_execute_with_args(PARTITIONS_SQL, 1, argtypes, values, NULL, false, 1) != SPI_OK_SELECT)
+		elog(ERROR, "could not look up projection \"%s\"", projection);
+	if (SPI_processed == 1)
+		partitions = DatumGetInt32(SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1, &isnull));
+	SPI_finish();
+	return Max(partitions, 1);
+}
+
 /*
  * Runs SQL on projection_runs with the privileges of the table's owner: the
  * caller has been checked, and the table is not writable by everyone.
@@ -657,7 +688,7 @@ esd_start_projection(PG_FUNCTION_ARGS)
 
 	memset(&spec, 0, sizeof(spec));
 	spec.owner = check_projection(projection);
-	spec.partitions = 1;
+	spec.partitions = projection_partitions(projection);
 
 	poll_us = poll->time + (int64) poll->day * USECS_PER_DAY + (int64) poll->month * DAYS_PER_MONTH * USECS_PER_DAY;
 	if (poll_us < 10 * 1000 || poll_us > (int64) 24 * 3600 * USECS_PER_SEC)
@@ -1184,7 +1215,9 @@ esd_scanner_main(Datum arg)
 			spec.slot = -1;
 			strlcpy(spec.projection, name, NAMEDATALEN);
 			spec.owner = DatumGetObjectId(SPI_getbinval(SPI_tuptable->vals[i], SPI_tuptable->tupdesc, 2, &isnull));
-			spec.partitions = 1;
+			spec.partitions = DatumGetInt32(SPI_getbinval(SPI_tuptable->vals[i], SPI_tuptable->tupdesc, 3, &isnull));
+			if (isnull || spec.partitions < 1)
+				spec.partitions = 1;
 			if (!slots_want(&spec))
 				ereport(WARNING,
 						(errcode(ERRCODE_CONFIGURATION_LIMIT_EXCEEDED),
@@ -1225,20 +1258,21 @@ typedef enum WorkerCheck
 {
 	CHECK_RUN,					/* keep going */
 	CHECK_DONE,					/* the projection stopped or went away */
-	CHECK_RESTART				/* the owner changed */
+	CHECK_RESTART				/* the owner or the partition count changed */
 } WorkerCheck;
 
 /*
  * One short transaction: whether the projection still runs with this
- * worker's owner, its poll interval, and whether its last catch-up stopped
- * at a failing event (on_error 'stop').
+ * worker's owner and partition count, its poll interval, and whether the
+ * last catch-up of this worker's partition stopped at a failing event
+ * (on_error 'stop').
  */
 static WorkerCheck
 worker_check(void)
 {
 	WorkerCheck result = CHECK_DONE;
-	Oid			argtypes[1] = {TEXTOID};
-	Datum		values[1];
+	Oid			argtypes[2] = {TEXTOID, INT4OID};
+	Datum		values[2];
 
 	SetCurrentStatementStartTimestamp();
 	StartTransactionCommand();
@@ -1250,7 +1284,8 @@ worker_check(void)
 	{
 		SPI_connect();
 		values[0] = CStringGetTextDatum(my_spec.projection);
-		if (SPI_execute_with_args(RUNNING_SQL, 1, argtypes, values, NULL, true, 1) != SPI_OK_SELECT)
+		values[1] = Int32GetDatum(my_spec.partition);
+		if (SPI_execute_with_args(RUNNING_SQL, 2, argtypes, values, NULL, true, 1) != SPI_OK_SELECT)
 			elog(ERROR, "could not read projection \"%s\"", my_spec.projection);
 		if (SPI_processed == 1)
 		{
@@ -1258,14 +1293,17 @@ worker_check(void)
 			TupleDesc	desc = SPI_tuptable->tupdesc;
 			bool		isnull;
 			Oid			owner;
+			int32		partitions;
 
 			poll_ms = (long) DatumGetInt64(SPI_getbinval(tup, desc, 1, &isnull));
 			owner = DatumGetObjectId(SPI_getbinval(tup, desc, 2, &isnull));
 			halted = DatumGetBool(SPI_getbinval(tup, desc, 3, &isnull)) && !isnull;
+			partitions = DatumGetInt32(SPI_getbinval(tup, desc, 4, &isnull));
 			if (!SearchSysCacheExists1(AUTHOID, ObjectIdGetDatum(owner)))
 				result = CHECK_DONE;	/* the owner role was dropped */
 			else
-				result = (owner == my_spec.owner) ? CHECK_RUN : CHECK_RESTART;
+				result = (owner == my_spec.owner && partitions == my_spec.partitions) ?
+					CHECK_RUN : CHECK_RESTART;
 		}
 		SPI_finish();
 	}
@@ -1296,6 +1334,9 @@ worker_catch_up(MemoryContext loop_context)
 	initStringInfo(&sql);
 	appendStringInfo(&sql, "CALL event_store_dynamo.catch_up(%s",
 					 quote_literal_cstr(my_spec.projection));
+	/* (a projection of one partition is called as before version 0.4) */
+	if (my_spec.partitions > 1)
+		appendStringInfo(&sql, ", partition => %d", my_spec.partition);
 	appendStringInfoChar(&sql, ')');
 
 	SetCurrentStatementStartTimestamp();
@@ -1490,7 +1531,7 @@ esd_projection_worker_main(Datum arg pg_attribute_unused())
 				ereport(LOG,
 						(errmsg("projection worker for \"%s\" stops: %s", my_spec.projection,
 								check == CHECK_DONE ? "the projection no longer runs" :
-								check == CHECK_RESTART ? "the projection's owner changed" :
+								check == CHECK_RESTART ? "the projection's owner or partitions changed" :
 								"another worker took its place")));
 				proc_exit(0);
 			}
@@ -1533,6 +1574,7 @@ typedef struct Progress
 	char	   *projection;
 	char	   *position;		/* created of the last event of the main pass */
 	char	   *position_id;
+	char	   *partition;		/* the run's partition (from version 0.4) */
 	int64		events_applied;
 } Progress;
 
@@ -1592,6 +1634,7 @@ esd_projection_progress(PG_FUNCTION_ARGS)
 	}
 	entry->position = column_text(tuple, desc, "position_created");
 	entry->position_id = column_text(tuple, desc, "position_id");
+	entry->partition = column_text(tuple, desc, "part");
 	applied = column_text(tuple, desc, "events_applied");
 	entry->events_applied = applied ? pg_strtoint64(applied) : 0;
 	MemoryContextSwitchTo(old);
@@ -1623,6 +1666,8 @@ progress_notify(void)
 			escape_json(&payload, p->position_id);
 		else
 			appendStringInfoString(&payload, "null");
+		if (p->partition)
+			appendStringInfo(&payload, ", \"partition\": %s", p->partition);
 		appendStringInfo(&payload, ", \"events_applied\": " INT64_FORMAT "}", p->events_applied);
 		Async_Notify(NOTIFY_CHANNEL, payload.data);
 	}
