@@ -5,7 +5,10 @@
 //     store (history spread over 24 months): the figure must not grow with the store;
 //   - latency: from just before an INSERT to wait_for_projection returning true, with poll 1 s and
 //     settle 1 s; the bound is poll + settle + 1 s;
-//   - twenty running projections at idle: requests per minute and the CPU time of the workers.
+//   - twenty running projections at idle: requests per minute and the CPU time of the workers;
+//   - partitions: the time a started projection takes to apply a backlog (50 streams) with a
+//     handler that does real work per event (pg_sleep(0.005), as a handler waiting on I/O would),
+//     with 1, 2 and 4 partitions (one worker each); the speed-up is against 1 partition.
 //
 // Usage: node bench/workers.js [--quick] [--out DIR]
 // Needs DDB_URL and S3_URL (the stack), PGBIN, the extension installed, and root or postgres.
@@ -26,6 +29,8 @@ const LARGE = SMALL * 10;
 const IDLE_MS = QUICK ? 30000 : 60000;
 const LATENCY_SAMPLES = QUICK ? 20 : 60;
 const PROJECTIONS = 20;
+const BACKLOG = QUICK ? 1000 : 3000;
+const PARTITIONS = [1, 2, 4];
 const CLK_TCK = 100;
 
 const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
@@ -190,6 +195,24 @@ SELECT event_store_dynamo.wait_for_projection('lat', :'id', interval '30 seconds
     console.log(`created and started ${PROJECTIONS} projections in ${((Date.now() - t) / 1000).toFixed(1)} s`);
     await sleep(5000);
     results.idleTwenty = await idle(`${PROJECTIONS} projections, ${SMALL} events`);
+    for (let i = 1; i <= PROJECTIONS; i++) await sql(`SET ROLE bench; SELECT event_store_dynamo.drop_projection('p${i}');`);
+
+    // partitions: a backlog in a store of its own, drained by 1, 2 and 4 workers
+    await sql(`SET ROLE bench;
+CREATE FOREIGN TABLE backlog_events (id text, domain text, type text, identifier text, sequence bigint,
+  payload jsonb, created timestamptz) SERVER wb OPTIONS (table_name_prefix 'wbench-backlog-', start_month '${startMonth()}');
+RESET ROLE;
+SELECT event_store_dynamo.reset_store('backlog_events');`);
+    await sql(`SET ROLE bench;
+INSERT INTO backlog_events (domain, type, identifier, payload, created)
+SELECT 'account', 'deposited', (i % 50)::text, jsonb_build_object('amount', i),
+       now() - interval '1 hour' + i * interval '1 millisecond'
+  FROM generate_series(1, ${BACKLOG}) i;`);
+    results.partitions = [];
+    for (const n of PARTITIONS) results.partitions.push(await drain('backlog_events', BACKLOG, n));
+    const one = results.partitions[0].seconds;
+    for (const r of results.partitions) r.speedUp = Number((one / r.seconds).toFixed(2));
+    console.log(`partitions speed-up: ${results.partitions.map((r) => `${r.partitions}: ${r.speedUp}x`).join(', ')}`);
   } finally {
     cluster.destroy();
     await recorder.close();
@@ -197,6 +220,37 @@ SELECT event_store_dynamo.wait_for_projection('lat', :'id', interval '30 seconds
   fs.mkdirSync(OUT_DIR, { recursive: true });
   fs.writeFileSync(path.join(OUT_DIR, 'workers.json'), JSON.stringify(results, null, 2));
   console.log(`wrote ${path.join(OUT_DIR, 'workers.json')}`);
+}
+
+/* Seconds from start_projection to every event of the backlog applied, with n partitions. */
+async function drain(table, events, partitions) {
+  const name = `parts${partitions}`;
+  await sql(`SET ROLE bench;
+CREATE TABLE rm_${name} (account text PRIMARY KEY, balance numeric NOT NULL);
+CREATE FUNCTION apply_${name}(e ${table}) RETURNS void LANGUAGE plpgsql AS $$
+BEGIN
+  PERFORM pg_sleep(0.005);
+  INSERT INTO rm_${name} VALUES (e.identifier, (e.payload->>'amount')::numeric)
+    ON CONFLICT (account) DO UPDATE SET balance = rm_${name}.balance + excluded.balance;
+END $$;
+SELECT event_store_dynamo.create_projection('${name}', '${table}', 'apply_${name}(${table})',
+  tables => ARRAY['rm_${name}'::regclass], settle => interval '1 second', partitions => ${partitions});`);
+  const t0 = Date.now();
+  await sql(`SET ROLE bench; SELECT event_store_dynamo.start_projection('${name}', poll => interval '200 ms');`);
+  for (;;) {
+    const [[applied]] = await sql(`SET ROLE bench;
+SELECT events_applied FROM event_store_dynamo.projections WHERE name = '${name}';`);
+    if (Number(applied) >= events) break;
+    if (Date.now() - t0 > 1800000) throw new Error(`${name} did not apply ${events} events in 30 minutes`);
+    await sleep(200);
+  }
+  const seconds = (Date.now() - t0) / 1000;
+  const [[spread]] = await sql(`SET ROLE bench;
+SELECT string_agg(events_applied::text, ' ' ORDER BY partition) FROM event_store_dynamo.projection_partitions
+ WHERE name = '${name}';`);
+  await sql(`SET ROLE bench; SELECT event_store_dynamo.drop_projection('${name}');`);
+  console.log(`${partitions} partition(s): ${events} events in ${seconds.toFixed(1)} s (per partition: ${spread})`);
+  return { partitions, events, seconds: Number(seconds.toFixed(2)), perPartition: spread.split(' ').map(Number) };
 }
 
 function startMonth() {

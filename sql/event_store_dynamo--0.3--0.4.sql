@@ -351,12 +351,6 @@ BEGIN
 END
 $$;
 
-/*
- * Applies every matching event up to the watermark (now() - settle),
- * committing after each batch of at most batch_size events.  Call it outside
- * a transaction block.  A handler failure under on_error 'stop' ends it
- * (the projection's state says failed, with the event and the error) without
- * raising an error: the events before the failing one stay applied.
 
 
 /*

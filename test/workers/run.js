@@ -4,9 +4,11 @@
 // catch_up; NOTIFY and wait_for_projection; the server restarted with workers running; a worker
 // terminated and a worker killed with SIGKILL (a crash of the whole cluster) come back; stop and
 // drop while a catch-up is under way; a failing handler under on_error 'stop' and 'skip'; two
-// databases with projections of the same name; DROP DATABASE and DROP EXTENSION with workers
-// running; ALTER EXTENSION UPDATE from 0.2. After each case every read model equals a full
-// recompute from the events.
+// databases with projections of the same name; a partitioned projection (a worker per partition)
+// through concurrent appends, a killed worker and a restart, each stream in sequence order; DROP
+// DATABASE and DROP EXTENSION with workers running; ALTER EXTENSION UPDATE from 0.2 to 0.3, then
+// to 0.4 with the worker running. After each case every read model equals a full recompute from
+// the events.
 //
 // Usage: node test/workers/run.js   (node:test; TAP output)
 // Needs the stack's DDB_URL and S3_URL, the extension installed, and root or the postgres account.
@@ -350,6 +352,89 @@ test('two databases with projections of the same name', { timeout: TEST_TIMEOUT_
   await waitFor('shop_b current again', () => readModelCurrent('shop_b', 'balances'));
 });
 
+test('partitions: a worker per partition through appends, a killed worker and a restart', { timeout: TEST_TIMEOUT_MS }, async () => {
+  await setUpDatabase('shop_p');
+  // a handler that does some work per event and logs the order it saw
+  await rows('shop_p', `SET ROLE app;
+CREATE TABLE parted_balances (account text PRIMARY KEY, balance numeric NOT NULL);
+CREATE TABLE parted_log (n bigserial, id text, account text, sequence bigint, pid int DEFAULT pg_backend_pid());
+CREATE FUNCTION apply_parted(e events) RETURNS void LANGUAGE plpgsql AS $$
+BEGIN
+  PERFORM pg_sleep(0.002);
+  IF NOT (e.payload->>'poison')::boolean THEN
+    INSERT INTO parted_balances VALUES (e.identifier, (e.payload->>'amount')::numeric)
+      ON CONFLICT (account) DO UPDATE SET balance = parted_balances.balance + excluded.balance;
+  END IF;
+  INSERT INTO parted_log (id, account, sequence) VALUES (e.id, e.identifier, e.sequence);
+END $$;
+SELECT event_store_dynamo.create_projection(name => 'parted', source => 'events'::regclass,
+  handler => 'apply_parted(events)'::regprocedure, tables => ARRAY['parted_balances'::regclass],
+  settle => interval '0 seconds', on_error => 'stop', partitions => 3);`);
+  await deposit('shop_p', 30);
+  await rows('shop_p', "SET ROLE app; SELECT event_store_dynamo.start_projection('parted', poll => interval '200 ms');");
+  const names = ['projection parted 1/3', 'projection parted 2/3', 'projection parted 3/3'];
+  const ws = await waitFor('three workers', async () => {
+    const w = await workers('shop_p');
+    return w.length === 3 && w;
+  });
+  assert.deepEqual(ws.map((w) => w.appname), names);
+  for (const w of ws) {
+    assert.equal(w.user, 'app');
+    assert.equal(w.superuser, false);
+  }
+  const [[n, parts]] = await rows('shop_p', `
+SELECT count(*), string_agg(partition || '/' || partitions, ',' ORDER BY partition)
+  FROM event_store_dynamo.projection_workers WHERE projection = 'parted';`);
+  assert.equal(n, '3');
+  assert.equal(parts, '0/3,1/3,2/3');
+
+  // writers append concurrently while one partition's worker is killed with SIGKILL (a crash of
+  // the whole cluster: every backend is reset, the workers come back)
+  const [victim] = await workerPids('shop_p', names[1]);
+  const writers = Promise.all([deposit('shop_p', 40), deposit('shop_p', 40), deposit('shop_p', 40)]
+    .map((w) => w.catch(() => null)));
+  await sleep(300);
+  process.kill(victim, 'SIGKILL');
+  await writers;
+  await waitFor('the three workers after the crash', async () => {
+    try {
+      const w = await workers('shop_p');
+      return w.length === 3 && !w.some((x) => x.pid === victim);
+    } catch (e) {
+      return false;   // connections are refused while the cluster recovers
+    }
+  });
+  await deposit('shop_p', 25);
+
+  // and the server restarted with the workers running
+  cluster.restart({});
+  await waitFor('the three workers after the restart', async () => (await workers('shop_p')).length === 3);
+  await Promise.all([deposit('shop_p', 20), deposit('shop_p', 20)]);
+  await waitFor('the partitioned read model', () => readModelCurrent('shop_p', 'parted_balances'));
+
+  // every event applied once, each stream in sequence order, each stream by one partition's runs
+  const [[once, ordered, events, logged]] = await rows('shop_p', `SET ROLE app;
+SELECT (SELECT count(*) = count(DISTINCT id) FROM parted_log),
+       (SELECT bool_and(sequence = 1 OR sequence = prev + 1)
+          FROM (SELECT sequence, lag(sequence) OVER (PARTITION BY account ORDER BY n) AS prev FROM parted_log) l),
+       (SELECT count(*) FROM events), (SELECT count(*) FROM parted_log);`);
+  assert.equal(once, 't', 'an event was applied twice');
+  assert.equal(ordered, 't', 'a stream was applied out of sequence order');
+  assert.equal(logged, events);
+  const [[state, applied, partitions]] = await rows('shop_p', `SET ROLE app;
+SELECT state, events_applied, partitions FROM event_store_dynamo.projections WHERE name = 'parted';`);
+  assert.notEqual(state, 'failed');
+  assert.equal(applied, events);
+  assert.equal(partitions, '3');
+  // the streams were spread: more than one partition applied events
+  assert.ok(Number(await value('shop_p', `SET ROLE app;
+SELECT count(*) FROM event_store_dynamo.projection_partitions WHERE name = 'parted' AND events_applied > 0;`)) > 1);
+
+  // DROP DATABASE takes the partition workers with it
+  await rows('postgres', 'DROP DATABASE shop_p;');
+  assert.equal((await workers('shop_p')).length, 0);
+});
+
 test('who may start and stop: the owner, a role that may log in', { timeout: TEST_TIMEOUT_MS }, async () => {
   let e = await sqlstate('shop_a', "SET ROLE outsider; SELECT event_store_dynamo.start_projection('balances');");
   assert.equal(e.code, '42501');
@@ -388,8 +473,16 @@ test('ALTER EXTENSION UPDATE from 0.2 brings the workers', { timeout: TEST_TIMEO
   await setUpDatabase('shop_c', { version: '0.2' });
   await deposit('shop_c', 8);
   await createBalances('shop_c');
-  await rows('shop_c', 'ALTER EXTENSION event_store_dynamo UPDATE;');
+  await rows('shop_c', "ALTER EXTENSION event_store_dynamo UPDATE TO '0.3';");
   assert.equal(await value('shop_c', "SELECT extversion FROM pg_extension WHERE extname = 'event_store_dynamo';"), '0.3');
   await rows('shop_c', `SET ROLE app; SELECT event_store_dynamo.start_projection('balances', poll => interval '200 ms');`);
   await waitFor('shop_c current', () => readModelCurrent('shop_c', 'balances'));
+
+  // and on to 0.4 with the worker running: the projection goes on as one partition
+  await rows('shop_c', 'ALTER EXTENSION event_store_dynamo UPDATE;');
+  assert.equal(await value('shop_c', "SELECT extversion FROM pg_extension WHERE extname = 'event_store_dynamo';"), '0.4');
+  await deposit('shop_c', 6);
+  await waitFor('shop_c current after the update', () => readModelCurrent('shop_c', 'balances'));
+  assert.deepEqual((await workers('shop_c')).map((w) => w.appname), ['projection balances']);
+  assert.equal(await value('shop_c', "SELECT partitions FROM event_store_dynamo.projections WHERE name = 'balances';"), '1');
 });
