@@ -99,6 +99,23 @@ RETURNING id;`);
   return r[r.length - 1][0];
 }
 
+/*
+ * Writers appending to the same streams at once: a commit that finds its stream moved fails whole
+ * (40001, nothing written) and is tried again; during a crash a writer's connection may fail too.
+ */
+async function depositConcurrently(db, writers, n) {
+  await Promise.all(Array.from({ length: writers }, async () => {
+    for (let attempt = 0; attempt < 20; attempt++) {
+      try {
+        return await deposit(db, n);
+      } catch (e) {
+        await sleep(100 * (attempt + 1));
+      }
+    }
+    return null;
+  }));
+}
+
 /* Whether a read model equals the full recompute from the events (of the projection's filter). */
 async function readModelCurrent(db, table) {
   const [[equal]] = await rows(db, `SET ROLE app;
@@ -391,8 +408,7 @@ SELECT count(*), string_agg(partition || '/' || partitions, ',' ORDER BY partiti
   // writers append concurrently while one partition's worker is killed with SIGKILL (a crash of
   // the whole cluster: every backend is reset, the workers come back)
   const [victim] = await workerPids('shop_p', names[1]);
-  const writers = Promise.all([deposit('shop_p', 40), deposit('shop_p', 40), deposit('shop_p', 40)]
-    .map((w) => w.catch(() => null)));
+  const writers = depositConcurrently('shop_p', 3, 40);
   await sleep(300);
   process.kill(victim, 'SIGKILL');
   await writers;
@@ -409,7 +425,7 @@ SELECT count(*), string_agg(partition || '/' || partitions, ',' ORDER BY partiti
   // and the server restarted with the workers running
   cluster.restart({});
   await waitFor('the three workers after the restart', async () => (await workers('shop_p')).length === 3);
-  await Promise.all([deposit('shop_p', 20), deposit('shop_p', 20)]);
+  await depositConcurrently('shop_p', 2, 20);
   await waitFor('the partitioned read model', () => readModelCurrent('shop_p', 'parted_balances'));
 
   // every event applied once, each stream in sequence order, each stream by one partition's runs
