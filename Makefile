@@ -23,13 +23,14 @@ OBJS = \
 	src/admin.o \
 	src/store.o \
 	src/worker.o \
+	src/feed.o \
 	src/clock.o
 
 EXTENSION = event_store_dynamo
 DATA = sql/event_store_dynamo--0.1.sql sql/event_store_dynamo--0.1--0.2.sql sql/event_store_dynamo--0.2--0.3.sql sql/event_store_dynamo--0.3--0.4.sql
 PGFILEDESC = "event_store_dynamo - DynamoDB event store foreign-data wrapper"
 
-REGRESS = options read errors write pushdown admin credentials baditems hardening privileges projection cost security cursors longkeys commits parallel workers partitions promises
+REGRESS = options read errors write pushdown admin credentials baditems hardening privileges projection cost security cursors longkeys commits parallel workers partitions promises feed
 # pg_regress runs psql through test/regress/psql, which drops the LOCATION lines of the verbose
 # error reports (every file sets VERBOSITY verbose, so that each error shows its SQLSTATE)
 REGRESS_OPTS = --load-extension=event_store_dynamo --bindir=$(abspath $(srcdir))/test/regress

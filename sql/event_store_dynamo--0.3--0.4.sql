@@ -1,4 +1,4 @@
-/* event_store_dynamo--0.3--0.4.sql: partitioned projections
+/* event_store_dynamo--0.3--0.4.sql: partitioned projections, and the change feed (src/feed.c, at the end)
  *
  * create_projection(partitions => N) splits a projection's streams into N
  * partitions by a stable hash of the stream (_partition_of: the first 32
@@ -620,3 +620,192 @@ SELECT d.projection, d.event_id, d.kind, d.sqlstate, d.message, d.failed_at, d.a
 
 REVOKE ALL ON PROCEDURE _catch_up(text, boolean, integer, integer) FROM PUBLIC;
 GRANT EXECUTE ON PROCEDURE _catch_up(text, boolean, integer, integer) TO PUBLIC;
+
+/*
+ * The change feed: a foreign table's DynamoDB Stream (KEYS_ONLY), turned on
+ * by enable_change_feed and read by the projection workers between their
+ * catch-ups.  The feed only adds: the events its records name are read by
+ * id and dealt with as the main pass deals with events (projection_seen
+ * keeps each applied once); the index walk stays, and covers whatever the
+ * feed misses (an expired or trimmed position, a stream turned off).
+ */
+
+-- Whether the role may change the AWS resources behind a foreign table
+-- (reset_store's rule: owner of the foreign table and of its server, or
+-- superuser).  False for anything that is not a foreign table of ours.
+CREATE FUNCTION _may_change_store(rel regclass)
+RETURNS boolean
+AS 'MODULE_PATHNAME', 'esd_may_change_store'
+LANGUAGE C STABLE STRICT;
+
+-- The foreign tables whose stream the workers read.  Everyone may see
+-- them; a row is written by enable_change_feed and disable_change_feed,
+-- as the caller, whom row-level security holds to the same rule as the
+-- functions.
+CREATE TABLE change_feed (
+  source             regclass PRIMARY KEY,
+  table_name         text NOT NULL,
+  stream_arn         text NOT NULL,
+  view_type          text NOT NULL,
+  stream_was_enabled boolean NOT NULL,  -- enabled before enable_change_feed: disable leaves it on
+  enabled_by         regrole NOT NULL,
+  enabled_at         timestamptz NOT NULL DEFAULT now()
+);
+SELECT pg_catalog.pg_extension_config_dump('change_feed', '');
+ALTER TABLE change_feed ENABLE ROW LEVEL SECURITY;
+CREATE POLICY everyone_reads ON change_feed FOR SELECT USING (true);
+CREATE POLICY store_changers_insert ON change_feed FOR INSERT
+  WITH CHECK (event_store_dynamo._may_change_store(source));
+CREATE POLICY store_changers_update ON change_feed FOR UPDATE
+  USING (event_store_dynamo._may_change_store(source))
+  WITH CHECK (event_store_dynamo._may_change_store(source));
+CREATE POLICY store_changers_delete ON change_feed FOR DELETE
+  USING (event_store_dynamo._may_change_store(source));
+GRANT SELECT, INSERT, UPDATE, DELETE ON change_feed TO PUBLIC;
+
+CREATE FUNCTION enable_change_feed(source regclass)
+RETURNS text
+AS 'MODULE_PATHNAME', 'esd_enable_change_feed'
+LANGUAGE C STRICT VOLATILE;
+COMMENT ON FUNCTION enable_change_feed(regclass) IS
+  'turn on the DynamoDB Stream (KEYS_ONLY) of the foreign table''s table, wait until it is ENABLED, and let the projection workers read it; returns the stream''s ARN (owner of the foreign table and of its server, or superuser)';
+
+CREATE FUNCTION disable_change_feed(source regclass)
+RETURNS boolean
+AS 'MODULE_PATHNAME', 'esd_disable_change_feed'
+LANGUAGE C STRICT VOLATILE;
+COMMENT ON FUNCTION disable_change_feed(regclass) IS
+  'stop the workers reading the stream and turn it off (unless it was on before enable_change_feed); true if there was a feed';
+
+-- Per projection run: what its worker read from the stream.
+CREATE TABLE projection_feed (
+  run_key        uuid PRIMARY KEY REFERENCES projection_run ON DELETE CASCADE,
+  owner          regrole NOT NULL,
+  stream_arn     text NOT NULL,
+  records        bigint NOT NULL DEFAULT 0,  -- stream records read
+  applied        bigint NOT NULL DEFAULT 0,  -- events the feed applied before the index walk found them
+  fallbacks      bigint NOT NULL DEFAULT 0,  -- rounds that left events to the index walk
+  last_fallback  text,
+  last_read      timestamptz,
+  started_at     timestamptz NOT NULL DEFAULT now()
+);
+
+-- Per projection run and shard: the sequence number of the last record
+-- dealt with, written with the events it led to.
+CREATE TABLE projection_feed_shard (
+  run_key          uuid NOT NULL REFERENCES projection_run ON DELETE CASCADE,
+  shard_id         text NOT NULL,
+  owner            regrole NOT NULL,
+  stream_arn       text NOT NULL,
+  parent_shard_id  text,
+  position         text,                  -- NULL: no record read yet
+  from_start       boolean NOT NULL,      -- without a position: TRIM_HORIZON (a child shard), else LATEST
+  ended            boolean NOT NULL DEFAULT false,  -- read to its end (closed), or given up
+  PRIMARY KEY (run_key, shard_id)
+);
+
+SELECT pg_catalog.pg_extension_config_dump('projection_feed', '');
+SELECT pg_catalog.pg_extension_config_dump('projection_feed_shard', '');
+DO $$
+DECLARE
+  t text;
+BEGIN
+  FOREACH t IN ARRAY ARRAY['projection_feed', 'projection_feed_shard'] LOOP
+    EXECUTE format('ALTER TABLE event_store_dynamo.%I ENABLE ROW LEVEL SECURITY', t);
+    EXECUTE format('CREATE POLICY owner_only ON event_store_dynamo.%I USING (pg_catalog.pg_has_role(owner, ''USAGE''))', t);
+    EXECUTE format('GRANT SELECT, INSERT, UPDATE, DELETE ON event_store_dynamo.%I TO PUBLIC', t);
+  END LOOP;
+END
+$$;
+
+/*
+ * One round of a projection's feed (called by its worker, as the owner):
+ * the events named by p_ids that the run has not dealt with are read by id
+ * and dealt with in created order, under the run's row lock, and the
+ * shards' positions are stored in the same transaction.  While the run is
+ * stopped at a failing event (on_error 'stop') nothing is applied and the
+ * positions stay: returns false, and the records are read again.
+ */
+CREATE FUNCTION _feed_apply(p_name text, p_stream_arn text, p_ids text[], p_shards jsonb,
+                            p_records bigint, p_fallbacks integer, p_note text)
+RETURNS boolean
+LANGUAGE plpgsql
+AS $$
+DECLARE
+  o regrole := event_store_dynamo._check_owner(p_name);
+  role_before text := pg_catalog.current_setting('role');
+  p event_store_dynamo.projection;
+  run event_store_dynamo.projection_run;
+  missing text[];
+  evs jsonb;
+  ev jsonb;
+  r record;
+  n_applied bigint := 0;
+  failed boolean;
+BEGIN
+  PERFORM event_store_dynamo._as_owner(o);
+  SELECT * INTO p FROM event_store_dynamo.projection WHERE name = p_name;
+  SELECT * INTO run FROM event_store_dynamo.projection_run WHERE key = p.run_key FOR UPDATE;
+  failed := run.failed;
+  INSERT INTO event_store_dynamo.projection_feed (run_key, owner, stream_arn)
+    VALUES (p.run_key, p.owner, p_stream_arn)
+    ON CONFLICT (run_key) DO UPDATE SET stream_arn = excluded.stream_arn;
+
+  IF NOT failed THEN
+    SELECT pg_catalog.array_agg(DISTINCT i) INTO missing
+      FROM pg_catalog.unnest(p_ids) i
+     WHERE NOT EXISTS (SELECT 1 FROM event_store_dynamo.projection_seen s
+                        WHERE s.run_key = p.run_key AND s.event_id = i)
+       AND NOT EXISTS (SELECT 1 FROM event_store_dynamo.projection_pending pe
+                        WHERE pe.run_key = p.run_key AND pe.event_id = i);
+    IF missing IS NOT NULL THEN
+      -- one Query on the table's key per id
+      EXECUTE format(
+        'SELECT pg_catalog.jsonb_agg(pg_catalog.to_jsonb(e) ORDER BY e.created, e.sequence, e.id) FROM %s e WHERE e.id = ANY ($1)',
+        p.source)
+        INTO evs USING missing;
+      FOR ev IN SELECT value FROM pg_catalog.jsonb_array_elements(coalesce(evs, '[]')) LOOP
+        r := event_store_dynamo._deal_and_release(p, p.run_key, ev, 'feed', NULL);
+        IF r.outcome = 'failed' THEN
+          PERFORM event_store_dynamo._record_failure(p.run_key, r.failed_event, r.err_state, r.err_message);
+          failed := true;
+          EXIT;
+        END IF;
+        IF r.outcome = 'applied' THEN
+          n_applied := n_applied + 1;
+        END IF;
+      END LOOP;
+    END IF;
+  END IF;
+
+  IF NOT failed THEN
+    DELETE FROM event_store_dynamo.projection_feed_shard
+     WHERE run_key = p.run_key AND stream_arn <> p_stream_arn;
+    INSERT INTO event_store_dynamo.projection_feed_shard AS s
+      (run_key, shard_id, owner, stream_arn, parent_shard_id, position, from_start, ended)
+    SELECT p.run_key, x.shard_id, p.owner, p_stream_arn, x.parent, x.position, x.from_start, x.ended
+      FROM pg_catalog.jsonb_to_recordset(p_shards)
+           AS x(shard_id text, parent text, position text, from_start boolean, ended boolean)
+    ON CONFLICT (run_key, shard_id) DO UPDATE
+      SET position = excluded.position, from_start = excluded.from_start, ended = excluded.ended,
+          stream_arn = excluded.stream_arn;
+  END IF;
+  UPDATE event_store_dynamo.projection_feed
+     SET records = records + p_records, applied = applied + n_applied,
+         fallbacks = fallbacks + p_fallbacks,
+         last_fallback = coalesce(p_note, last_fallback), last_read = now()
+   WHERE run_key = p.run_key;
+  PERFORM pg_catalog.set_config('role', role_before, true);
+  RETURN NOT failed;
+END
+$$;
+
+-- The feeds the projections read, with what they did (each role sees its own projections').
+CREATE VIEW projection_feeds WITH (security_invoker = true) AS
+SELECT p.name AS projection, p.source, f.stream_arn,
+       (SELECT pg_catalog.count(*) FROM event_store_dynamo.projection_feed_shard s
+         WHERE s.run_key = f.run_key AND s.stream_arn = f.stream_arn AND NOT s.ended) AS open_shards,
+       f.records, f.applied, f.fallbacks, f.last_fallback, f.last_read, f.started_at
+  FROM event_store_dynamo.projection p
+  JOIN event_store_dynamo.projection_feed f ON f.run_key = p.run_key;
+GRANT SELECT ON projection_feeds TO PUBLIC;

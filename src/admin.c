@@ -56,6 +56,8 @@
 #include "dynamo.h"
 #include "store.h"
 
+static void raise_wrong_shape(const char *table_name, const char *problems) pg_attribute_noreturn();
+
 /* The name IMPORT FOREIGN SCHEMA gives the foreign table it creates. */
 #define IMPORT_TABLE_NAME "events"
 
@@ -228,6 +230,40 @@ load_target(Oid relid, AdminTarget *target)
 	target->relname = get_rel_name(relid);
 	esd_get_table_options(relid, &target->table);
 	esd_get_conn_options(GetForeignTable(relid)->serverid, GetUserId(), &target->conn);
+}
+
+/*
+ * For other files that change the AWS resources behind a foreign table (the
+ * change feed): the same checks as reset_store, then the lock.
+ */
+void
+esd_open_store_for_change(Oid relid, LOCKMODE lockmode)
+{
+	open_foreign_table(relid, true, lockmode);
+}
+
+/*
+ * Whether the role may change the AWS resources behind the relation: a
+ * foreign table of this wrapper it owns, whose server it owns (or
+ * superuser).  False, never an error, for anything else.
+ */
+bool
+esd_role_may_change_store(Oid relid, Oid userid)
+{
+	if (get_rel_relkind(relid) != RELKIND_FOREIGN_TABLE ||
+		GetFdwRoutineByRelId(relid)->ExecForeignTruncate != esd_exec_foreign_truncate)
+		return false;
+	return pg_class_ownercheck(relid, userid) && may_change_store(relid, userid);
+}
+
+/* Refuse a table that is not the layout's (HV021), naming the differences. */
+void
+esd_check_store_shape(const EsdTableInfo *info)
+{
+	char	   *problems = esd_table_shape_problems(info);
+
+	if (problems)
+		raise_wrong_shape(info->name, problems);
 }
 
 /* ---- what the functions do ---- */

@@ -13,8 +13,10 @@
 
 #include "nodes/parsenodes.h"
 #include "nodes/pg_list.h"
+#include "storage/lockdefs.h"
 
 #include "option.h"
+#include "store.h"
 
 /*
  * What init_store does, for the write path: create the DynamoDB table
@@ -27,6 +29,10 @@ extern void esd_ensure_store(const EsdConnOptions *conn, const EsdTableOptions *
 							 Oid relid);
 
 /* FDW callbacks */
+extern void esd_open_store_for_change(Oid relid, LOCKMODE lockmode);
+extern bool esd_role_may_change_store(Oid relid, Oid userid);
+extern void esd_check_store_shape(const EsdTableInfo *info);
+
 extern List *esd_import_foreign_schema(ImportForeignSchemaStmt *stmt, Oid serverOid);
 extern void esd_exec_foreign_truncate(List *rels, DropBehavior behavior, bool restart_seqs);
 

@@ -220,6 +220,18 @@ read_table_description(json_object *t, EsdTableInfo *info)
 		}
 	}
 
+	if (json_object_object_get_ex(t, "StreamSpecification", &v) &&
+		json_object_is_type(v, json_type_object))
+	{
+		json_object *enabled;
+
+		if (json_object_object_get_ex(v, "StreamEnabled", &enabled) &&
+			json_object_is_type(enabled, json_type_boolean))
+			info->stream_enabled = json_object_get_boolean(enabled);
+		info->stream_view_type = pstrdup_or_null(json_string_field(v, "StreamViewType"));
+	}
+	info->latest_stream_arn = pstrdup_or_null(json_string_field(t, "LatestStreamArn"));
+
 	if (json_object_object_get_ex(t, "GlobalSecondaryIndexes", &v) &&
 		json_object_is_type(v, json_type_array))
 	{

@@ -59,6 +59,9 @@ typedef struct EsdTableInfo
 	EsdAttrInfo *attrs;
 	int			nindexes;
 	EsdIndexInfo *indexes;
+	bool		stream_enabled; /* StreamSpecification.StreamEnabled */
+	char	   *stream_view_type;	/* KEYS_ONLY, NEW_IMAGE, ...; NULL without */
+	char	   *latest_stream_arn;	/* the table's latest stream, enabled or not */
 } EsdTableInfo;
 
 /* DescribeTable; false when the table does not exist. */

@@ -92,6 +92,7 @@
 #include "utils/syscache.h"
 #include "utils/timestamp.h"
 
+#include "feed.h"
 #include "worker.h"
 
 #define EXTENSION_NAME			"event_store_dynamo"
@@ -1556,6 +1557,8 @@ esd_projection_worker_main(Datum arg pg_attribute_unused())
 		first_round = false;
 		need_check = false;
 
+		/* the change feed first, when the source has one (feed.c) */
+		esd_feed_poll(my_spec.projection, loop_context);
 		worker_catch_up(loop_context);
 		round_errors = 0;
 		worker_note_success();

@@ -485,7 +485,7 @@ test('DROP DATABASE and DROP EXTENSION with workers running', { timeout: TEST_TI
   assert.equal((await rows('postgres', `SELECT count(*) FROM pg_stat_activity WHERE backend_type = '${WORKER}';`))[0][0], '0');
 });
 
-test('ALTER EXTENSION UPDATE from 0.2 brings the workers', { timeout: TEST_TIMEOUT_MS }, async () => {
+test('ALTER EXTENSION UPDATE from 0.2 brings the workers (and the latest version)', { timeout: TEST_TIMEOUT_MS }, async () => {
   await setUpDatabase('shop_c', { version: '0.2' });
   await deposit('shop_c', 8);
   await createBalances('shop_c');
