@@ -491,6 +491,7 @@ static struct
 static int	round_fallbacks;
 static StringInfoData round_note;
 static char *last_error_note = NULL;	/* why the last round failed */
+static int	feed_errors = 0;		/* rounds in a row that failed */
 
 /* Replaces a string of feed.cxt (or NULL) with another one (or NULL). */
 static void
@@ -699,10 +700,12 @@ shard_iterator(const EsdConnOptions *conn, const char *table, FeedShard *s)
 		}
 		appendStringInfoChar(&body, '}');
 		call = streams_call(conn, "GetShardIterator", table, body.data);
-		if (call_failed_with(call, "TrimmedDataAccessException") && s->next_position)
+		if ((call_failed_with(call, "TrimmedDataAccessException") ||
+			 call_failed_with(call, "ValidationException")) && s->next_position)
 		{
-			note_fallback("the records after position %s of shard %s were trimmed",
-						  s->next_position, s->shard_id);
+			/* trimmed, or a position the shard does not have */
+			note_fallback("position %s of shard %s cannot be read (%s)",
+						  s->next_position, s->shard_id, call->error_type);
 			s->next_position = NULL;
 			s->next_cleared = true;
 			s->next_from_start = true;
@@ -921,6 +924,7 @@ esd_feed_round(const char *projection)
 	EsdConnOptions streams;
 	List	   *ids = NIL;
 	int64		records = 0;
+	bool		stream_gone = false;
 	ListCell   *lc;
 
 	if (feed.cxt == NULL)
@@ -936,6 +940,7 @@ esd_feed_round(const char *projection)
 	}
 	if (feed.retry_after && GetCurrentTimestamp() < feed.retry_after)
 		return;
+	feed.retry_after = 0;
 	round_fallbacks = 0;
 	resetStringInfo(&round_note);
 	if (last_error_note)
@@ -1010,11 +1015,10 @@ esd_feed_round(const char *projection)
 		{
 			note_fallback("stream %s is gone", feed.stream_arn);
 			feed.retry_after = TimestampTzPlusMilliseconds(GetCurrentTimestamp(), FEED_RETRY_MS);
+			stream_gone = true;
 		}
-		else
-			feed.retry_after = 0;
 	}
-	if (!feed.retry_after)
+	if (!stream_gone)
 	{
 		foreach(lc, feed.shards)
 		{
@@ -1113,6 +1117,12 @@ esd_feed_poll(const char *projection, MemoryContext loop_context)
 		esd_feed_forget();
 		last_error_note = MemoryContextStrdup(TopMemoryContext, edata->message);
 		FreeErrorData(edata);
+		/* a failure that lasts is tried again less and less often, up to a minute */
+		feed_errors++;
+		feed.retry_after = TimestampTzPlusMilliseconds(GetCurrentTimestamp(),
+													   Min(1000L << Min(feed_errors - 1, 6), FEED_RETRY_MS));
+		return;
 	}
 	PG_END_TRY();
+	feed_errors = 0;
 }
