@@ -771,14 +771,15 @@ BEGIN
           failed := true;
           EXIT;
         END IF;
-        IF r.outcome = 'applied' THEN
-          n_applied := n_applied + 1;
-        END IF;
       END LOOP;
     END IF;
   END IF;
 
-  IF NOT failed THEN
+  -- (the events released from held ones count too)
+  SELECT events_applied - run.events_applied INTO n_applied
+    FROM event_store_dynamo.projection_run WHERE key = p.run_key;
+  IF NOT failed AND pg_catalog.jsonb_array_length(p_shards) > 0 THEN
+    -- a stream that replaced another (the feed turned off and on): the old one's positions go
     DELETE FROM event_store_dynamo.projection_feed_shard
      WHERE run_key = p.run_key AND stream_arn <> p_stream_arn;
     INSERT INTO event_store_dynamo.projection_feed_shard AS s

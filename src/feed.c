@@ -492,6 +492,7 @@ static int	round_fallbacks;
 static StringInfoData round_note;
 static char *last_error_note = NULL;	/* why the last round failed */
 static int	feed_errors = 0;		/* rounds in a row that failed */
+static TimestampTz error_retry_after = 0;	/* no round before, after a failure */
 
 /* Replaces a string of feed.cxt (or NULL) with another one (or NULL). */
 static void
@@ -564,6 +565,7 @@ load_shards(void)
 {
 	Oid			argtypes[2] = {UUIDOID, TEXTOID};
 	Datum		values[2];
+	MemoryContext old;
 
 	values[0] = DirectFunctionCall1(uuid_in, CStringGetDatum(feed.run_key));
 	values[1] = CStringGetTextDatum(feed.stream_arn);
@@ -584,7 +586,9 @@ load_shards(void)
 		s->position = feed_strdup(SPI_getvalue(tup, desc, 3));
 		s->from_start = DatumGetBool(SPI_getbinval(tup, desc, 4, &isnull));
 		s->ended = DatumGetBool(SPI_getbinval(tup, desc, 5, &isnull));
+		old = MemoryContextSwitchTo(feed.cxt);
 		feed.shards = lappend(feed.shards, s);
+		MemoryContextSwitchTo(old);
 	}
 	feed.need_describe = true;
 }
@@ -938,9 +942,6 @@ esd_feed_round(const char *projection)
 		initStringInfo(&round_note);
 		MemoryContextSwitchTo(old);
 	}
-	if (feed.retry_after && GetCurrentTimestamp() < feed.retry_after)
-		return;
-	feed.retry_after = 0;
 	round_fallbacks = 0;
 	resetStringInfo(&round_note);
 	if (last_error_note)
@@ -986,13 +987,26 @@ esd_feed_round(const char *projection)
 	if (!feed.loaded || strcmp(feed.run_key, run_key) != 0 ||
 		strcmp(feed.stream_arn, arn) != 0 || strcmp(feed.projection, projection) != 0)
 	{
+		/* another run or another stream: start over from what is stored for them */
 		esd_feed_forget();
+		feed.retry_after = 0;
 		feed.projection = feed_strdup(projection);
 		feed.run_key = feed_strdup(run_key);
 		feed.stream_arn = feed_strdup(arn);
 		load_shards();
 		feed.loaded = true;
 	}
+
+	else if (feed.retry_after && GetCurrentTimestamp() < feed.retry_after)
+	{
+		/* the stream failed a moment ago: leave it alone for now */
+		SPI_finish();
+		PopActiveSnapshot();
+		CommitTransactionCommand();
+		pgstat_report_activity(STATE_IDLE, NULL);
+		return;
+	}
+	feed.retry_after = 0;
 
 	esd_get_conn_options(GetForeignTable(source)->serverid, GetUserId(), &conn);
 	streams = streams_conn(&conn);
@@ -1095,6 +1109,9 @@ esd_feed_round(const char *projection)
 void
 esd_feed_poll(const char *projection, MemoryContext loop_context)
 {
+	if (error_retry_after && GetCurrentTimestamp() < error_retry_after)
+		return;
+	error_retry_after = 0;
 	PG_TRY();
 	{
 		esd_feed_round(projection);
@@ -1119,8 +1136,8 @@ esd_feed_poll(const char *projection, MemoryContext loop_context)
 		FreeErrorData(edata);
 		/* a failure that lasts is tried again less and less often, up to a minute */
 		feed_errors++;
-		feed.retry_after = TimestampTzPlusMilliseconds(GetCurrentTimestamp(),
-													   Min(1000L << Min(feed_errors - 1, 6), FEED_RETRY_MS));
+		error_retry_after = TimestampTzPlusMilliseconds(GetCurrentTimestamp(),
+														Min(1000L << Min(feed_errors - 1, 6), FEED_RETRY_MS));
 		return;
 	}
 	PG_END_TRY();

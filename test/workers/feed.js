@@ -1,0 +1,293 @@
+// The change feed, in a throwaway cluster that has the library in shared_preload_libraries: a
+// projection whose source has a feed (enable_change_feed, DynamoDB Local's Streams) learns of new
+// events from the stream. Its settle is an hour and its full recheck off, so the index walk
+// cannot apply what the tests append: whatever reaches the read model came through the feed.
+// Then: events appended out of created order (backdated hours, behind the watermark and outside
+// the recheck window) applied exactly once and in stream order; the feed and the index walk
+// racing for the same events; a stream that is gone falls back to the index walk; the positions
+// survive a server restart. After each case the read model equals a full recompute.
+//
+// Usage: node test/workers/feed.js   (node:test; TAP output)
+// Needs the stack's DDB_URL and S3_URL, the extension installed, and root or the postgres account.
+'use strict';
+
+const { test, before, after } = require('node:test');
+const assert = require('node:assert/strict');
+const fs = require('fs');
+const path = require('path');
+
+const { Cluster } = require('../credentials/cluster');
+
+const DDB_URL = process.env.DDB_URL;
+const S3_URL = process.env.S3_URL;
+const TEST_TIMEOUT_MS = 300000;
+const WAIT_MS = 60000;        // bound of every wait for a state: generous, the machine is shared
+const DB = 'feed_a';
+
+let cluster;
+
+for (const signal of ['SIGINT', 'SIGTERM', 'SIGHUP']) {
+  process.on(signal, () => {
+    try {
+      if (cluster) cluster.destroy();
+    } finally {
+      process.exit(128 + (signal === 'SIGINT' ? 2 : signal === 'SIGTERM' ? 15 : 1));
+    }
+  });
+}
+
+const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
+
+async function rows(db, text) {
+  const r = await cluster.psql(text, { db });
+  assert.equal(r.code, 0, `psql in ${db} failed: ${r.stderr}\n${text}`);
+  return r.stdout.split('\n').filter((l) => l !== '').map((l) => l.split('|'));
+}
+
+async function value(db, text) {
+  const r = await rows(db, text);
+  return r.length ? r[r.length - 1][0] : undefined;
+}
+
+async function waitFor(what, fn, timeoutMs = WAIT_MS) {
+  const deadline = Date.now() + timeoutMs;
+  let last;
+  for (;;) {
+    last = await fn();
+    if (last) return last;
+    if (Date.now() > deadline) assert.fail(`timed out waiting for ${what}`);
+    await sleep(100);
+  }
+}
+
+/* A projection's read model against the full recompute from the events: balance and count per account. */
+async function readModelCurrent(table) {
+  const [[equal]] = await rows(DB, `SET ROLE app;
+SELECT (SELECT coalesce(jsonb_agg(jsonb_build_array(account, balance, events) ORDER BY account), '[]') FROM ${table})
+     = (SELECT coalesce(jsonb_agg(jsonb_build_array(account, balance, events) ORDER BY account), '[]')
+          FROM (SELECT identifier AS account, sum((payload->>'amount')::numeric) AS balance, count(*) AS events
+                  FROM events GROUP BY identifier) r);`);
+  return equal === 't';
+}
+
+/* Each event handed to the projection's handler once, and each stream in sequence order. */
+async function appliedOnceInOrder(projection) {
+  const [[dups, disorder, logged, events]] = await rows(DB, `SET ROLE app;
+SELECT (SELECT count(*) FROM (SELECT event_id FROM applied_log WHERE projection = '${projection}'
+                              GROUP BY event_id HAVING count(*) > 1) d),
+       (SELECT count(*) FROM (SELECT sequence < lag(sequence) OVER (PARTITION BY account ORDER BY n) AS back
+                                FROM applied_log WHERE projection = '${projection}') o WHERE back),
+       (SELECT count(*) FROM applied_log WHERE projection = '${projection}'),
+       (SELECT count(*) FROM events);`);
+  return { dups: Number(dups), disorder: Number(disorder), logged: Number(logged), events: Number(events) };
+}
+
+async function feedStats(projection) {
+  const r = await rows(DB, `SELECT records, applied, fallbacks, coalesce(last_fallback, ''), open_shards
+  FROM event_store_dynamo.projection_feeds WHERE projection = '${projection}';`);
+  if (!r.length) return null;
+  const [records, applied, fallbacks, lastFallback, openShards] = r[0];
+  return { records: Number(records), applied: Number(applied), fallbacks: Number(fallbacks), lastFallback,
+           openShards: Number(openShards) };
+}
+
+async function seenCount(projection) {
+  return Number(await value(DB, `SELECT count(*) FROM event_store_dynamo.projection_seen s
+  JOIN event_store_dynamo.projection p ON p.run_key = s.run_key WHERE p.name = '${projection}';`));
+}
+
+function percentile(sorted, p) {
+  return sorted[Math.min(sorted.length - 1, Math.ceil((p / 100) * sorted.length) - 1)];
+}
+
+before(async () => {
+  assert.ok(DDB_URL && S3_URL, 'DDB_URL and S3_URL must be set (source the stack.env)');
+  cluster = new Cluster();
+  await cluster.init();
+  fs.appendFileSync(path.join(cluster.data, 'postgresql.conf'), `
+shared_preload_libraries = 'event_store_dynamo'
+max_worker_processes = 20
+log_min_messages = info
+`);
+  cluster.start({});
+  await rows('postgres', `CREATE ROLE app LOGIN; CREATE DATABASE ${DB};`);
+  await rows(DB, `
+CREATE EXTENSION event_store_dynamo;
+CREATE SERVER events_srv FOREIGN DATA WRAPPER event_store_dynamo
+  OPTIONS (endpoint '${DDB_URL}', s3_endpoint '${S3_URL}', s3_force_path_style 'true');
+GRANT USAGE ON FOREIGN SERVER events_srv TO app;
+CREATE USER MAPPING FOR app SERVER events_srv OPTIONS (access_key_id 'S3RVER', secret_access_key 'S3RVER');
+CREATE USER MAPPING FOR postgres SERVER events_srv OPTIONS (access_key_id 'S3RVER', secret_access_key 'S3RVER');
+GRANT CREATE ON SCHEMA public TO app;
+SET ROLE app;
+CREATE FOREIGN TABLE events (
+  id text, domain text, type text, identifier text, correlation_id text, causation_id text,
+  sequence bigint, payload jsonb, meta jsonb, created timestamptz, time_bucket text, s3_reference text
+) SERVER events_srv OPTIONS (table_name_prefix 'feed-step-');
+RESET ROLE;
+-- destroying and creating the store, and turning its stream on, need the server's owner
+SELECT event_store_dynamo.reset_store('events');
+SELECT event_store_dynamo.enable_change_feed('events');
+SET ROLE app;
+CREATE TABLE applied_log (n bigserial PRIMARY KEY, projection text, event_id text, account text, sequence bigint);
+CREATE TABLE feed_balances (account text PRIMARY KEY, balance numeric NOT NULL, events int NOT NULL);
+CREATE TABLE race_balances (account text PRIMARY KEY, balance numeric NOT NULL, events int NOT NULL);
+CREATE FUNCTION apply_feed(e events) RETURNS void LANGUAGE plpgsql AS $$
+BEGIN
+  INSERT INTO applied_log (projection, event_id, account, sequence) VALUES ('feed', e.id, e.identifier, e.sequence);
+  INSERT INTO feed_balances VALUES (e.identifier, (e.payload->>'amount')::numeric, 1)
+    ON CONFLICT (account) DO UPDATE SET balance = feed_balances.balance + excluded.balance,
+                                        events = feed_balances.events + 1;
+END $$;
+CREATE FUNCTION apply_race(e events) RETURNS void LANGUAGE plpgsql AS $$
+BEGIN
+  INSERT INTO applied_log (projection, event_id, account, sequence) VALUES ('race', e.id, e.identifier, e.sequence);
+  INSERT INTO race_balances VALUES (e.identifier, (e.payload->>'amount')::numeric, 1)
+    ON CONFLICT (account) DO UPDATE SET balance = race_balances.balance + excluded.balance,
+                                        events = race_balances.events + 1;
+END $$;
+-- settle an hour, no full recheck: the index walk applies nothing new during the test
+SELECT event_store_dynamo.create_projection(name => 'feed', source => 'events'::regclass,
+  handler => 'apply_feed(events)'::regprocedure, tables => ARRAY['feed_balances'::regclass],
+  settle => interval '1 hour', full_recheck => NULL);
+SELECT event_store_dynamo.start_projection('feed', poll => interval '1 second');
+`);
+});
+
+after(async () => {
+  if (cluster) cluster.destroy();
+});
+
+test('a new event reaches the read model through the feed, within a second plus poll', { timeout: TEST_TIMEOUT_MS }, async () => {
+  // the worker has read the stream once: its shard positions are stored
+  await waitFor('the feed to start', async () => {
+    const s = await feedStats('feed');
+    return s && s.openShards >= 1;
+  });
+  const latencies = [];
+  for (let i = 1; i <= 10; i++) {
+    const r = await cluster.psql(`SET ROLE app;
+INSERT INTO events (domain, type, identifier, payload)
+  VALUES ('account', 'deposited', 'n${i % 3}', '{"amount": ${i}}') RETURNING id \\gset
+SELECT extract(epoch FROM clock_timestamp()) AS t0 \\gset
+SELECT event_store_dynamo.wait_for_projection('feed', :'id', interval '30 seconds'),
+       extract(epoch FROM clock_timestamp()) - :t0;`, { db: DB });
+    assert.equal(r.code, 0, r.stderr);
+    const [seen, seconds] = r.stdout.trim().split('\n').pop().split('|');
+    assert.equal(seen, 't', `event ${i} was not applied`);
+    latencies.push(Number(seconds));
+  }
+  latencies.sort((a, b) => a - b);
+  console.log(`# latency INSERT to applied through the feed (poll 1 s, settle 1 hour, 10 events): ` +
+    `p50 ${percentile(latencies, 50).toFixed(2)} s, max ${latencies[latencies.length - 1].toFixed(2)} s`);
+  const s = await feedStats('feed');
+  assert.equal(s.applied, 10, 'the feed applied every event (the watermark is an hour behind)');
+  assert.ok(s.records >= 10);
+  assert.equal(s.fallbacks, 0);
+  assert.ok(await readModelCurrent('feed_balances'));
+});
+
+test('events appended out of created order, backdated hours: applied once, in stream order', { timeout: TEST_TIMEOUT_MS }, async () => {
+  const before = await seenCount('feed');
+  // one stream whose sequence 2 and 3 are dated before its sequence 1, hours behind the watermark
+  // and outside the recheck window; another stream dated a day back; a multi-row append
+  await rows(DB, `SET ROLE app;
+BEGIN;
+INSERT INTO events (domain, type, identifier, sequence, payload, created)
+  VALUES ('account', 'deposited', 'late', 1, '{"amount": 100}', now() - interval '10 minutes');
+INSERT INTO events (domain, type, identifier, sequence, payload, created)
+  VALUES ('account', 'deposited', 'late', 2, '{"amount": 200}', now() - interval '3 hours'),
+         ('account', 'deposited', 'late', 3, '{"amount": 300}', now() - interval '2 hours');
+COMMIT;
+INSERT INTO events (domain, type, identifier, payload, created)
+  VALUES ('account', 'deposited', 'old', '{"amount": 7}', now() - interval '1 day');
+INSERT INTO events (domain, type, identifier, payload)
+SELECT 'account', 'deposited', 'bulk' || (i % 4), jsonb_build_object('amount', i) FROM generate_series(1, 25) i;`);
+  await waitFor('the late events', async () => (await seenCount('feed')) === before + 29);
+  assert.ok(await readModelCurrent('feed_balances'));
+  const o = await appliedOnceInOrder('feed');
+  assert.equal(o.dups, 0, 'no event applied twice');
+  assert.equal(o.disorder, 0, 'each stream applied in sequence order');
+  assert.equal(o.logged, o.events, 'every event applied');
+  const s = await feedStats('feed');
+  assert.equal(s.applied, 39, 'all through the feed');
+  // sequence 2 and 3 came before sequence 1 in created order: held, then released after it
+  const [[held]] = await rows(DB, "SELECT events_held FROM event_store_dynamo.projections WHERE name = 'feed';");
+  assert.equal(held, '0');
+  // a while later nothing more is applied: exactly once, however often the stream is read
+  await sleep(3000);
+  assert.equal(await seenCount('feed'), before + 29);
+  assert.equal((await appliedOnceInOrder('feed')).dups, 0);
+});
+
+test('the feed and the index walk racing for the same events: each applied once', { timeout: TEST_TIMEOUT_MS }, async () => {
+  await rows(DB, `SET ROLE app;
+SELECT event_store_dynamo.create_projection(name => 'race', source => 'events'::regclass,
+  handler => 'apply_race(events)'::regprocedure, tables => ARRAY['race_balances'::regclass],
+  settle => interval '0 seconds');
+SELECT event_store_dynamo.start_projection('race', poll => interval '200 ms');`);
+  await waitFor('the race projection to catch up', () => readModelCurrent('race_balances'));
+  await waitFor('its feed to start', async () => {
+    const s = await feedStats('race');
+    return s && s.openShards >= 1;
+  });
+  for (let i = 0; i < 5; i++) {
+    await rows(DB, `SET ROLE app;
+INSERT INTO events (domain, type, identifier, payload)
+SELECT 'account', 'deposited', 'race' || (g % 3), jsonb_build_object('amount', g) FROM generate_series(1, 8) g;`);
+  }
+  await waitFor('the race read model', () => readModelCurrent('race_balances'));
+  await waitFor('the feed read model', () => readModelCurrent('feed_balances'));
+  for (const p of ['race', 'feed']) {
+    const o = await appliedOnceInOrder(p);
+    assert.equal(o.dups, 0, `${p}: no event applied twice`);
+    assert.equal(o.disorder, 0, `${p}: each stream in sequence order`);
+    assert.equal(o.logged, o.events, `${p}: every event applied`);
+  }
+  const s = await feedStats('race');
+  console.log(`# race: of ${(await appliedOnceInOrder('race')).events} events, the feed applied ${s.applied} first`);
+});
+
+test('a stream that is gone falls back to the index walk, never to a loss', { timeout: TEST_TIMEOUT_MS }, async () => {
+  // point the workers at a stream that does not exist (as a stream turned off and trimmed would be)
+  await rows(DB, "UPDATE event_store_dynamo.change_feed SET stream_arn = stream_arn || '9';");
+  await waitFor('the fallback', async () => {
+    const s = await feedStats('race');
+    return s && s.fallbacks >= 1 && /is gone/.test(s.lastFallback);
+  });
+  await rows(DB, `SET ROLE app;
+INSERT INTO events (domain, type, identifier, payload)
+SELECT 'account', 'deposited', 'race' || (g % 3), jsonb_build_object('amount', g) FROM generate_series(1, 6) g;`);
+  // the index walk (settle 0) applies them
+  await waitFor('the race read model without the feed', () => readModelCurrent('race_balances'));
+  const o = await appliedOnceInOrder('race');
+  assert.equal(o.dups, 0);
+  assert.equal(o.logged, o.events);
+  // the stream back: the feed goes on from its stored positions (the feed projection, whose
+  // watermark is an hour behind, gets the events appended meanwhile: nothing lost for it either)
+  await rows(DB, "UPDATE event_store_dynamo.change_feed SET stream_arn = left(stream_arn, -1);");
+  await waitFor('the feed read model after the stream came back', () => readModelCurrent('feed_balances'), 120000);
+  const f = await appliedOnceInOrder('feed');
+  assert.equal(f.dups, 0);
+  assert.equal(f.logged, f.events);
+});
+
+test('the positions survive a server restart', { timeout: TEST_TIMEOUT_MS }, async () => {
+  const [[stored]] = await rows(DB, `SELECT count(*) FROM event_store_dynamo.projection_feed_shard s
+  JOIN event_store_dynamo.projection p ON p.run_key = s.run_key WHERE p.name = 'feed' AND s.position IS NOT NULL;`);
+  assert.ok(Number(stored) >= 1, 'a position is stored');
+  const before = (await feedStats('feed')).applied;
+  cluster.restart({});
+  // appended while the worker is coming back: the stored position still covers it
+  await waitFor('the database after the restart', async () => {
+    const r = await cluster.psql('SELECT 1;', { db: DB });
+    return r.code === 0;
+  });
+  await rows(DB, `SET ROLE app;
+INSERT INTO events (domain, type, identifier, payload) VALUES ('account', 'deposited', 'restart', '{"amount": 1}');`);
+  await waitFor('the event after the restart', () => readModelCurrent('feed_balances'));
+  assert.equal((await feedStats('feed')).applied, before + 1);
+  const o = await appliedOnceInOrder('feed');
+  assert.equal(o.dups, 0);
+  assert.equal(o.logged, o.events);
+});
