@@ -56,7 +56,7 @@ function s3Client(endpoint, forcePathStyle, credentials) {
 }
 
 // Signs a DynamoDB JSON request by hand, so a test controls every byte and every retry.
-async function signDdb(url, target, payload, { credentials = GOOD, date } = {}) {
+async function signDdb(url, target, payload, { credentials = GOOD, date, api = 'DynamoDB_20120810' } = {}) {
   const u = new URL(url);
   const body = typeof payload === 'string' ? payload : JSON.stringify(payload);
   const signer = new SignatureV4({ credentials, region: REGION, service: 'dynamodb', sha256: Sha256 });
@@ -65,7 +65,7 @@ async function signDdb(url, target, payload, { credentials = GOOD, date } = {}) 
     headers: {
       host: u.host,
       'content-type': 'application/x-amz-json-1.0',
-      'x-amz-target': `DynamoDB_20120810.${target}`,
+      'x-amz-target': `${api}.${target}`,
     },
     body,
   }, { signingDate: date });
@@ -133,6 +133,17 @@ test('DynamoDB front: signed requests pass and reach DynamoDB Local', async () =
   const raw = await send(E.DDB_URL, await signDdb(E.DDB_URL, 'ListTables', {}));
   assert.equal(raw.status, 200);
   assert.equal(raw.headers['content-type'], 'application/x-amz-json-1.0');
+});
+
+test('DynamoDB front: the Streams API (DynamoDBStreams_20120810, signed for dynamodb) passes, checked as the rest', async () => {
+  const api = 'DynamoDBStreams_20120810';
+  const ok = await send(E.DDB_URL, await signDdb(E.DDB_URL, 'ListStreams', {}, { api }));
+  assert.equal(ok.status, 200, ok.body);
+  assert.ok(Array.isArray(JSON.parse(ok.body).Streams), ok.body);
+  const bad = await send(E.DDB_URL, await signDdb(E.DDB_URL, 'ListStreams', {},
+    { api, credentials: { ...GOOD, secretAccessKey: 'wrong' } }));
+  assert.equal(bad.status, 400);
+  assert.match(errType(bad), /InvalidSignatureException/);
 });
 
 test('DynamoDB front: session credentials need their token', async () => {
