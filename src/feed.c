@@ -43,6 +43,7 @@
 #include "postgres.h"
 
 #include "access/xact.h"
+#include "catalog/namespace.h"
 #include "catalog/pg_type.h"
 #include "executor/spi.h"
 #include "fmgr.h"
@@ -958,6 +959,16 @@ esd_feed_round(const char *projection)
 	PushActiveSnapshot(GetTransactionSnapshot());
 	pgstat_report_activity(STATE_RUNNING, "event_store_dynamo: read the change feed");
 	SPI_connect();
+
+	/* an installation still at a version without the feed has none */
+	if (!OidIsValid(get_relname_relid("change_feed", get_namespace_oid("event_store_dynamo", true))))
+	{
+		SPI_finish();
+		PopActiveSnapshot();
+		CommitTransactionCommand();
+		pgstat_report_activity(STATE_IDLE, NULL);
+		return;
+	}
 
 	values[0] = CStringGetTextDatum(projection);
 	if (SPI_execute_with_args("SELECT p.run_key::text, p.source::oid, c.stream_arn, c.table_name"

@@ -1557,8 +1557,12 @@ esd_projection_worker_main(Datum arg pg_attribute_unused())
 		first_round = false;
 		need_check = false;
 
-		/* the change feed first, when the source has one (feed.c) */
-		esd_feed_poll(my_spec.projection, loop_context);
+		/*
+		 * The change feed first, when the source has one (feed.c): read by
+		 * the projection's first worker only.
+		 */
+		if (my_spec.partition == 0)
+			esd_feed_poll(my_spec.projection, loop_context);
 		worker_catch_up(loop_context);
 		round_errors = 0;
 		worker_note_success();
