@@ -719,12 +719,14 @@ END
 $$;
 
 /*
- * One round of a projection's feed (called by its worker, as the owner):
- * the events named by p_ids that the run has not dealt with are read by id
- * and dealt with in created order, under the run's row lock, and the
- * shards' positions are stored in the same transaction.  While the run is
- * stopped at a failing event (on_error 'stop') nothing is applied and the
- * positions stay: returns false, and the records are read again.
+ * One round of a projection's feed (called by its first worker, as the
+ * owner): the events named by p_ids that no run of the projection has dealt
+ * with are read by id and dealt with in created order, each by the run of
+ * its stream's partition, under the runs' row locks (taken in partition
+ * order); the shards' positions are stored in the same transaction.  An
+ * event whose partition is stopped at a failing event (on_error 'stop') is
+ * left alone, and then the positions stay: returns false, and the records
+ * are read again.
  */
 CREATE FUNCTION _feed_apply(p_name text, p_stream_arn text, p_ids text[], p_shards jsonb,
                             p_records bigint, p_fallbacks integer, p_note text)
@@ -740,45 +742,54 @@ DECLARE
   evs jsonb;
   ev jsonb;
   r record;
-  n_applied bigint := 0;
-  failed boolean;
+  ev_part integer;
+  applied_before bigint;
+  n_applied bigint;
+  halted boolean := false;
 BEGIN
   PERFORM event_store_dynamo._as_owner(o);
   SELECT * INTO p FROM event_store_dynamo.projection WHERE name = p_name;
-  SELECT * INTO run FROM event_store_dynamo.projection_run WHERE key = p.run_key FOR UPDATE;
-  failed := run.failed;
+  PERFORM 1 FROM event_store_dynamo.projection_run WHERE generation = p.run_key ORDER BY part FOR UPDATE;
+  SELECT pg_catalog.sum(events_applied) INTO applied_before
+    FROM event_store_dynamo.projection_run WHERE generation = p.run_key;
   INSERT INTO event_store_dynamo.projection_feed (run_key, owner, stream_arn)
     VALUES (p.run_key, p.owner, p_stream_arn)
     ON CONFLICT (run_key) DO UPDATE SET stream_arn = excluded.stream_arn;
 
-  IF NOT failed THEN
-    SELECT pg_catalog.array_agg(DISTINCT i) INTO missing
-      FROM pg_catalog.unnest(p_ids) i
-     WHERE NOT EXISTS (SELECT 1 FROM event_store_dynamo.projection_seen s
-                        WHERE s.run_key = p.run_key AND s.event_id = i)
-       AND NOT EXISTS (SELECT 1 FROM event_store_dynamo.projection_pending pe
-                        WHERE pe.run_key = p.run_key AND pe.event_id = i);
-    IF missing IS NOT NULL THEN
-      -- one Query on the table's key per id
-      EXECUTE format(
-        'SELECT pg_catalog.jsonb_agg(pg_catalog.to_jsonb(e) ORDER BY e.created, e.sequence, e.id) FROM %s e WHERE e.id = ANY ($1)',
-        p.source)
-        INTO evs USING missing;
-      FOR ev IN SELECT value FROM pg_catalog.jsonb_array_elements(coalesce(evs, '[]')) LOOP
-        r := event_store_dynamo._deal_and_release(p, p.run_key, ev, 'feed', NULL);
-        IF r.outcome = 'failed' THEN
-          PERFORM event_store_dynamo._record_failure(p.run_key, r.failed_event, r.err_state, r.err_message);
-          failed := true;
-          EXIT;
-        END IF;
-      END LOOP;
-    END IF;
+  SELECT pg_catalog.array_agg(DISTINCT i) INTO missing
+    FROM pg_catalog.unnest(p_ids) i
+   WHERE NOT EXISTS (SELECT 1 FROM event_store_dynamo.projection_seen s
+                       JOIN event_store_dynamo.projection_run pr ON pr.key = s.run_key
+                      WHERE pr.generation = p.run_key AND s.event_id = i)
+     AND NOT EXISTS (SELECT 1 FROM event_store_dynamo.projection_pending pe
+                       JOIN event_store_dynamo.projection_run pr ON pr.key = pe.run_key
+                      WHERE pr.generation = p.run_key AND pe.event_id = i);
+  IF missing IS NOT NULL THEN
+    -- one Query on the table's key per id
+    EXECUTE format(
+      'SELECT pg_catalog.jsonb_agg(pg_catalog.to_jsonb(e) ORDER BY e.created, e.sequence, e.id) FROM %s e WHERE e.id = ANY ($1)',
+      p.source)
+      INTO evs USING missing;
+    FOR ev IN SELECT value FROM pg_catalog.jsonb_array_elements(coalesce(evs, '[]')) LOOP
+      ev_part := event_store_dynamo._partition_of(ev->>'domain', ev->>'identifier', p.partitions);
+      SELECT * INTO run FROM event_store_dynamo.projection_run
+       WHERE generation = p.run_key AND part = ev_part;
+      IF run.failed THEN
+        halted := true;
+        CONTINUE;
+      END IF;
+      r := event_store_dynamo._deal_and_release(p, run.key, ev, 'feed', NULL);
+      IF r.outcome = 'failed' THEN
+        PERFORM event_store_dynamo._record_failure(run.key, r.failed_event, r.err_state, r.err_message);
+        halted := true;
+      END IF;
+    END LOOP;
   END IF;
 
   -- (the events released from held ones count too)
-  SELECT events_applied - run.events_applied INTO n_applied
-    FROM event_store_dynamo.projection_run WHERE key = p.run_key;
-  IF NOT failed AND pg_catalog.jsonb_array_length(p_shards) > 0 THEN
+  SELECT pg_catalog.sum(events_applied) - applied_before INTO n_applied
+    FROM event_store_dynamo.projection_run WHERE generation = p.run_key;
+  IF NOT halted AND pg_catalog.jsonb_array_length(p_shards) > 0 THEN
     -- a stream that replaced another (the feed turned off and on): the old one's positions go
     DELETE FROM event_store_dynamo.projection_feed_shard
      WHERE run_key = p.run_key AND stream_arn <> p_stream_arn;
@@ -797,7 +808,7 @@ BEGIN
          last_fallback = coalesce(p_note, last_fallback), last_read = now()
    WHERE run_key = p.run_key;
   PERFORM pg_catalog.set_config('role', role_before, true);
-  RETURN NOT failed;
+  RETURN NOT halted;
 END
 $$;
 

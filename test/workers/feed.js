@@ -5,7 +5,9 @@
 // Then: events appended out of created order (backdated hours, behind the watermark and outside
 // the recheck window) applied exactly once and in stream order; the feed and the index walk
 // racing for the same events; a stream that is gone falls back to the index walk; the positions
-// survive a server restart. After each case the read model equals a full recompute.
+// survive a server restart; a projection of three partitions alongside, whose first worker reads
+// the feed and hands each event to its partition's run. After each case the read models equal a
+// full recompute.
 //
 // Usage: node test/workers/feed.js   (node:test; TAP output)
 // Needs the stack's DDB_URL and S3_URL, the extension installed, and root or the postgres account.
@@ -132,6 +134,7 @@ SET ROLE app;
 CREATE TABLE applied_log (n bigserial PRIMARY KEY, projection text, event_id text, account text, sequence bigint);
 CREATE TABLE feed_balances (account text PRIMARY KEY, balance numeric NOT NULL, events int NOT NULL);
 CREATE TABLE race_balances (account text PRIMARY KEY, balance numeric NOT NULL, events int NOT NULL);
+CREATE TABLE parted_balances (account text PRIMARY KEY, balance numeric NOT NULL, events int NOT NULL);
 CREATE FUNCTION apply_feed(e events) RETURNS void LANGUAGE plpgsql AS $$
 BEGIN
   INSERT INTO applied_log (projection, event_id, account, sequence) VALUES ('feed', e.id, e.identifier, e.sequence);
@@ -146,7 +149,19 @@ BEGIN
     ON CONFLICT (account) DO UPDATE SET balance = race_balances.balance + excluded.balance,
                                         events = race_balances.events + 1;
 END $$;
+CREATE FUNCTION apply_parted(e events) RETURNS void LANGUAGE plpgsql AS $$
+BEGIN
+  INSERT INTO applied_log (projection, event_id, account, sequence) VALUES ('parted', e.id, e.identifier, e.sequence);
+  INSERT INTO parted_balances VALUES (e.identifier, (e.payload->>'amount')::numeric, 1)
+    ON CONFLICT (account) DO UPDATE SET balance = parted_balances.balance + excluded.balance,
+                                        events = parted_balances.events + 1;
+END $$;
 -- settle an hour, no full recheck: the index walk applies nothing new during the test
+-- (parted: the same in three partitions, whose first worker reads the feed for all three)
+SELECT event_store_dynamo.create_projection(name => 'parted', source => 'events'::regclass,
+  handler => 'apply_parted(events)'::regprocedure, tables => ARRAY['parted_balances'::regclass],
+  settle => interval '1 hour', full_recheck => NULL, partitions => 3);
+SELECT event_store_dynamo.start_projection('parted', poll => interval '1 second');
 SELECT event_store_dynamo.create_projection(name => 'feed', source => 'events'::regclass,
   handler => 'apply_feed(events)'::regprocedure, tables => ARRAY['feed_balances'::regclass],
   settle => interval '1 hour', full_recheck => NULL);
@@ -159,11 +174,13 @@ after(async () => {
 });
 
 test('a new event reaches the read model through the feed, within a second plus poll', { timeout: TEST_TIMEOUT_MS }, async () => {
-  // the worker has read the stream once: its shard positions are stored
-  await waitFor('the feed to start', async () => {
-    const s = await feedStats('feed');
-    return s && s.openShards >= 1;
-  });
+  // the workers have read the stream once: their shard positions are stored
+  for (const p of ['feed', 'parted']) {
+    await waitFor(`the feed of ${p} to start`, async () => {
+      const s = await feedStats(p);
+      return s && s.openShards >= 1;
+    });
+  }
   const latencies = [];
   for (let i = 1; i <= 10; i++) {
     const r = await cluster.psql(`SET ROLE app;
@@ -185,6 +202,8 @@ SELECT event_store_dynamo.wait_for_projection('feed', :'id', interval '30 second
   assert.ok(s.records >= 10);
   assert.equal(s.fallbacks, 0);
   assert.ok(await readModelCurrent('feed_balances'));
+  await waitFor('the partitioned projection', () => readModelCurrent('parted_balances'));
+  assert.equal((await feedStats('parted')).applied, 10, 'the partitioned projection: all through the feed');
 });
 
 test('events appended out of created order, backdated hours: applied once, in stream order', { timeout: TEST_TIMEOUT_MS }, async () => {
@@ -218,6 +237,18 @@ SELECT 'account', 'deposited', 'bulk' || (i % 4), jsonb_build_object('amount', i
   await sleep(3000);
   assert.equal(await seenCount('feed'), before + 29);
   assert.equal((await appliedOnceInOrder('feed')).dups, 0);
+
+  // the partitioned projection: each event dealt with by the run of its stream's partition, once
+  await waitFor('the partitioned projection', () => readModelCurrent('parted_balances'));
+  const q = await appliedOnceInOrder('parted');
+  assert.equal(q.dups, 0, 'parted: no event applied twice');
+  assert.equal(q.disorder, 0, 'parted: each stream in sequence order');
+  assert.equal(q.logged, q.events, 'parted: every event applied');
+  assert.equal((await feedStats('parted')).applied, 39, 'parted: all through the feed');
+  const [[runs]] = await rows(DB, `SELECT count(DISTINCT s.run_key) FROM event_store_dynamo.projection_seen s
+  JOIN event_store_dynamo.projection_run r ON r.key = s.run_key
+  JOIN event_store_dynamo.projection p ON p.run_key = r.generation WHERE p.name = 'parted';`);
+  assert.equal(runs, '3', 'the events went to the runs of the three partitions');
 });
 
 test('the feed and the index walk racing for the same events: each applied once', { timeout: TEST_TIMEOUT_MS }, async () => {
@@ -270,6 +301,8 @@ SELECT 'account', 'deposited', 'race' || (g % 3), jsonb_build_object('amount', g
   const f = await appliedOnceInOrder('feed');
   assert.equal(f.dups, 0);
   assert.equal(f.logged, f.events);
+  await waitFor('the partitioned read model after the stream came back', () => readModelCurrent('parted_balances'), 120000);
+  assert.equal((await appliedOnceInOrder('parted')).dups, 0);
 });
 
 test('the positions survive a server restart', { timeout: TEST_TIMEOUT_MS }, async () => {
@@ -287,7 +320,11 @@ test('the positions survive a server restart', { timeout: TEST_TIMEOUT_MS }, asy
 INSERT INTO events (domain, type, identifier, payload) VALUES ('account', 'deposited', 'restart', '{"amount": 1}');`);
   await waitFor('the event after the restart', () => readModelCurrent('feed_balances'));
   assert.equal((await feedStats('feed')).applied, before + 1);
-  const o = await appliedOnceInOrder('feed');
-  assert.equal(o.dups, 0);
-  assert.equal(o.logged, o.events);
+  for (const p of ['feed', 'parted']) {
+    if (p === 'parted') await waitFor('the partitioned read model after the restart', () => readModelCurrent('parted_balances'));
+    const o = await appliedOnceInOrder(p);
+    assert.equal(o.dups, 0, `${p}: no event applied twice`);
+    assert.equal(o.disorder, 0, `${p}: each stream in sequence order`);
+    assert.equal(o.logged, o.events, `${p}: every event applied`);
+  }
 });
