@@ -8,7 +8,8 @@
 //   - twenty running projections at idle: requests per minute and the CPU time of the workers;
 //   - partitions: the time a started projection takes to apply a backlog (50 streams) with a
 //     handler that does real work per event (pg_sleep(0.005), as a handler waiting on I/O would),
-//     with 1, 2 and 4 partitions (one worker each); the speed-up is against 1 partition.
+//     with 1, 2 and 4 partitions (one worker each); the speed-up is against 1 partition; and the
+//     idle requests per minute of the projections of 2 and 4 partitions once they are current.
 //
 // Usage: node bench/workers.js [--quick] [--out DIR]
 // Needs DDB_URL and S3_URL (the stack), PGBIN, the extension installed, and root or postgres.
@@ -245,12 +246,15 @@ SELECT events_applied FROM event_store_dynamo.projections WHERE name = '${name}'
     await sleep(200);
   }
   const seconds = (Date.now() - t0) / 1000;
+  const idleFigure = partitions > 1 ? await idle(`one projection of ${partitions} partitions, ${events} events`) : undefined;
   const [[spread]] = await sql(`SET ROLE bench;
 SELECT string_agg(events_applied::text, ' ' ORDER BY partition) FROM event_store_dynamo.projection_partitions
  WHERE name = '${name}';`);
   await sql(`SET ROLE bench; SELECT event_store_dynamo.drop_projection('${name}');`);
   console.log(`${partitions} partition(s): ${events} events in ${seconds.toFixed(1)} s (per partition: ${spread})`);
-  return { partitions, events, seconds: Number(seconds.toFixed(2)), perPartition: spread.split(' ').map(Number) };
+  return {
+    partitions, events, seconds: Number(seconds.toFixed(2)), perPartition: spread.split(' ').map(Number), idle: idleFigure,
+  };
 }
 
 function startMonth() {

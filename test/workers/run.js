@@ -236,6 +236,7 @@ SELECT 'done';`, { db: 'shop_a' });
   const payload = JSON.parse(/with payload "(.*)" received/.exec(note)[1]);
   assert.equal(payload.projection, 'balances');
   assert.ok(payload.position, 'the payload carries the position');
+  assert.equal(payload.partition, 0, 'the payload carries the run\'s partition');
   assert.ok(await readModelCurrent('shop_a', 'balances'));
 });
 
