@@ -1,17 +1,24 @@
 // The benchmark itself (bench/run.sh sets up the services and runs it): loads the data sets into
 // DynamoDB Local, then measures, in alternating order and repeated rounds, the published Node
-// adapter, the extension through SQL, and a lean raw client (the ceiling):
+// adapter, the extension through SQL, and a lean raw client (the ceiling, pipelined as the SQL side
+// is; and the earlier, page-at-a-time raw client, for comparison with earlier figures):
 //   - replays of 10k, 30k and 100k events (all columns materialised on every side);
 //   - appends of 10,000 events over 500 streams into fresh tables;
 //   - a column-subset query and count(*) on the SQL side;
 //   - the request counts of LIMIT 10 and of id lookups (EXPLAIN ANALYZE, and a recording relay);
+//   - what reads that return few rows cost (requests and read units: LIMIT 10 on a store whose first
+//     event is four years after start_month, resuming after an event, a catch-up reading the 10
+//     newest events), on the 100,000-event set and on the 1,000,000-event set;
 //   - the backend's peak memory during replays of 100k and 1,000,000 events.
 // Prints a table, writes out/results.json, out/replay.dat and (with gnuplot) out/replay.png.
 //
-// Usage: node bench/bench.js [--rounds N] [--no-million] [--quick] [--out DIR]
+// Usage: node bench/bench.js [--rounds N] [--no-million] [--no-million-replay] [--no-append] [--quick] [--out DIR]
 //        node bench/bench.js --report bench/out/results.json [--out DIR]   (tables and plot again)
-// Environment: BENCH_SERVER_OPTIONS (added to the SQL server's options), BENCH_REPLAY_IN_FLIGHT and
-// BENCH_APPEND_IN_FLIGHT (the raw client's concurrency, 16 and 4).
+// Environment: BENCH_SERVER_OPTIONS (added to the SQL server's options), BENCH_CEILING ("QxB": the
+// ceiling's month Queries and BatchGetItems in flight, instead of the fastest of the warm-up's
+// settings), BENCH_REPLAY_IN_FLIGHT (the earlier raw client's requests in flight, 16) and
+// BENCH_APPEND_IN_FLIGHT (the raw append's transactions in flight, 4), BENCH_LOAD_IN_FLIGHT (the
+// loader's BatchWriteItem requests in flight, 12).
 // Needs DDB_LOCAL_URL, S3_URL, AWS_TEST_* (test/stack/stack.js) and PG* for a database where the
 // extension is installed and may be created. Exit status 1 when a measurement failed.
 'use strict';
@@ -25,7 +32,7 @@ const { execFileSync, spawnSync } = require('child_process');
 
 const data = require('./data');
 const { AwsClient, batchWrite, scanAll, deleteTable } = require('./aws');
-const { rawReplay, rawAppend } = require('./ceiling');
+const { rawReplay, rawReplayPaged, rawAppend } = require('./ceiling');
 const { makeRepo, toAdapterEvent, adapterReplay, adapterAppend } = require('./adapter-side');
 const { psql, lit, timed, requestCounts, foreignTable } = require('./sql-side');
 const { startRecorder } = require('./recorder');
@@ -35,11 +42,13 @@ const { makeS3Client, emptyBucket } = require('../test/interop/adapter');
 // Options
 
 function parseArgs(argv) {
-  const o = { rounds: null, million: true, quick: false, out: path.join(__dirname, 'out') };
+  const o = { rounds: null, million: true, millionReplay: true, append: true, quick: false, out: path.join(__dirname, 'out') };
   for (let i = 0; i < argv.length; i++) {
     const a = argv[i];
     if (a === '--rounds') o.rounds = Number(argv[++i]);
     else if (a === '--no-million') o.million = false;
+    else if (a === '--no-million-replay') o.millionReplay = false;
+    else if (a === '--no-append') o.append = false;
     else if (a === '--quick') o.quick = true;
     else if (a === '--out') o.out = path.resolve(argv[++i]);
     else if (a === '--report') o.report = path.resolve(argv[++i]);
@@ -55,10 +64,20 @@ function parseArgs(argv) {
 }
 
 const opts = parseArgs(process.argv.slice(2));
-// raw ceiling: requests in flight during a replay, transactions in flight during an append
+// the earlier raw client: requests in flight during a replay; the raw append: transactions in flight
 const REPLAY_IN_FLIGHT = Number(process.env.BENCH_REPLAY_IN_FLIGHT) || 16;
+// the ceiling's concurrency: month Queries x BatchGetItems in flight; the warm-up measures these
+// settings and keeps the fastest, unless BENCH_CEILING names one ("4x16")
+const CEILING_SETTINGS = (process.env.BENCH_CEILING || '2x8 4x16 4x32 8x48').split(/\s+/).filter(Boolean).map((t) => {
+  const m = /^(\d+)x(\d+)$/.exec(t);
+  if (!m)
+    throw new Error(`BENCH_CEILING: "${t}" is not QxB (e.g. 4x16)`);
+  return { queryInFlight: Number(m[1]), batchInFlight: Number(m[2]) };
+});
 const APPEND_IN_FLIGHT = Number(process.env.BENCH_APPEND_IN_FLIGHT) || 4;
-const APPEND_BATCH = 100;               // events per storeEvents call on the Node side
+const APPEND_BATCH = 100;
+// BatchWriteItem requests in flight while loading the sets
+const LOAD_IN_FLIGHT = Number(process.env.BENCH_LOAD_IN_FLIGHT) || 12;               // events per storeEvents call on the Node side
 
 const DDB = process.env.DDB_LOCAL_URL;
 const S3 = process.env.S3_URL;
@@ -202,7 +221,7 @@ async function loadSet(set, label) {
   let written = 0;
   let lastReport = Date.now();
   for (const { month, events } of set.generate()) {
-    await batchWrite(client, repo.tableName, events.filter((e) => !e.offloaded).map(data.eventItem), 12);
+    await batchWrite(client, repo.tableName, events.filter((e) => !e.offloaded).map(data.eventItem), LOAD_IN_FLIGHT);
     for (const e of events.filter((x) => x.offloaded)) {
       await repo.storeEvents([toAdapterEvent(e)]);
       viaAdapter.add(data.streamKey(e));
@@ -214,10 +233,111 @@ async function loadSet(set, label) {
     }
   }
   const heads = [...set.heads().entries()].filter(([k]) => !viaAdapter.has(k)).map(([k, v]) => data.headItem(k, v));
-  await batchWrite(client, repo.tableName, heads, 12);
+  await batchWrite(client, repo.tableName, heads, LOAD_IN_FLIGHT);
   const seconds = (Date.now() - started) / 1000;
   log(`  ${label}: ${fmt(written)} events and ${fmt(set.heads().size)} stream heads in ${repo.tableName}, ${seconds.toFixed(0)} s`);
   return { table: repo.tableName, repo, seconds };
+}
+
+/*
+ * What reads that return few rows cost on a loaded set (prefix, bucket, months of data), with
+ * EXPLAIN ANALYZE (the second of two runs in one session): requests by kind and the read units
+ * DynamoDB reports. The foreign table `name` starts four years before the set's first month, so a
+ * walk meets 48 empty months first. Each query must return the rows it is meant to:
+ *   limit10: SELECT * ... LIMIT 10;
+ *   newest:  ORDER BY created DESC LIMIT 1;
+ *   resume:  "everything after event X", 10 rows (README: Resuming after an event), X the 501st
+ *            event of the middle month;
+ *   catchUp: a catch-up's cursor (created, id) of the 11th newest event, every event after it
+ *            (the 10 newest), no LIMIT.
+ */
+async function costFigures(name, { prefix, bucket, months }) {
+  const [y, m] = months[0].split('-').map(Number);
+  const startMonth = `${y - 4}-${String(m).padStart(2, '0')}`;
+  await psql(`DROP FOREIGN TABLE IF EXISTS ${name};
+    ${foreignTable(name, { prefix, bucket, startMonth })}`);
+  const middle = months[Math.floor(months.length / 2)];
+  const x = (await psql(`SELECT id FROM ${name} WHERE time_bucket = ${lit(middle)} LIMIT 1 OFFSET 500;`)).trim();
+  const newest = (await psql(`SELECT created, id FROM ${name} ORDER BY created DESC LIMIT 11;`)).trim().split('\n');
+  if (!x || newest.length !== 11)
+    throw new Error(`${name}: no event to resume after (${JSON.stringify(x)}) or fewer than 11 events`);
+  const [cursorCreated, cursorId] = newest[10].split('|');
+  const queries = [
+    ['limit10', 'SELECT * ... LIMIT 10', `SELECT * FROM ${name} LIMIT 10`, 10],
+    ['newest', 'ORDER BY created DESC LIMIT 1', `SELECT * FROM ${name} ORDER BY created DESC LIMIT 1`, 1],
+    ['resume', 'resume after an event, LIMIT 10', `SELECT * FROM ${name}
+      WHERE (created, domain COLLATE "C", coalesce(identifier, '') COLLATE "C", sequence, id COLLATE "C") >
+            (SELECT created, domain, coalesce(identifier, ''), sequence, id FROM ${name} WHERE id = ${lit(x)})
+      ORDER BY created LIMIT 10`, 10],
+    ['catchUp', 'catch-up: the 10 events after its cursor', `SELECT * FROM ${name}
+      WHERE (created, id) > (${lit(cursorCreated)}, ${lit(cursorId)}) ORDER BY created`, 10],
+  ];
+  const out = { table: name, startMonth, resumeAfter: x, cursor: { created: cursorCreated, id: cursorId } };
+  for (const [key, label, query, rows] of queries) {
+    const r = (await requestCounts(query)).warm;
+    if (r.rows !== rows)
+      throw new Error(`${name}, ${label}: ${r.rows} rows, expected ${rows}:\n${r.plan}`);
+    out[key] = { label, query, rows: r.rows, queries: r.query, batchGets: r.batchGet, s3Gets: r.s3Get, readUnits: r.readUnits, plan: r.plan };
+    log(`  ${name}: ${label}: ${r.rows} rows; Query ${r.query}, BatchGetItem ${r.batchGet}, S3 GetObject ${r.s3Get || 0}; ${r.readUnits} read units`);
+  }
+  await psql(`DROP FOREIGN TABLE ${name};`);
+  return out;
+}
+
+/* JSON with the keys of every object sorted, to compare items whatever order their attributes came in. */
+function canonical(v) {
+  if (Array.isArray(v))
+    return `[${v.map(canonical).join(',')}]`;
+  if (v && typeof v === 'object')
+    return `{${Object.keys(v).sort().map((k) => `${JSON.stringify(k)}:${canonical(v[k])}`).join(',')}}`;
+  return JSON.stringify(v);
+}
+
+/*
+ * The bulk loader writes items built by data.eventItem, not by the adapter: checks that they are the
+ * adapter's own, attribute for attribute. The first events of both sets (every shape they have:
+ * meta as a Map, a String or absent, with and without identifier, correlation and causation ids) go
+ * through the adapter's storeEvents into a scratch table and are read back raw; each must equal
+ * data.eventItem of the same event (numbered in its stream as the adapter numbers it).
+ */
+async function checkLoaderItems() {
+  const firstOf = (set, n) => {
+    const out = [];
+    for (const { events } of set.generate()) {
+      out.push(...events.filter((e) => !e.offloaded).slice(0, n - out.length));
+      if (out.length >= n)
+        break;
+    }
+    return out;
+  };
+  const events = [...firstOf(data.replaySet({ total: 20000 }), 60), ...firstOf(data.millionSet({ total: 36000 }), 40)];
+  const seq = new Map();
+  const numbered = events.map((e) => {
+    const k = data.streamKey(e);
+    seq.set(k, (seq.get(k) || 0) + 1);
+    return { ...e, sequence: seq.get(k) };
+  });
+  const repo = await freshStore('bench-itemcheck-', 'bench-events');
+  try {
+    await repo.storeEvents(numbered.map(toAdapterEvent));
+    const stored = new Map((await scanAll(client, repo.tableName)).filter((it) => !it.id.S.startsWith('EventID#HEAD::'))
+      .map((it) => [it.id.S, canonical(it)]));
+    const differ = numbered.filter((e) => stored.get(`EventID#${e.id}`) !== canonical(data.eventItem(e)));
+    if (stored.size !== numbered.length || differ.length > 0)
+      throw new Error(`${differ.length} of ${numbered.length} loader items differ from the adapter's (${stored.size} stored); first: ` +
+        (differ[0] ? `adapter ${stored.get(`EventID#${differ[0].id}`)} loader ${canonical(data.eventItem(differ[0]))}` : '-'));
+    const shapes = {
+      metaMap: numbered.filter((e) => e.meta && typeof e.meta === 'object').length,
+      metaString: numbered.filter((e) => typeof e.meta === 'string').length,
+      noIdentifier: numbered.filter((e) => e.identifier === undefined).length,
+      causation: numbered.filter((e) => e.causationId !== undefined).length,
+    };
+    log(`  the loader's items equal the adapter's: ${numbered.length} events (meta a Map ${shapes.metaMap}, a String ${shapes.metaString}; ` +
+      `without identifier ${shapes.noIdentifier}; with causationId ${shapes.causation})`);
+    return { events: numbered.length, ...shapes };
+  } finally {
+    await deleteTable(client, repo.tableName).catch(() => {});
+  }
 }
 
 /* Checks an appended store: `events` event items, `streams` heads, head versions adding up. */
@@ -262,6 +382,12 @@ async function main() {
   };
 
   // --- data --------------------------------------------------------------------------------
+  log('checking that the bulk loader writes the items the adapter writes');
+  try {
+    results.loaderCheck = await checkLoaderItems();
+  } catch (e) {
+    failed('the bulk loader writes the adapter\'s items', e);
+  }
   log(`loading the replay set (${fmt(opts.replay)} events over 36 months, payloads 0.5-2 KB)`);
   const replaySet = data.replaySet({ total: opts.replay });
   const loaded = await loadSet(replaySet, 'replay set');
@@ -328,15 +454,44 @@ async function main() {
     const first = replaySet.subsets[0];
     await adapterReplay(loaded.repo, first.startMonth);
     await timed(`COPY (SELECT * FROM ${tableFor(first)}) TO '/dev/null'`);
-    await rawReplay(client, { table: loaded.table, buckets: replaySet.months.slice(replaySet.months.indexOf(first.startMonth)), inFlight: REPLAY_IN_FLIGHT });
+    await rawReplayPaged(client, { table: loaded.table, buckets: replaySet.months.slice(replaySet.months.indexOf(first.startMonth)), inFlight: REPLAY_IN_FLIGHT });
   } catch (e) {
     failed('warm-up', e);
   }
 
+  // --- the ceiling's concurrency: the fastest of a few settings, on the 10,000-event subset ----
+  let ceiling = CEILING_SETTINGS[0];
+  if (CEILING_SETTINGS.length > 1) {
+    const sub = replaySet.subsets[0];
+    const buckets = replaySet.months.slice(replaySet.months.indexOf(sub.startMonth));
+    log(`the ceiling's concurrency (not measured as figures): ${CEILING_SETTINGS.length} settings, 3 replays of ${fmt(sub.events)} events each, alternating`);
+    const tried = CEILING_SETTINGS.map((c) => ({ ...c, eventsPerSecond: [] }));
+    try {
+      for (let pass = 0; pass < 3; pass++)
+        for (const c of tried) {
+          const r = await rawReplay(client, { table: loaded.table, buckets, queryInFlight: c.queryInFlight, batchInFlight: c.batchInFlight });
+          if (r.events !== sub.events)
+            throw new Error(`the ceiling replayed ${r.events} events, expected ${sub.events}`);
+          c.eventsPerSecond.push(r.events / r.seconds);
+        }
+      for (const c of tried)
+        c.median = median(c.eventsPerSecond);
+      ceiling = tried.reduce((best, c) => (c.median > best.median ? c : best));
+      log(`  ${tried.map((c) => `${c.queryInFlight} Queries x ${c.batchInFlight} BatchGetItems: ${fmt(c.median)} events/s`).join('; ')}; ` +
+        `kept ${ceiling.queryInFlight} x ${ceiling.batchInFlight}`);
+      results.settings.ceilingTried = tried;
+    } catch (e) {
+      failed('the ceiling\'s concurrency', e);
+    }
+  }
+  results.settings.ceiling = { queryInFlight: ceiling.queryInFlight, batchInFlight: ceiling.batchInFlight, firstPage: 100, pageSize: 500 };
+  const ceilingReplay = (table, buckets) =>
+    rawReplay(client, { table, buckets, queryInFlight: ceiling.queryInFlight, batchInFlight: ceiling.batchInFlight });
+
   // --- rounds --------------------------------------------------------------------------------
-  const sides = ['adapter', 'sql', 'raw'];
+  const sides = ['adapter', 'sql', 'raw', 'paged'];
   for (const s of replaySet.subsets)
-    results.samples.replay[s.events] = { adapter: [], sql: [], raw: [] };
+    results.samples.replay[s.events] = { adapter: [], sql: [], raw: [], paged: [] };
   let appendTableSerial = 0;
   for (let round = 1; round <= opts.rounds; round++) {
     const order = sides.map((_, i) => sides[(i + round - 1) % sides.length]);
@@ -349,9 +504,10 @@ async function main() {
           const r = await withCpu(async () => {
             if (side === 'adapter')
               return adapterReplay(loaded.repo, subset.startMonth);
-            if (side === 'raw') {
+            if (side === 'raw' || side === 'paged') {
               const buckets = replaySet.months.slice(replaySet.months.indexOf(subset.startMonth));
-              return rawReplay(client, { table: loaded.table, buckets, inFlight: REPLAY_IN_FLIGHT });
+              return side === 'raw' ? ceilingReplay(loaded.table, buckets)
+                : rawReplayPaged(client, { table: loaded.table, buckets, inFlight: REPLAY_IN_FLIGHT });
             }
             const t = await timed(`COPY (SELECT * FROM ${tableFor(subset)}) TO '/dev/null'`);
             return { events: t.rows, seconds: t.ms / 1000, hwmKB: t.hwmKB, hwmBeforeKB: t.hwmBeforeKB, backendCpuSeconds: t.cpuTicks / CLK_TCK };
@@ -369,7 +525,7 @@ async function main() {
       }
     }
 
-    for (const side of order) {
+    for (const side of order.filter((x) => x !== 'paged' && opts.append)) {
       const what = `append ${fmt(appendEvents.length)} events over ${opts.appendStreams} streams, ${side}`;
       if (side === 'sql' && !sqlAppend.available) {
         log(`  ${what}: not available (INSERT into the foreign table fails with "cannot insert into foreign table")`);
@@ -507,6 +663,14 @@ async function main() {
   await recDdb.close();
   await recS3.close();
 
+  // --- what reads that return few rows cost, on the replay set -----------------------------------
+  results.cost = {};
+  try {
+    results.cost[replaySet.total] = await costFigures('cost_replay', { prefix: replaySet.prefix, bucket: replaySet.bucket, months: replaySet.months });
+  } catch (e) {
+    failed(`cost of few-row reads, ${fmt(replaySet.total)} events`, e);
+  }
+
   // --- a million events ------------------------------------------------------------------------
   if (opts.million) {
     log(`loading the memory set (${fmt(opts.millionEvents)} events with small payloads, BatchWriteItem)`);
@@ -514,23 +678,33 @@ async function main() {
     try {
       const ml = await loadSet(mset, 'memory set');
       results.million = { table: ml.table, events: mset.total, loadSeconds: ml.seconds };
-      await psql(foreignTable('events_million', { prefix: mset.prefix, bucket: mset.bucket, startMonth: mset.startMonth }));
-      const sql = await withCpu(async () => {
-        const t = await timed("COPY (SELECT * FROM events_million) TO '/dev/null'");
-        return { events: t.rows, seconds: t.ms / 1000, hwmKB: t.hwmKB, hwmBeforeKB: t.hwmBeforeKB, backendCpuSeconds: t.cpuTicks / CLK_TCK };
-      });
-      if (sql.events !== mset.total)
-        throw new Error(`replayed ${sql.events} events, expected ${mset.total}`);
-      sql.eventsPerSecond = sql.events / sql.seconds;
-      results.million.sql = sql;
-      log(`  replay ${fmt(mset.total)} events, sql: ${fmt(sql.eventsPerSecond)} events/s (${sql.seconds.toFixed(1)} s), ` +
-        `backend peak RSS ${(sql.hwmKB / 1024).toFixed(1)} MB${cpuText(sql, 'sql')}`);
-      const raw = await withCpu(() => rawReplay(client, { table: ml.table, buckets: mset.months, inFlight: REPLAY_IN_FLIGHT }));
-      if (raw.events !== mset.total)
-        throw new Error(`raw replay got ${raw.events} events, expected ${mset.total}`);
-      raw.eventsPerSecond = raw.events / raw.seconds;
-      results.million.raw = raw;
-      log(`  replay ${fmt(mset.total)} events, raw: ${fmt(raw.eventsPerSecond)} events/s (${raw.seconds.toFixed(1)} s)${cpuText(raw, 'raw')}`);
+      try {
+        results.cost[mset.total] = await costFigures('cost_million', { prefix: mset.prefix, bucket: mset.bucket, months: mset.months });
+      } catch (e) {
+        failed(`cost of few-row reads, ${fmt(mset.total)} events`, e);
+      }
+      if (opts.millionReplay) {
+        await psql(foreignTable('events_million', { prefix: mset.prefix, bucket: mset.bucket, startMonth: mset.startMonth }));
+        const sql = await withCpu(async () => {
+          const t = await timed("COPY (SELECT * FROM events_million) TO '/dev/null'");
+          return { events: t.rows, seconds: t.ms / 1000, hwmKB: t.hwmKB, hwmBeforeKB: t.hwmBeforeKB, backendCpuSeconds: t.cpuTicks / CLK_TCK };
+        });
+        if (sql.events !== mset.total)
+          throw new Error(`replayed ${sql.events} events, expected ${mset.total}`);
+        sql.eventsPerSecond = sql.events / sql.seconds;
+        results.million.sql = sql;
+        log(`  replay ${fmt(mset.total)} events, sql: ${fmt(sql.eventsPerSecond)} events/s (${sql.seconds.toFixed(1)} s), ` +
+          `backend peak RSS ${(sql.hwmKB / 1024).toFixed(1)} MB${cpuText(sql, 'sql')}`);
+        for (const side of ['raw', 'paged']) {
+          const raw = await withCpu(() => (side === 'raw' ? ceilingReplay(ml.table, mset.months)
+            : rawReplayPaged(client, { table: ml.table, buckets: mset.months, inFlight: REPLAY_IN_FLIGHT })));
+          if (raw.events !== mset.total)
+            throw new Error(`${side} replay got ${raw.events} events, expected ${mset.total}`);
+          raw.eventsPerSecond = raw.events / raw.seconds;
+          results.million[side] = raw;
+          log(`  replay ${fmt(mset.total)} events, ${side}: ${fmt(raw.eventsPerSecond)} events/s (${raw.seconds.toFixed(1)} s)${cpuText(raw, side)}`);
+        }
+      }
       await deleteTable(client, ml.table);
     } catch (e) {
       failed(`memory set of ${fmt(opts.millionEvents)} events`, e);
@@ -568,7 +742,8 @@ function summarise(results) {
     s.replay[n] = Object.fromEntries(Object.entries(bySide).map(([side, list]) => [side, eps(list)]));
     s.replay[n].min = Object.fromEntries(Object.entries(bySide).map(([side, list]) => [side, list.length ? Math.min(...list.map((r) => r.eventsPerSecond)) : null]));
     s.replay[n].max = Object.fromEntries(Object.entries(bySide).map(([side, list]) => [side, list.length ? Math.max(...list.map((r) => r.eventsPerSecond)) : null]));
-    s.ratios.replay[n] = { sqlVsAdapter: ratioOf(bySide.sql, bySide.adapter), sqlVsRaw: ratioOf(bySide.sql, bySide.raw) };
+    s.ratios.replay[n] = { sqlVsAdapter: ratioOf(bySide.sql, bySide.adapter), sqlVsRaw: ratioOf(bySide.sql, bySide.raw),
+      sqlVsPaged: bySide.paged ? ratioOf(bySide.sql, bySide.paged) : null };
   }
   const ap = results.samples.append;
   s.append = Object.fromEntries(Object.entries(ap).map(([side, list]) => [side, eps(list)]));
@@ -600,19 +775,28 @@ function summarise(results) {
     const isFull = n === fullN;
     const r = s.ratios.replay[n];
     rows.push([`replay ${fmt(Number(n))} events, all columns`, fmt(v.adapter), fmt(v.sql), fmt(v.raw), x(r.sqlVsAdapter), pct(r.sqlVsRaw),
+      fmt(v.paged), pct(r.sqlVsPaged),
       isFull ? '>= 90% of ceiling' : '', isFull ? target('full replay', r.sqlVsRaw === null ? null : r.sqlVsRaw >= 0.9, '>= 90% of the raw replay ceiling') : '']);
   }
   const sqlAppendOk = results.sqlAppend.available;
-  rows.push([`append ${fmt(results.options.appendEvents)} events / ${results.options.appendStreams} streams`, fmt(s.append.adapter),
+  if (results.options.append === false)
+    rows.push([`append ${fmt(results.options.appendEvents)} events / ${results.options.appendStreams} streams`, '-', '-', '-', '-', '-', '', '',
+      '>= 85% of ceiling', 'not measured (--no-append)']);
+  else rows.push([`append ${fmt(results.options.appendEvents)} events / ${results.options.appendStreams} streams`, fmt(s.append.adapter),
     sqlAppendOk ? fmt(s.append.sql) : 'n/a', fmt(s.append.raw), sqlAppendOk ? x(s.ratios.append.sqlVsAdapter) : '-', sqlAppendOk ? pct(s.ratios.append.sqlVsRaw) : '-',
-    '>= 85% of ceiling', sqlAppendOk ? target('append', s.ratios.append.sqlVsRaw === null ? null : s.ratios.append.sqlVsRaw >= 0.85, '>= 85% of the raw transactional ceiling') : 'not available']);
+    '', '', '>= 85% of ceiling', sqlAppendOk ? target('append', s.ratios.append.sqlVsRaw === null ? null : s.ratios.append.sqlVsRaw >= 0.85, '>= 85% of the raw transactional ceiling') : 'not available']);
   const fullRaw = s.replay[fullN] && s.replay[fullN].raw;
-  rows.push([`id, type, created of ${fmt(Number(fullN))}`, '', fmt(s.subset), fmt(fullRaw), '', pct(s.ratios.subsetVsRawFullRow), '> 100% (full-row ceiling)', '']);
-  rows.push([`count(*) of ${fmt(Number(fullN))}`, '', fmt(s.count), fmt(fullRaw), '', pct(s.ratios.countVsRawFullRow), '> 100% (full-row ceiling)', '']);
+  const fullPaged = s.replay[fullN] && s.replay[fullN].paged;
+  const rawFullPaged = results.samples.replay[fullN].paged || [];
+  rows.push([`id, type, created of ${fmt(Number(fullN))}`, '', fmt(s.subset), fmt(fullRaw), '', pct(s.ratios.subsetVsRawFullRow),
+    fmt(fullPaged), pct(ratioOf(results.samples.subset, rawFullPaged)), '> 100% (full-row ceiling)', '']);
+  rows.push([`count(*) of ${fmt(Number(fullN))}`, '', fmt(s.count), fmt(fullRaw), '', pct(s.ratios.countVsRawFullRow),
+    fmt(fullPaged), pct(ratioOf(results.samples.count, rawFullPaged)), '> 100% (full-row ceiling)', '']);
   const mil = results.million;
   if (mil && mil.sql)
     rows.push([`replay ${fmt(mil.events)} small events (once)`, '', fmt(mil.sql.eventsPerSecond), fmt(mil.raw && mil.raw.eventsPerSecond), '',
-      pct(mil.raw ? mil.sql.eventsPerSecond / mil.raw.eventsPerSecond : null), '', '']);
+      pct(mil.raw ? mil.sql.eventsPerSecond / mil.raw.eventsPerSecond : null),
+      fmt(mil.paged && mil.paged.eventsPerSecond), pct(mil.paged ? mil.sql.eventsPerSecond / mil.paged.eventsPerSecond : null), '', '']);
 
   const mem = [];
   const mb = (v) => (v === null || v === undefined ? '-' : `${v.toFixed(1)} MB`);
@@ -621,7 +805,7 @@ function summarise(results) {
   const sizes = Object.keys(results.samples.replay);
   for (const n of sizes)
     mem.push([`peak backend RSS, replay of ${fmt(Number(n))}`, mb(s.peakRssMB[n]), '< 100 MB', '']);
-  if (results.options.million)
+  if (results.options.million && results.options.millionReplay !== false)
     mem.push([`peak backend RSS, replay of ${fmt(results.options.millionEvents)} small events`, mb(s.peakRssMB.million), '< 100 MB', '']);
   const peaks = Object.values(s.peakRssMB).filter((v) => v !== null);
   const highest = peaks.length ? Math.max(...peaks) : null;
@@ -633,12 +817,13 @@ function summarise(results) {
   const growSame = first === null || last === null ? null : last - first;
   const growMillion = s.peakRssMB.million === null || last === null ? null : s.peakRssMB.million - last;
   mem.push([`peak at ${fmt(Number(fullN))} minus peak at ${fmt(Number(sizes[0]))} (same payloads)`, signed(growSame), '< 10 MB', '']);
-  if (results.options.million)
+  const millionMem = results.options.million && results.options.millionReplay !== false;
+  if (millionMem)
     mem.push([`peak at ${fmt(results.options.millionEvents)} minus peak at ${fmt(Number(fullN))}`, signed(growMillion), '< 10 MB', '']);
-  const grows = [growSame, results.options.million ? growMillion : 0];
+  const grows = [growSame, millionMem ? growMillion : 0];
   mem[mem.length - 1][3] = target('memory not growing with the event count', grows.some((g) => g === null) ? null : grows.every((g) => g < 10),
     `peak at ${fmt(Number(fullN))} less than 10 MB above the peak at ${fmt(Number(sizes[0]))}` +
-    (results.options.million ? `, and at ${fmt(results.options.millionEvents)} above the peak at ${fmt(Number(fullN))}` : ''));
+    (millionMem ? `, and at ${fmt(results.options.millionEvents)} above the peak at ${fmt(Number(fullN))}` : ''));
 
   // Request targets are judged on the second statement of a session (see the request counts).
   const req = results.requests || {};
@@ -680,14 +865,32 @@ function summarise(results) {
   console.log(`Data: ${fmt(results.dataset.events)} events over ${results.dataset.months} (${fmt(results.dataset.streams)} streams, ${results.dataset.offloaded} offloaded); ` +
     `events/s are medians of ${results.options.rounds} round(s), ratios medians of per-round ratios`);
   const set = results.settings;
-  console.log(`Raw ceiling: ${set.replayInFlight} requests in flight (replay), transactions of up to 100 actions, ${set.appendInFlight} in flight (append)` +
+  const ceil = set.ceiling;
+  console.log(`Raw ceiling (replay): ${ceil ? `pipelined, ${ceil.queryInFlight} month Queries and ${ceil.batchInFlight} BatchGetItems in flight, pages of ${ceil.firstPage} then ${ceil.pageSize} keys`
+    : `${set.replayInFlight} requests in flight (the earlier raw client)`}; ` +
+    `earlier raw client: ${set.replayInFlight} requests in flight, a month's pages one after the other; ` +
+    `append: transactions of up to 100 actions, ${set.appendInFlight} in flight` +
     (set.extraServerOptions ? `; server options added: ${set.extraServerOptions}` : ''));
   console.log('');
-  printTable(['events/s', 'Node adapter', 'SQL', 'raw ceiling', 'SQL/adapter', 'SQL/ceiling', 'target', ''], rows);
+  printTable(['events/s', 'Node adapter', 'SQL', 'raw ceiling', 'SQL/adapter', 'SQL/ceiling', 'earlier raw client', 'SQL/earlier raw', 'target', ''], rows);
   console.log('');
   printTable(['memory', 'SQL backend', 'target', ''], mem);
   console.log('');
   printTable(['requests (2nd statement of a session)', 'SQL', 'target', ''], reqRows);
+  const cost = results.cost || {};
+  const sizes2 = Object.keys(cost).sort((a, b) => Number(a) - Number(b));
+  if (sizes2.length > 0) {
+    const cell = (c) => (!c ? '-' : `${c.queries} / ${c.batchGets}${c.s3Gets ? ` (+${c.s3Gets} S3)` : ''} / ${c.readUnits === null ? '-' : c.readUnits.toFixed(1)}`);
+    const costRows = [];
+    for (const key of ['limit10', 'newest', 'resume', 'catchUp']) {
+      const any = sizes2.map((n) => cost[n][key]).find(Boolean);
+      if (any)
+        costRows.push([any.label, ...sizes2.map((n) => cell(cost[n][key]))]);
+    }
+    console.log('');
+    console.log('Reads that return few rows (EXPLAIN ANALYZE, 2nd statement of a session; start_month four years before the first event):');
+    printTable(['Query / BatchGetItem / read units', ...sizes2.map((n) => `${fmt(Number(n))} events`)], costRows);
+  }
   const met = targets.filter((t) => t.met === true).length;
   console.log('');
   console.log(`targets: ${met} of ${targets.length} met` + (results.sqlAppend.available ? '' : '; the SQL append is not available yet'));
@@ -711,9 +914,9 @@ function printTable(header, rows) {
 
 function writePlot(results) {
   const dat = path.join(opts.out, 'replay.dat');
-  const lines = ['# events  adapter min max  sql min max  raw_ceiling min max   (events/s: median, lowest, highest of the rounds)'];
+  const lines = ['# events  adapter min max  sql min max  raw_ceiling min max  earlier_raw min max   (events/s: median, lowest, highest of the rounds)'];
   for (const [n, v] of Object.entries(results.summary.replay))
-    lines.push([n, ...['adapter', 'sql', 'raw'].flatMap((k) => [v[k], v.min[k], v.max[k]])]
+    lines.push([n, ...['adapter', 'sql', 'raw', 'paged'].flatMap((k) => [v[k], v.min[k], v.max[k]])]
       .map((x) => (x === null || x === undefined ? 'NaN' : Math.round(x))).join(' '));
   fs.writeFileSync(dat, lines.join('\n') + '\n');
   const mdat = path.join(opts.out, 'million.dat');

@@ -1,9 +1,17 @@
 // The raw ceilings: the same DynamoDB calls a replay and an append need, issued as fast as a lean
 // client can (aws.js: keep-alive http, SigV4, nothing else), so that the extension's figures can be
 // read as a share of what DynamoDB Local can serve on this machine.
-//   replay: Query on timeBucketIndex (no Limit, so pages of up to 1 MB of keys) for every bucket,
-//           BatchGetItem of 100 keys for the full items, GetObject for offloaded events, 16 requests
-//           in flight, every answer parsed. Order is not kept: a ceiling, not a replay.
+//   replay (rawReplay, the ceiling): pipelined as the SQL side is, with its page sizes: Queries on
+//           timeBucketIndex with Limit 100 for the scan's first page and 500 after, several month
+//           buckets queried at once and each month's next page asked for as soon as a page comes
+//           (before its keys are hydrated), BatchGetItem of 100 keys with many in flight at once
+//           (a lane of their own, so hydration never waits behind the Queries), GetObject for
+//           offloaded events, every answer parsed. Order is not kept and nothing else is done with
+//           an event: a ceiling, not a replay. bench.js picks its concurrency in the warm-up (the
+//           fastest of a few settings).
+//   replay (rawReplayPaged, the earlier raw client, kept for comparison with earlier figures):
+//           Queries without Limit (pages of up to 1 MB of keys), BatchGetItem of 100 keys, one
+//           queue of 16 requests in flight, a month's next page only after the page before it.
 //   append: TransactWriteItems packed to 100 actions (stream head updates with their version
 //           conditions, event puts with attribute_not_exists(id)), several transactions in flight.
 'use strict';
@@ -43,10 +51,124 @@ function runTasks(initial, inFlight) {
 }
 
 /*
- * Replays the buckets of `table` (month names) as fast as possible; resolves to
+ * The ceiling: replays the buckets of `table` (month names) pipelined, as fast as possible.
+ *   queryInFlight: month buckets queried at once (each month's pages follow one another, the next
+ *                  asked for as soon as the one before answers);
+ *   batchInFlight: BatchGetItem (and S3 GetObject) requests in flight at once;
+ *   firstPage, pageSize: the Query Limit of the scan's first page and of every later one (the SQL
+ *                  side's 100 and 500);
+ *   maxQueuedBatches: Queries pause while this many BatchGetItems wait for a lane (the memory bound).
+ * Resolves to { events, seconds, requests: {query, batchGet, s3Get}, payloadChars, settings }.
+ */
+async function rawReplay(client, { table, buckets, queryInFlight = 4, batchInFlight = 16, firstPage = 100,
+  pageSize = 500, maxQueuedBatches = 64 }) {
+  const counts = { query: 0, batchGet: 0, s3Get: 0 };
+  let events = 0;
+  let payloadChars = 0;
+  const months = [...buckets];
+  const continuations = [];              // [bucket, ExclusiveStartKey] of months whose next page is due
+  const batches = [];                    // key lists waiting for a BatchGetItem lane
+  const s3Refs = [];                     // references waiting for a GetObject lane
+  let queries = 0;
+  let hydrations = 0;
+  let firstAsked = false;
+
+  const started = process.hrtime.bigint();
+  await new Promise((resolve, reject) => {
+    let failed = false;
+    const fail = (e) => {
+      if (!failed) {
+        failed = true;
+        reject(e);
+      }
+    };
+
+    const startQuery = (bucket, startKey) => {
+      queries++;
+      counts.query++;
+      const request = {
+        TableName: table, IndexName: 'timeBucketIndex', KeyConditionExpression: 'timeBucket = :b',
+        ExpressionAttributeValues: { ':b': { S: bucket } }, ScanIndexForward: true,
+        Limit: firstAsked ? pageSize : firstPage,
+      };
+      firstAsked = true;
+      if (startKey)
+        request.ExclusiveStartKey = startKey;
+      client.call('Query', request).then((page) => {
+        queries--;
+        // the month's next page first, then the keys of this one
+        if (page.LastEvaluatedKey)
+          continuations.push([bucket, page.LastEvaluatedKey]);
+        for (let i = 0; i < page.Items.length; i += 100)
+          batches.push(page.Items.slice(i, i + 100).map((k) => ({ id: k.id, created: k.created })));
+        pump();
+      }, fail);
+    };
+
+    const startBatch = (keys) => {
+      hydrations++;
+      counts.batchGet++;
+      client.call('BatchGetItem', { RequestItems: { [table]: { Keys: keys } } }).then((answer) => {
+        hydrations--;
+        for (const item of (answer.Responses && answer.Responses[table]) || []) {
+          events++;
+          if (item.payload)
+            payloadChars += item.payload.S.length;
+          else if (item.s3Reference)
+            s3Refs.push(item.s3Reference.S);
+        }
+        const unprocessed = answer.UnprocessedKeys && answer.UnprocessedKeys[table];
+        if (unprocessed && unprocessed.Keys.length > 0)
+          batches.unshift(unprocessed.Keys);
+        pump();
+      }, fail);
+    };
+
+    const startS3 = (reference) => {
+      hydrations++;
+      counts.s3Get++;
+      const sep = reference.indexOf('::');
+      client.s3Get(reference.slice(0, sep), reference.slice(sep + 2)).then((body) => {
+        hydrations--;
+        payloadChars += JSON.stringify(JSON.parse(body.toString('utf8')).payload).length;
+        pump();
+      }, fail);
+    };
+
+    function pump() {
+      if (failed)
+        return;
+      while (hydrations < batchInFlight && (s3Refs.length > 0 || batches.length > 0)) {
+        if (s3Refs.length > 0)
+          startS3(s3Refs.shift());
+        else
+          startBatch(batches.shift());
+      }
+      while (queries < queryInFlight && batches.length < maxQueuedBatches && (continuations.length > 0 || months.length > 0)) {
+        if (continuations.length > 0)
+          startQuery(...continuations.shift());
+        else
+          startQuery(months.shift(), null);
+      }
+      if (queries === 0 && hydrations === 0 && batches.length === 0 && s3Refs.length === 0 &&
+          continuations.length === 0 && months.length === 0)
+        resolve();
+    }
+    pump();
+  });
+  const seconds = Number(process.hrtime.bigint() - started) / 1e9;
+  return {
+    events, seconds, requests: counts, payloadChars,
+    settings: { queryInFlight, batchInFlight, firstPage, pageSize, maxQueuedBatches },
+  };
+}
+
+/*
+ * The earlier raw client: replays the buckets of `table` (month names), a month's pages one after
+ * the other, 16 requests in flight from one queue; resolves to
  * { events, seconds, requests: {query, batchGet, s3Get}, payloadChars }.
  */
-async function rawReplay(client, { table, buckets, inFlight = 16 }) {
+async function rawReplayPaged(client, { table, buckets, inFlight = 16 }) {
   const counts = { query: 0, batchGet: 0, s3Get: 0 };
   let events = 0;
   let payloadChars = 0;
@@ -161,4 +283,4 @@ async function rawAppend(client, { table, events, inFlight = 4, maxActions = 100
   return { events: events.length, seconds, transactions: waves.reduce((n, w) => n + w.length, 0), waves: waves.length };
 }
 
-module.exports = { rawReplay, rawAppend, packTransactions };
+module.exports = { rawReplay, rawReplayPaged, rawAppend, packTransactions };

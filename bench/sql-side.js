@@ -72,8 +72,8 @@ async function timed(statement, { setup = '', timeoutMs } = {}) {
 
 /*
  * The request counters EXPLAIN ANALYZE prints for the foreign scans of `query`, run twice in one
- * session: { cold, warm }, each { query, batchGet, s3Get, total, plan } (counters the plan lacks are
- * null). `between` (psql lines) runs between the two, e.g. to mark a recording relay.
+ * session: { cold, warm }, each { query, batchGet, s3Get, total, readUnits (the consumed read capacity
+ * the plan reports), rows (of the plan's top node), plan } (counters the plan lacks are null). `between` (psql lines) runs between the two, e.g. to mark a recording relay.
  */
 async function requestCounts(query, between = '') {
   const explain = `EXPLAIN (ANALYZE, COSTS OFF, TIMING OFF, SUMMARY OFF) ${query};`;
@@ -94,6 +94,12 @@ function parseCounts(out) {
     batchGet: get('DynamoDB BatchGetItem Requests'),
     s3Get: get('S3 GetObject Requests'),
   };
+  let units = null;
+  for (const m of out.matchAll(/Consumed Read Capacity Units: ([\d.]+)/g))
+    units = (units || 0) + Number(m[1]);
+  r.readUnits = units;
+  const top = /actual rows=(\d+)/.exec(out);
+  r.rows = top ? Number(top[1]) : null;
   r.total = r.query === null && r.batchGet === null && r.s3Get === null ? null : (r.query || 0) + (r.batchGet || 0) + (r.s3Get || 0);
   r.plan = out.trim();
   return r;
