@@ -671,6 +671,13 @@ async function main() {
     failed(`cost of few-row reads, ${fmt(replaySet.total)} events`, e);
   }
 
+  // What is measured so far, for --report should the run be stopped during the memory set.
+  const checkpoint = () => {
+    results.machine.loadAverageAtEnd = os.loadavg()[0];
+    fs.writeFileSync(path.join(opts.out, 'results.json'), JSON.stringify({ ...results, failures, partial: true }, null, 1) + '\n');
+  };
+  checkpoint();
+
   // --- a million events ------------------------------------------------------------------------
   if (opts.million) {
     log(`loading the memory set (${fmt(opts.millionEvents)} events with small payloads, BatchWriteItem)`);
@@ -683,6 +690,7 @@ async function main() {
       } catch (e) {
         failed(`cost of few-row reads, ${fmt(mset.total)} events`, e);
       }
+      checkpoint();
       if (opts.millionReplay) {
         await psql(foreignTable('events_million', { prefix: mset.prefix, bucket: mset.bucket, startMonth: mset.startMonth }));
         const sql = await withCpu(async () => {
