@@ -221,6 +221,19 @@ SELECT queries BETWEEN 3 AND 12 AS few_queries, batch_gets BETWEEN 12 AND 24 AS 
        pages_ahead > 0 AS pipelined
   FROM pg_temp.requests($$SELECT count(payload) FROM events WHERE time_bucket = '2024-01'$$);
 
+-- a query on the index's keys alone (id, created, time_bucket, count(*)) is answered without
+-- BatchGetItem, and the index knows no stream: its ties come in id order, not in replay order;
+-- with sequence in the select list the same millisecond comes in replay order
+SELECT * FROM pg_temp.requests($$SELECT id FROM events WHERE created = '2024-02-10 10:00:00+00'$$);
+SELECT string_agg(right(id, 4), ' ') AS keys_only
+  FROM (SELECT id FROM events WHERE created = '2024-02-10 10:00:00+00') k;
+SELECT string_agg(right(id, 4) || '#' || sequence, ' ') AS with_sequence
+  FROM (SELECT id, sequence FROM events WHERE created = '2024-02-10 10:00:00+00') k;
+-- created against a date known only when the scan starts: the months from it on, not the walk of
+-- every month (one Query for the current month, one more when the date falls in the month before)
+SELECT queries BETWEEN 1 AND 2 AS from_that_month_on, batch_gets = 0 AS keys_only
+  FROM pg_temp.requests($$SELECT id FROM events WHERE created > current_date - 7$$);
+
 -- Pipelining within one partition: the next page is asked for as soon as a
 -- page starts being returned (EXPLAIN VERBOSE counts the pages asked ahead).
 -- A stream read in pages of 2: 7 events, 4 pages, the last 3 asked ahead.
