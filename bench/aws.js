@@ -2,7 +2,8 @@
 // from @smithy/signature-v4 (hashing with node:crypto), JSON in and out, nothing else. It measures the
 // raw ceilings (what DynamoDB Local serves to a lean client, see ceiling.js) and loads the data sets
 // with BatchWriteItem. Errors carry DynamoDB's __type; there is no retry policy beyond re-sending
-// unprocessed items, which is all DynamoDB Local ever asks for.
+// unprocessed items, which is all DynamoDB Local ever asks for, and re-sending a read whose kept-alive
+// connection was dropped before any answer (see call()).
 'use strict';
 
 const http = require('http');
@@ -24,6 +25,9 @@ class NodeSha256 {
   }
 }
 
+// Calls that may be sent again after a dropped connection: reads, and puts of whole items.
+const RESENDABLE = new Set(['Query', 'BatchGetItem', 'GetItem', 'Scan', 'DescribeTable', 'BatchWriteItem']);
+
 const EMPTY_SHA256 = 'e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855';
 
 class AwsClient {
@@ -39,6 +43,7 @@ class AwsClient {
     this.ddbSigner = new SignatureV4({ credentials, region, service: 'dynamodb', sha256: NodeSha256 });
     this.s3Signer = new SignatureV4({ credentials, region, service: 's3', sha256: NodeSha256, uriEscapePath: false });
     this.requests = 0;
+    this.resent = 0;
   }
 
   close() {
@@ -67,13 +72,29 @@ class AwsClient {
     });
   }
 
-  /* One DynamoDB call: `op` is e.g. 'Query'; `request` an object or a ready JSON string. */
+  /*
+   * One DynamoDB call: `op` is e.g. 'Query'; `request` an object or a ready JSON string. A read (or
+   * a BatchWriteItem of puts, which may be applied twice) whose connection was dropped before an
+   * answer (a kept-alive socket the server had just closed) is sent again, up to 3 times; anything
+   * else fails at once.
+   */
   async call(op, request) {
     const body = typeof request === 'string' ? request : JSON.stringify(request);
-    const r = await this.send(this.ddb, this.ddbSigner, 'POST', '/', {
-      'content-type': 'application/x-amz-json-1.0',
-      'x-amz-target': `DynamoDB_20120810.${op}`,
-    }, body);
+    const again = RESENDABLE.has(op);
+    let r;
+    for (let attempt = 0; ; attempt++) {
+      try {
+        r = await this.send(this.ddb, this.ddbSigner, 'POST', '/', {
+          'content-type': 'application/x-amz-json-1.0',
+          'x-amz-target': `DynamoDB_20120810.${op}`,
+        }, body);
+        break;
+      } catch (e) {
+        if (!again || attempt >= 3 || !(e.code === 'ECONNRESET' || /socket hang up/.test(e.message)))
+          throw e;
+        this.resent++;
+      }
+    }
     const answer = r.body.length > 0 ? JSON.parse(r.body.toString('utf8')) : {};
     if (r.status !== 200) {
       const type = String(answer.__type || 'unknown').replace(/^.*#/, '');
