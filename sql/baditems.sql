@@ -79,4 +79,16 @@ SELECT right(id, 2) AS nn, sequence, created FROM bad_typed
 \set VERBOSITY verbose
 ALTER FOREIGN TABLE bad_typed OPTIONS (SET on_bad_item 'nonsense');
 
+-- a message quotes a 600-character id, or any other value of an item, by its
+-- first 80 bytes and "..." (items 21 to 23, month 2024-04)
+CREATE FOREIGN TABLE bad_long (id text, created timestamptz, sequence bigint, payload jsonb)
+  SERVER bad_srv OPTIONS (table_name_prefix 'baditems-', s3_bucket 'baditems-events', start_month '2024-04', lookahead_months '0');
+SELECT right(left(id, 36), 2) AS nn, length(id) AS id_length FROM bad_long WHERE created < '2024-05-01';
+SELECT sequence FROM bad_long WHERE created < '2024-05-01';
+SELECT payload FROM bad_long WHERE created >= '2024-04-22' AND created < '2024-04-23';
+SELECT payload FROM bad_long WHERE created >= '2024-04-23' AND created < '2024-04-24';
+ALTER FOREIGN TABLE bad_long OPTIONS (ADD on_bad_item 'warn');
+SELECT right(left(id, 36), 2) AS nn, length(id) AS id_length, payload
+  FROM bad_long WHERE created < '2024-05-01';
+
 DROP SERVER bad_srv CASCADE;

@@ -164,8 +164,10 @@ ALTER FOREIGN TABLE sec_hostile OPTIONS (SET s3_allowed_buckets 'sec-other,,sec-
 ALTER FOREIGN TABLE sec_hostile OPTIONS (SET s3_allowed_buckets '');
 CREATE FOREIGN TABLE sec_bad_bucket (id text) SERVER sec_srv OPTIONS (s3_bucket '-sec-');
 
--- ---- uploads carry the Node adapter's Content-Type ----
--- (the test stack's S3 front refuses an upload without application/json)
+-- ---- uploads carry the Node adapter's headers ----
+-- (the test stack's S3 front refuses an upload without Content-Type
+-- application/json and x-amz-acl private, signed, or whose x-amz-checksum-crc32
+-- is not the body's)
 CREATE FOREIGN TABLE sec_offload (id text, domain text, type text, payload json, created timestamptz,
                                   s3_reference text)
   SERVER sec_srv OPTIONS (table_name_prefix 'sec-offload-', s3_bucket 'sec-hostile-events',
@@ -269,6 +271,9 @@ SELECT count(*) FROM sec_missing;
 INSERT INTO sec_ev (id, domain, type) VALUES (repeat('i', 3000), 'd', 't');
 INSERT INTO sec_ev (domain, type, identifier) VALUES ('d', 't', repeat('x', 2100));
 INSERT INTO sec_ev (domain, type, causation_id) VALUES ('d', 't', repeat('c', 2100));
+-- a long stream name is shortened the same way in every message that quotes it
+INSERT INTO sec_ev (domain, type, identifier, sequence, created)
+  VALUES ('d', 't', repeat('s', 1500), 5, '2024-03-21 00:00:00+00');
 -- a region that is not one
 CREATE SERVER sec_region FOREIGN DATA WRAPPER event_store_dynamo OPTIONS (region 'us-east-1x');
 CREATE SERVER sec_region FOREIGN DATA WRAPPER event_store_dynamo OPTIONS (region 'useast1');

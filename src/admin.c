@@ -53,6 +53,7 @@
 
 #include "admin.h"
 #include "append.h"
+#include "codec.h"
 #include "dynamo.h"
 #include "store.h"
 
@@ -691,7 +692,7 @@ esd_import_foreign_schema(ImportForeignSchemaStmt *stmt, Oid serverOid)
 		if (!isalnum((unsigned char) *p) && *p != '_' && *p != '-' && *p != '.')
 			ereport(ERROR,
 					(errcode(ERRCODE_FDW_SCHEMA_NOT_FOUND),
-					 errmsg("\"%s\" is not a DynamoDB table name prefix", remote),
+					 errmsg("\"%s\" is not a DynamoDB table name prefix", esd_shorten(remote)),
 					 errhint("DynamoDB table names have 3 to 255 characters among a-z, A-Z, 0-9, '_', '-' and '.'.")));
 
 	foreach(lc, stmt->options)

@@ -55,6 +55,7 @@
 
 #include "append.h"
 #include "aws.h"
+#include "codec.h"
 #include "dynamo.h"
 #include "scheduler.h"
 
@@ -560,7 +561,7 @@ esd_append(Oid relid, const EsdConnOptions *conn, const EsdTableOptions *table,
 		ereport(ERROR,
 				(errcode(ERRCODE_T_R_SERIALIZATION_FAILURE),
 				 errmsg("sequence " INT64_FORMAT " is not the next position of stream \"%s\" in table \"%s\"",
-						ev->expected_sequence, ev->stream, table->table_name),
+						ev->expected_sequence, esd_shorten(ev->stream), table->table_name),
 				 errdetail("The stream is at version " INT64_FORMAT ", so the next sequence is " INT64_FORMAT ".",
 						   st->next - 1, st->next),
 				 errhint("Leave sequence NULL to append at the end of the stream.")));
@@ -824,7 +825,7 @@ written_note(Flush *f)
 						 (long long) f->written, f->txns_written);
 		for (int i = 0; i < n && i < WRITTEN_STREAMS_LISTED; i++)
 			appendStringInfo(&note, "%s stream \"%s\" through sequence " INT64_FORMAT,
-							 i > 0 ? "," : "", sorted[i]->key.stream, sorted[i]->upto);
+							 i > 0 ? "," : "", esd_shorten(sorted[i]->key.stream), sorted[i]->upto);
 		if (n > WRITTEN_STREAMS_LISTED)
 			appendStringInfo(&note, ", and %d more streams", n - WRITTEN_STREAMS_LISTED);
 		appendStringInfoChar(&note, '.');
@@ -903,7 +904,7 @@ report_cancelled(Flush *f, Txn *t)
 			ereport(ERROR,
 					(errcode(ERRCODE_T_R_SERIALIZATION_FAILURE),
 					 errmsg("concurrent append to stream \"%s\" of table \"%s\": expected version " INT64_FORMAT ", found " INT64_FORMAT,
-							t->acts[i].stream, f->table->table_name, t->acts[i].expected,
+							esd_shorten(t->acts[i].stream), f->table->table_name, t->acts[i].expected,
 							found_version < 0 ? t->acts[i].expected : found_version),
 					 errdetail("DynamoDB cancelled the transaction (%s). %s", c, written),
 					 errhint("Another writer appended to the stream since this transaction read it; retry the transaction.")));
@@ -915,8 +916,8 @@ report_cancelled(Flush *f, Txn *t)
 			ereport(ERROR,
 					(errcode(ERRCODE_FDW_ERROR),
 					 errmsg("DynamoDB refused event \"%s\" of stream \"%s\" in table \"%s\"",
-							t->acts[i].event_id ? t->acts[i].event_id + strlen(ESD_ID_PREFIX) : "",
-							t->acts[i].stream, f->table->table_name),
+							t->acts[i].event_id ? esd_shorten(t->acts[i].event_id + strlen(ESD_ID_PREFIX)) : "",
+							esd_shorten(t->acts[i].stream), f->table->table_name),
 					 errdetail("%s %s",
 							   json_object_object_get_ex(r, "Message", &m) ? json_object_get_string(m) : "ValidationError",
 							   written)));
@@ -933,7 +934,7 @@ report_cancelled(Flush *f, Txn *t)
 						 strcmp(c, "ProvisionedThroughputExceeded") == 0
 						 ? ERRCODE_INSUFFICIENT_RESOURCES : ERRCODE_T_R_SERIALIZATION_FAILURE),
 				 errmsg("DynamoDB cancelled the append to stream \"%s\" of table \"%s\": %s",
-						t->acts[i].stream, f->table->table_name, c),
+						esd_shorten(t->acts[i].stream), f->table->table_name, c),
 				 errdetail("%s", written),
 				 errhint("Retry the transaction.")));
 	}
@@ -976,7 +977,7 @@ report_failure(Flush *f)
 				 errmsg("could not learn whether DynamoDB applied an append transaction on table \"%s\"",
 						f->table->table_name),
 				 errdetail("A DynamoDB transaction of %d events, the last sequence " INT64_FORMAT " of stream \"%s\", was sent %d times; the last attempt ended with %s: %s. Its events were not in the table when looked up afterwards, but DynamoDB may still apply them. %s",
-						   t->nevents, t->last_seq, t->last_stream, t->call.attempts,
+						   t->nevents, t->last_seq, esd_shorten(t->last_stream), t->call.attempts,
 						   t->call.error_type, t->call.error_message, written),
 				 errhint("Read the stream before retrying the transaction.")));
 	}
@@ -1268,10 +1269,9 @@ add_event(Flush *f, const char *stream, int64 seq, const char *item,
 	{
 		AwsCall    *upload = palloc(sizeof(AwsCall));
 
-		aws_s3_init(upload, f->conn, "PutObject", "PUT",
-					f->table->s3_bucket, s3key, s3body, strlen(s3body));
-		/* as the Node adapter uploads an event */
-		upload->content_type = "application/json";
+		/* with the headers of the Node adapter's upload */
+		aws_s3_put_event_init(upload, f->conn, f->table->s3_bucket, s3key,
+							  s3body, strlen(s3body));
 		t->uploads = lappend(t->uploads, upload);
 	}
 	MemoryContextSwitchTo(old);

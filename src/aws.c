@@ -20,6 +20,7 @@
 #include <json-c/json.h>
 #include <time.h>
 
+#include "common/base64.h"
 #include "common/pg_prng.h"
 #include "miscadmin.h"
 #include "pgstat.h"
@@ -28,6 +29,7 @@
 #include "utils/timestamp.h"
 
 #include "aws.h"
+#include "codec.h"
 #include "credentials.h"
 #include "sigv4.h"
 
@@ -156,7 +158,7 @@ aws_s3_init(AwsCall *call, const EsdConnOptions *conn, const char *operation,
 
 	memset(call, 0, sizeof(*call));
 	call->operation = operation;
-	call->resource = key ? psprintf("%s/%s", bucket, key) : pstrdup(bucket);
+	call->resource = esd_shorten(key ? psprintf("%s/%s", bucket, key) : bucket);
 	call->is_s3 = true;
 	call->method = method;
 	split_url(conn->s3_endpoint, &scheme, &host, &prefix);
@@ -189,6 +191,64 @@ aws_s3_get_init(AwsCall *call, const EsdConnOptions *conn,
 	aws_s3_init(call, conn, "GetObject", "GET", bucket, key, NULL, 0);
 }
 
+/*
+ * CRC-32 (the ISO-HDLC polynomial, reflected) of a body, as S3's
+ * x-amz-checksum-crc32 carries it: the four bytes, big-endian, in base64.
+ */
+static char *
+s3_checksum_crc32(const char *body, size_t len)
+{
+	static uint32 table[256];
+	static bool table_ready = false;
+	uint32		crc = 0xFFFFFFFF;
+	unsigned char bytes[4];
+	char	   *out;
+	int			n;
+
+	if (!table_ready)
+	{
+		for (uint32 i = 0; i < 256; i++)
+		{
+			uint32		c = i;
+
+			for (int k = 0; k < 8; k++)
+				c = (c & 1) ? 0xEDB88320 ^ (c >> 1) : c >> 1;
+			table[i] = c;
+		}
+		table_ready = true;
+	}
+	for (size_t i = 0; i < len; i++)
+		crc = table[(crc ^ (unsigned char) body[i]) & 0xFF] ^ (crc >> 8);
+	crc ^= 0xFFFFFFFF;
+	bytes[0] = (unsigned char) (crc >> 24);
+	bytes[1] = (unsigned char) (crc >> 16);
+	bytes[2] = (unsigned char) (crc >> 8);
+	bytes[3] = (unsigned char) crc;
+	out = palloc(pg_b64_enc_len(4) + 1);
+	n = pg_b64_encode((const char *) bytes, 4, out, pg_b64_enc_len(4));
+	if (n < 0)
+		elog(ERROR, "could not encode a checksum in base64");
+	out[n] = '\0';
+	return out;
+}
+
+/*
+ * The upload of an offloaded event's body, with the headers the Node
+ * adapter's upload carries: Content-Type application/json, the ACL
+ * "private" and the body's CRC-32, all signed, so that S3 stores a JSON
+ * object no one else may read and refuses a body damaged on the way.
+ */
+void
+aws_s3_put_event_init(AwsCall *call, const EsdConnOptions *conn,
+					  const char *bucket, const char *key,
+					  const char *body, size_t body_len)
+{
+	aws_s3_init(call, conn, "PutObject", "PUT", bucket, key, body, body_len);
+	call->content_type = "application/json";
+	call->acl = "private";
+	call->checksum_crc32 = s3_checksum_crc32(body, body_len);
+}
+
 static void count_request(AwsCall *call, AwsStats *stats);
 
 /*
@@ -201,7 +261,7 @@ aws_start_attempt(AwsCall *call)
 	const EsdConnOptions *conn = call->conn;
 	AwsStats	scratch;
 	MemoryContext old = MemoryContextSwitchTo(call->cxt);
-	SigV4Pair	sign_headers[4];
+	SigV4Pair	sign_headers[6];
 	int			nsign = 0;
 	SigV4Request req;
 	SigV4Result res;
@@ -214,6 +274,13 @@ aws_start_attempt(AwsCall *call)
 	sign_headers[nsign++] = (SigV4Pair) {"host", call->host};
 	if (call->is_s3 && call->content_type)
 		sign_headers[nsign++] = (SigV4Pair) {"content-type", call->content_type};
+	if (call->is_s3 && call->acl)
+		sign_headers[nsign++] = (SigV4Pair) {"x-amz-acl", call->acl};
+	if (call->is_s3 && call->checksum_crc32)
+	{
+		sign_headers[nsign++] = (SigV4Pair) {"x-amz-checksum-crc32", call->checksum_crc32};
+		sign_headers[nsign++] = (SigV4Pair) {"x-amz-sdk-checksum-algorithm", "CRC32"};
+	}
 	if (!call->is_s3)
 	{
 		sign_headers[nsign++] = (SigV4Pair) {"content-type", "application/x-amz-json-1.0"};
@@ -252,6 +319,13 @@ aws_start_attempt(AwsCall *call)
 		h = curl_slist_append(h, call->content_type
 							  ? psprintf("Content-Type: %s", call->content_type)
 							  : "Content-Type:");
+		if (call->acl)
+			h = curl_slist_append(h, psprintf("X-Amz-Acl: %s", call->acl));
+		if (call->checksum_crc32)
+		{
+			h = curl_slist_append(h, psprintf("X-Amz-Checksum-Crc32: %s", call->checksum_crc32));
+			h = curl_slist_append(h, "X-Amz-Sdk-Checksum-Algorithm: CRC32");
+		}
 	}
 	else
 	{

@@ -46,6 +46,8 @@ typedef struct AwsCall
 	char	   *body;
 	size_t		body_len;
 	const char *content_type;	/* Content-Type of an S3 body, signed; NULL: none */
+	const char *acl;			/* x-amz-acl of an S3 upload, signed; NULL: none */
+	char	   *checksum_crc32; /* x-amz-checksum-crc32 of an S3 upload, signed */
 
 	/* the outcome, after aws_execute */
 	bool		done;
@@ -83,6 +85,10 @@ extern void aws_dynamodb_init(AwsCall *call, const EsdConnOptions *conn,
 							  const char *json_body);
 extern void aws_s3_get_init(AwsCall *call, const EsdConnOptions *conn,
 							const char *bucket, const char *key);
+/* The upload of an offloaded event's body, with the Node adapter's headers */
+extern void aws_s3_put_event_init(AwsCall *call, const EsdConnOptions *conn,
+								  const char *bucket, const char *key,
+								  const char *body, size_t body_len);
 /* Any S3 request: method, bucket, key (NULL for the bucket itself), body. */
 extern void aws_s3_init(AwsCall *call, const EsdConnOptions *conn,
 						const char *operation, const char *method,

@@ -117,9 +117,6 @@ typedef struct AvContext
 #define NUMERIC_DSCALE_LIMIT 16383
 #define NUMERIC_LEAD_WEIGHT_LIMIT 131071
 
-/* Longest excerpt of a bad value quoted in an error detail */
-#define DETAIL_EXCERPT_LEN 40
-
 /* Room for any double printed in JavaScript's form, sign and NUL included */
 #define JS_NUMBER_BUFLEN 32
 
@@ -379,16 +376,21 @@ numeric_to_js_double(Numeric num)
 	return result;
 }
 
-/* Shorten a value for quoting in an error detail */
-static char *
-excerpt(const char *text)
+/*
+ * A value as an error message quotes it: whole up to ESD_MESSAGE_VALUE_MAX
+ * bytes, else its beginning (cut at a character boundary) and "...", so
+ * that an id or a reference of a megabyte does not make a message of one.
+ */
+char *
+esd_shorten(const char *value)
 {
-	int			len = strlen(text);
+	size_t		len = strlen(value);
+	int			cut;
 
-	if (len <= DETAIL_EXCERPT_LEN)
-		return pstrdup(text);
-	len = pg_mbcliplen(text, len, DETAIL_EXCERPT_LEN);
-	return psprintf("%.*s...", len, text);
+	if (len <= ESD_MESSAGE_VALUE_MAX)
+		return (char *) value;
+	cut = pg_mbcliplen(value, (int) len, ESD_MESSAGE_VALUE_MAX);
+	return psprintf("%.*s...", cut, value);
 }
 
 
@@ -578,19 +580,19 @@ av_invalid(AvContext *ctx, int sqlerrcode, const char *detail)
 		ereport(ERROR,
 				(errcode(sqlerrcode),
 				 errmsg("invalid DynamoDB attribute value in attribute \"%s\" of item \"%s\"",
-						ctx->attr_name, ctx->item_id),
+						esd_shorten(ctx->attr_name), esd_shorten(ctx->item_id)),
 				 errdetail_internal("%s", detail)));
 	else if (ctx->attr_name != NULL)
 		ereport(ERROR,
 				(errcode(sqlerrcode),
 				 errmsg("invalid DynamoDB attribute value in attribute \"%s\"",
-						ctx->attr_name),
+						esd_shorten(ctx->attr_name)),
 				 errdetail_internal("%s", detail)));
 	else if (ctx->item_id != NULL)
 		ereport(ERROR,
 				(errcode(sqlerrcode),
 				 errmsg("invalid DynamoDB attribute value in item \"%s\"",
-						ctx->item_id),
+						esd_shorten(ctx->item_id)),
 				 errdetail_internal("%s", detail)));
 	else
 		ereport(ERROR,
@@ -613,9 +615,10 @@ av_error_callback(void *arg)
 		return;
 	path = render_path(ctx, ctx->path);
 	if (ctx->item_id != NULL)
-		errcontext("DynamoDB attribute value %s of item \"%s\"", path, ctx->item_id);
+		errcontext("DynamoDB attribute value %s of item \"%s\"", esd_shorten(path),
+				   esd_shorten(ctx->item_id));
 	else
-		errcontext("DynamoDB attribute value %s", path);
+		errcontext("DynamoDB attribute value %s", esd_shorten(path));
 }
 
 /*
@@ -657,7 +660,7 @@ av_classify(AvContext *ctx, struct json_object *av, struct json_object **payload
 	if (found == NULL)
 		av_invalid(ctx, ERRCODE_FDW_INVALID_DATA_TYPE,
 				   psprintf("The value at %s has the unknown type key \"%s\".",
-							render_path(ctx, ctx->path), excerpt(tag)));
+							render_path(ctx, ctx->path), esd_shorten(tag)));
 
 	if (!json_object_is_type(*payload, found->payload_type))
 		av_invalid(ctx, ERRCODE_FDW_INVALID_DATA_TYPE,
@@ -671,7 +674,7 @@ av_classify(AvContext *ctx, struct json_object *av, struct json_object **payload
 		av_invalid(ctx, ERRCODE_FDW_INVALID_STRING_FORMAT,
 				   psprintf("The \"N\" value at %s, \"%s\", is not a valid number.",
 							render_path(ctx, ctx->path),
-							excerpt(json_object_get_string(*payload))));
+							esd_shorten(json_object_get_string(*payload))));
 
 	if (found->kind == AV_SS || found->kind == AV_NS || found->kind == AV_BS)
 	{
@@ -691,7 +694,7 @@ av_classify(AvContext *ctx, struct json_object *av, struct json_object **payload
 				av_invalid(ctx, ERRCODE_FDW_INVALID_STRING_FORMAT,
 						   psprintf("Element %d of the \"NS\" value at %s, \"%s\", is not a valid number.",
 									(int) i, render_path(ctx, ctx->path),
-									excerpt(json_object_get_string(elem))));
+									esd_shorten(json_object_get_string(elem))));
 		}
 	}
 	return found->kind;
@@ -1263,7 +1266,7 @@ numeric_to_js_text(Numeric num, char *buf)
 				(errcode(ERRCODE_NUMERIC_VALUE_OUT_OF_RANGE),
 				 errmsg("number is out of range for a DynamoDB attribute"),
 				 errdetail("JavaScript reads %s as Infinity, which the SDK refuses to marshall.",
-						   excerpt(DatumGetCString(DirectFunctionCall1(numeric_out,
+						   esd_shorten(DatumGetCString(DirectFunctionCall1(numeric_out,
 																	   NumericGetDatum(num)))))));
 	format_js_number(d, buf);
 }
@@ -1588,7 +1591,7 @@ jsonb_to_compact_text(Jsonb *jb, const char *what)
 					ereport(ERROR,
 							(errcode(ERRCODE_NUMERIC_VALUE_OUT_OF_RANGE),
 							 errmsg("%s number %s is out of range", what,
-									excerpt(DatumGetCString(DirectFunctionCall1(numeric_out,
+									esd_shorten(DatumGetCString(DirectFunctionCall1(numeric_out,
 																				NumericGetDatum(v.val.numeric))))),
 							 errdetail("A JSON number of an event is read as a double by JavaScript."),
 							 errhint("Store such a number as a string.")));
@@ -1694,7 +1697,7 @@ compact_scalar(void *state, char *token, JsonTokenType type)
 		if (isinf(d))
 			ereport(ERROR,
 					(errcode(ERRCODE_NUMERIC_VALUE_OUT_OF_RANGE),
-					 errmsg("%s number %s is out of range", st->what, excerpt(token)),
+					 errmsg("%s number %s is out of range", st->what, esd_shorten(token)),
 					 errdetail("A JSON number of an event is read as a double by JavaScript."),
 					 errhint("Store such a number as a string.")));
 	}

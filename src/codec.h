@@ -27,6 +27,15 @@
 
 struct json_object;
 
+/* The longest value a message quotes whole, in bytes; longer ones are cut. */
+#define ESD_MESSAGE_VALUE_MAX 80
+
+/*
+ * A value as every message quotes it (ids, stream names, keys, attribute
+ * names, numbers): cut to ESD_MESSAGE_VALUE_MAX bytes with "..."
+ */
+extern char *esd_shorten(const char *value);
+
 /* AttributeValue -> jsonb; errors name attr_name and item_id (either may be NULL) */
 extern Jsonb *codec_av_to_jsonb(struct json_object *av, const char *attr_name,
 								const char *item_id);

@@ -376,14 +376,14 @@ dynamo_head_version(struct json_object *item, const char *stream, const char *ta
 		ereport(ERROR,
 				(errcode(ERRCODE_FDW_INVALID_DATA_TYPE),
 				 errmsg("stream head of \"%s\" in table \"%s\" has a version that is not a number",
-						stream, table)));
+						esd_shorten(stream), table)));
 	errno = 0;
 	v = strtoll(json_object_get_string(n), &end, 10);
 	if (errno != 0 || *end != '\0' || v < 0)
 		ereport(ERROR,
 				(errcode(ERRCODE_FDW_INVALID_DATA_TYPE),
 				 errmsg("stream head of \"%s\" in table \"%s\" has an invalid version \"%s\"",
-						stream, table, json_object_get_string(n))));
+						esd_shorten(stream), table, esd_shorten(json_object_get_string(n)))));
 	return v;
 }
 

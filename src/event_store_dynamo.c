@@ -47,6 +47,7 @@
 #include "admin.h"
 #include "append.h"
 #include "clock.h"
+#include "codec.h"
 #include "item.h"
 #include "option.h"
 #include "plan.h"
@@ -544,7 +545,7 @@ warn_skipped(EsdScanState *state, EsdEvent *event, ErrorData *edata)
 {
 	ereport(WARNING,
 			(errcode(edata->sqlerrcode),
-			 errmsg("skipped event \"%s\" of table \"%s\": %s", event->id,
+			 errmsg("skipped event \"%s\" of table \"%s\": %s", esd_shorten(event->id),
 					state->table.table_name, edata->message),
 			 edata->context ? errcontext("%s", edata->context) : 0));
 }
@@ -646,7 +647,7 @@ esdIterateForeignScan(ForeignScanState *node)
 		{
 			ereport(WARNING,
 					(errcode(ERRCODE_FDW_INVALID_DATA_TYPE),
-					 errmsg("skipped event \"%s\" of table \"%s\": %s", event->id,
+					 errmsg("skipped event \"%s\" of table \"%s\": %s", esd_shorten(event->id),
 							state->table.table_name, event->problem)));
 			state->skipped++;
 			continue;

@@ -297,7 +297,7 @@ esd_row_to_new_event(const EsdRowMap *map, TupleTableSlot *slot,
 			if (errno != 0 || *end != '\0' || ev->expected_sequence < 1)
 				ereport(ERROR,
 						(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
-						 errmsg("invalid sequence \"%s\"", s),
+						 errmsg("invalid sequence \"%s\"", esd_shorten(s)),
 						 errhint("A sequence is the event's 1-based position in its stream.")));
 			ev->has_expected_sequence = true;
 		}

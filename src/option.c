@@ -26,6 +26,7 @@
 #include "utils/builtins.h"
 #include "utils/syscache.h"
 
+#include "codec.h"
 #include "option.h"
 
 typedef struct EsdOption
@@ -109,7 +110,7 @@ parse_int_option(DefElem *def, int min, int max)
 	if (errno != 0 || end == value || *end != '\0' || v < min || v > max)
 		ereport(ERROR,
 				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
-				 errmsg("invalid value for option \"%s\": \"%s\"", def->defname, value),
+				 errmsg("invalid value for option \"%s\": \"%s\"", def->defname, esd_shorten(value)),
 				 errhint("Use a whole number from %d to %d.", min, max)));
 	return (int) v;
 }
@@ -122,7 +123,7 @@ parse_bool_option(DefElem *def)
 	if (!parse_bool(defGetString(def), &result))
 		ereport(ERROR,
 				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
-				 errmsg("invalid value for option \"%s\": \"%s\"", def->defname, defGetString(def)),
+				 errmsg("invalid value for option \"%s\": \"%s\"", def->defname, esd_shorten(defGetString(def))),
 				 errhint("Use true or false.")));
 	return result;
 }
@@ -163,7 +164,7 @@ check_url_option(DefElem *def)
 	if (!ok)
 		ereport(ERROR,
 				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
-				 errmsg("invalid value for option \"%s\": \"%s\"", def->defname, value),
+				 errmsg("invalid value for option \"%s\": \"%s\"", def->defname, esd_shorten(value)),
 				 errhint("Use an http or https URL such as \"https://dynamodb.us-east-1.amazonaws.com\".")));
 }
 
@@ -193,7 +194,7 @@ parse_on_bad_item(DefElem *def)
 		return false;
 	ereport(ERROR,
 			(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
-			 errmsg("invalid value for option \"on_bad_item\": \"%s\"", value),
+			 errmsg("invalid value for option \"on_bad_item\": \"%s\"", esd_shorten(value)),
 			 errhint("Use error (a replay stops at an event it cannot read) or warn (it skips the event with a WARNING).")));
 	return false;				/* keep the compiler quiet */
 }
@@ -210,7 +211,7 @@ parse_billing_mode(DefElem *def)
 		return false;
 	ereport(ERROR,
 			(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
-			 errmsg("invalid value for option \"billing_mode\": \"%s\"", value),
+			 errmsg("invalid value for option \"billing_mode\": \"%s\"", esd_shorten(value)),
 			 errhint("Use PROVISIONED or PAY_PER_REQUEST.")));
 	return false;				/* keep the compiler quiet */
 }
@@ -252,7 +253,7 @@ check_s3_bucket(DefElem *def)
 	if (!esd_valid_s3_bucket_name(value))
 		ereport(ERROR,
 				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
-				 errmsg("invalid value for option \"%s\": \"%s\"", def->defname, value),
+				 errmsg("invalid value for option \"%s\": \"%s\"", def->defname, esd_shorten(value)),
 				 errhint("S3 bucket names have 3 to 63 characters among a-z, 0-9, '.' and '-'.")));
 }
 
@@ -288,8 +289,8 @@ parse_allowed_buckets(DefElem *def, bool *any)
 		if (!esd_valid_s3_bucket_name(p))
 			ereport(ERROR,
 					(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
-					 errmsg("invalid value for option \"s3_allowed_buckets\": \"%s\"", defGetString(def)),
-					 errdetail("\"%s\" is not an S3 bucket name.", p),
+					 errmsg("invalid value for option \"s3_allowed_buckets\": \"%s\"", esd_shorten(defGetString(def))),
+					 errdetail("\"%s\" is not an S3 bucket name.", esd_shorten(p)),
 					 errhint("Use '*' or S3 bucket names separated by commas.")));
 		names = lappend(names, p);
 		if (comma == NULL)
@@ -328,8 +329,8 @@ check_table_name(DefElem *def, const char *full_name)
 	if (len < 3 || len > 255)
 		ereport(ERROR,
 				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
-				 errmsg("invalid value for option \"%s\": \"%s\"", def->defname, defGetString(def)),
-				 errdetail("The DynamoDB table name would be \"%s\".", full_name),
+				 errmsg("invalid value for option \"%s\": \"%s\"", def->defname, esd_shorten(defGetString(def))),
+				 errdetail("The DynamoDB table name would be \"%s\".", esd_shorten(full_name)),
 				 errhint("DynamoDB table names have 3 to 255 characters among a-z, A-Z, 0-9, '_', '-' and '.'.")));
 }
 
@@ -418,7 +419,7 @@ event_store_dynamo_validator(PG_FUNCTION_ARGS)
 			if (!valid_region(r))
 				ereport(ERROR,
 						(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
-						 errmsg("invalid value for option \"region\": \"%s\"", r),
+						 errmsg("invalid value for option \"region\": \"%s\"", esd_shorten(r)),
 						 errhint("Use an AWS region name such as \"us-east-1\".")));
 		}
 		else if (strcmp(def->defname, "s3_force_path_style") == 0)
@@ -482,7 +483,7 @@ event_store_dynamo_validator(PG_FUNCTION_ARGS)
 			if (!parse_month(defGetString(def), &y, &m))
 				ereport(ERROR,
 						(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
-						 errmsg("invalid value for option \"start_month\": \"%s\"", defGetString(def)),
+						 errmsg("invalid value for option \"start_month\": \"%s\"", esd_shorten(defGetString(def))),
 						 errhint("Use a month as YYYY-MM, such as \"2020-01\".")));
 		}
 		else if (strcmp(def->defname, "lookahead_months") == 0)
@@ -747,21 +748,4 @@ esd_column_attribute_name(Oid relid, AttrNumber attnum, const char *colname)
 		}
 	}
 	return buf.data;
-}
-
-/*
- * A value as an error message quotes it: whole up to ESD_MESSAGE_VALUE_MAX
- * bytes, else its beginning (cut at a character boundary) and "...", so
- * that an id or a reference of a megabyte does not make a message of one.
- */
-char *
-esd_shorten(const char *value)
-{
-	size_t		len = strlen(value);
-	int			cut;
-
-	if (len <= ESD_MESSAGE_VALUE_MAX)
-		return (char *) value;
-	cut = pg_mbcliplen(value, (int) len, ESD_MESSAGE_VALUE_MAX);
-	return psprintf("%.*s...", cut, value);
 }

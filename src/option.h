@@ -95,10 +95,4 @@ extern bool esd_s3_bucket_allowed(const EsdTableOptions *table, const char *buck
 /* DynamoDB attribute name behind a column (attribute_name option or camelCase of the name) */
 extern char *esd_column_attribute_name(Oid relid, AttrNumber attnum, const char *colname);
 
-/* The longest value a message quotes whole, in bytes; longer ones are cut. */
-#define ESD_MESSAGE_VALUE_MAX 80
-
-/* A value as a message quotes it: cut to ESD_MESSAGE_VALUE_MAX bytes with "..." */
-extern char *esd_shorten(const char *value);
-
 #endif							/* ESD_OPTION_H */

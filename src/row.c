@@ -221,7 +221,7 @@ row_error_context(void *arg)
 
 	if (c->attr)
 		errcontext("DynamoDB attribute \"%s\" of item \"%s\" in table \"%s\"",
-				   c->attr, c->item_id, c->table);
+				   esd_shorten(c->attr), esd_shorten(c->item_id), c->table);
 }
 
 /* The payload of an S3 body, from its text as written. */

@@ -630,7 +630,8 @@ resolve_start(EsdWalk *walk, EsdPage *page)
 		{
 			bad_item(walk, ev, ERRCODE_FDW_INVALID_ATTRIBUTE_VALUE,
 					 psprintf("s3Reference \"%s\" in item \"%s\" of table \"%s\" names bucket \"%s\", which is neither the table's s3_bucket nor in its s3_allowed_buckets",
-							  esd_shorten(ref), esd_shorten(ev->id), walk->table->table_name, bucket));
+							  esd_shorten(ref), esd_shorten(ev->id), walk->table->table_name,
+							  esd_shorten(bucket)));
 			continue;
 		}
 		call = palloc(sizeof(AwsCall));
@@ -647,7 +648,7 @@ body_error_context(void *arg)
 {
 	EsdEvent   *ev = arg;
 
-	errcontext("reading the S3 body of item \"%s\"", ev->id);
+	errcontext("reading the S3 body of item \"%s\"", esd_shorten(ev->id));
 }
 
 /* The bodies are there: check them and attach them to their events. */
@@ -666,7 +667,7 @@ resolve_finish(EsdWalk *walk, EsdPage *page)
 		{
 			bad_item(walk, ev, call->sqlstate,
 					 psprintf("S3 %s of \"%s\" for item \"%s\" failed: %s: %s", call->operation,
-							  call->resource, ev->id, call->error_type, call->error_message));
+							  call->resource, esd_shorten(ev->id), call->error_type, call->error_message));
 			continue;
 		}
 		errcb.callback = body_error_context;
@@ -682,7 +683,7 @@ resolve_finish(EsdWalk *walk, EsdPage *page)
 		{
 			bad_item(walk, ev, ERRCODE_FDW_INVALID_DATA_TYPE,
 					 psprintf("S3 object \"%s\" of item \"%s\" is not a JSON object",
-							  call->resource, ev->id));
+							  call->resource, esd_shorten(ev->id)));
 			continue;
 		}
 		if (json_object_object_get_ex(body, "id", &idv) &&
@@ -700,7 +701,7 @@ resolve_finish(EsdWalk *walk, EsdPage *page)
 			{
 				bad_item(walk, ev, ERRCODE_FDW_INVALID_ATTRIBUTE_VALUE,
 						 psprintf("S3 object \"%s\" holds event \"%s\", not item \"%s\"",
-								  call->resource, bid, ev->id));
+								  call->resource, esd_shorten(bid), esd_shorten(ev->id)));
 				continue;
 			}
 		}
@@ -763,7 +764,8 @@ events_from_items(EsdWalk *walk, EsdPage *page)
 			ereport(WARNING,
 					(errcode(ERRCODE_WARNING),
 					 errmsg("event \"%s\" created %s is in an index of table \"%s\" but not in the table",
-							page->keys[i].id, page->keys[i].created, walk->table->table_name),
+							esd_shorten(page->keys[i].id), esd_shorten(page->keys[i].created),
+							walk->table->table_name),
 					 errdetail("The item was deleted after the index was read.")));
 			continue;
 		}

@@ -6,7 +6,9 @@
 // Usage: node test/interop/bad-items.js <ddb_url> <s3_url>
 //
 // Every item is in month 2024-05 (but one, filed under 2024-06 on purpose), with a fixed id
-// 00000000-0000-4000-b000-0000000000NN; the test refers to them by NN. Prints one line on stdout.
+// 00000000-0000-4000-b000-0000000000NN; the test refers to them by NN. Items 21 to 23, in month
+// 2024-04 (before the start_month of the test's other tables), have ids of 600 characters, so
+// that the test shows how messages quote them. Prints one line on stdout.
 'use strict';
 
 const { PutItemCommand, ScanCommand, DeleteItemCommand } = require('@aws-sdk/client-dynamodb');
@@ -19,6 +21,7 @@ console.log = console.info = console.debug = (...a) => process.stderr.write(a.jo
 const TABLE = 'baditems-schemeless-event-store';
 const BUCKET = 'baditems-events';
 const id = (nn) => `00000000-0000-4000-b000-0000000000${String(nn).padStart(2, '0')}`;
+const longId = (nn) => `${id(nn)}-${'x'.repeat(563)}`; // 600 characters
 
 /* A well-formed event item of stream bad::<nn>, with `extra` replacing or adding attributes. */
 function item(nn, extra, omit = []) {
@@ -35,6 +38,12 @@ function item(nn, extra, omit = []) {
   };
   for (const k of omit) delete base[k];
   return { ...base, ...extra };
+}
+
+/* An item of month 2024-04 whose id has 600 characters. */
+function longItem(nn, extra, omit = []) {
+  const created = `2024-04-${String(nn).padStart(2, '0')}T10:00:00.000Z`;
+  return item(nn, { id: { S: 'EventID#' + longId(nn) }, created: { S: created }, timeBucket: { S: '2024-04' }, ...extra }, omit);
 }
 
 function nested(depth) {
@@ -61,6 +70,7 @@ async function main() {
     [`events/${id(12)}.json`]: 'this is not JSON {',
     [`events/${id(13)}.json`]: body({ id: id(99), domain: 'bad', type: 'case-13', payload: { x: 1 } }),
     [`events/${id(20)}.json`]: body({ id: id(20), domain: 'bad', type: 'case-20', payload: '{"as":"text"}' }),
+    'events/long-23.json': body({ id: longId(99), domain: 'bad', type: 'case-23', payload: { x: 1 } }),
   };
   // a payload with a 40-digit integer, as another writer's JSON.stringify would not print it but
   // a hand-written body might: written as text so every digit is there
@@ -68,7 +78,7 @@ async function main() {
     `{"id":"${id(19)}","domain":"bad","type":"case-19","payload":{"big":1234567890123456789012345678901234567890,"f":1.50}}`;
   for (const [key, text] of Object.entries(objects))
     if (text !== null)
-      await s3.send(new PutObjectCommand({ Bucket: BUCKET, Key: key, Body: text, ContentType: 'application/json' }));
+      await s3.send(new PutObjectCommand({ Bucket: BUCKET, Key: key, Body: text, ContentType: 'application/json', ACL: 'private' }));
 
   const items = [
     item(1, { sequence: { S: '7' } }),                                  // sequence as a String holding a number
@@ -99,6 +109,9 @@ async function main() {
     }),                                                                 // every DynamoDB type in meta
     item(19, { s3Reference: { S: `${BUCKET}::events/${id(19)}.json` } }, ['payload']),
     item(20, { s3Reference: { S: `${BUCKET}::events/${id(20)}.json` } }, ['payload']),
+    longItem(21, { sequence: { S: 'seven' } }),                         // a 600-character id, sequence not a number
+    longItem(22, { s3Reference: { S: `${BUCKET}/${'y'.repeat(600)}.json` } }, ['payload']), // and no separator
+    longItem(23, { s3Reference: { S: `${BUCKET}::events/long-23.json` } }, ['payload']), // a body of another event
   ];
   for (const it of items)
     await ddb.send(new PutItemCommand({ TableName: TABLE, Item: it }));

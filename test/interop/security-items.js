@@ -90,7 +90,7 @@ async function setup(ddb, s3, ddbUrl, s3Url) {
     await ddb.send(new DeleteItemCommand({ TableName: HOSTILE, Key: { id: k.id, created: k.created } }));
 
   const put = (bucket, key, text) => s3.send(new PutObjectCommand({
-    Bucket: bucket, Key: key, Body: text, ContentType: 'application/json',
+    Bucket: bucket, Key: key, Body: text, ContentType: 'application/json', ACL: 'private',
   }));
   await put(OTHER_BUCKET, 'events/secret.json', body(2, { secret: 'from another bucket' }));
   await put(BUCKET, 'events/a?b#c%d e+f&g=h.json', body(3, { key: 'with ? # % space + & =' }));

@@ -87,3 +87,18 @@ mutant given-id-prefix-stripped src/item.c \
 mutant no-backoff src/aws.c \
     's/call->due = GetCurrentTimestamp\(\) \+ \(TimestampTz\) aws_backoff_ms\(conn, call->attempts\) \* 1000;/call->due = GetCurrentTimestamp();/' \
     regress:errors faults
+
+# An event body uploaded without the Node adapter's ACL header.
+mutant upload-without-acl src/aws.c \
+    's/\tcall->acl = "private";\n//' \
+    regress:security
+
+# An event body uploaded with a wrong CRC-32 (S3 refuses a body damaged on the way).
+mutant upload-checksum-wrong src/aws.c \
+    's/uint32\t\tcrc = 0xFFFFFFFF;/uint32\t\tcrc = 0;/' \
+    regress:security
+
+# The item named in full in the context line of a value that cannot be read.
+mutant bad-item-id-in-full src/row.c \
+    's/esd_shorten\(c->item_id\)/c->item_id/' \
+    regress:baditems

@@ -203,12 +203,14 @@ test('S3 front: path-style and virtual-hosted requests, signatures verified', as
   const vhost = s3Client(E.S3_VHOST_URL, false);
   await pathStyle.send(new CreateBucketCommand({ Bucket: bucket }));
   const json = 'application/json';
-  await pathStyle.send(new PutObjectCommand({ Bucket: bucket, Key: 'events/a.json', Body: '{"a":1}', ContentType: json }));
-  await vhost.send(new PutObjectCommand({ Bucket: bucket, Key: 'events/b c.json', Body: '{"b":2}', ContentType: json }));
-  // an upload must say it is JSON, as the Node adapter's do
-  for (const [client, type] of [[pathStyle, undefined], [vhost, 'application/x-www-form-urlencoded']]) {
+  const acl = 'private';
+  await pathStyle.send(new PutObjectCommand({ Bucket: bucket, Key: 'events/a.json', Body: '{"a":1}', ContentType: json, ACL: acl }));
+  await vhost.send(new PutObjectCommand({ Bucket: bucket, Key: 'events/b c.json', Body: '{"b":2}', ContentType: json, ACL: acl }));
+  // an upload must say it is JSON and private, as the Node adapter's do
+  for (const [client, type, a] of [[pathStyle, undefined, acl], [vhost, 'application/x-www-form-urlencoded', acl],
+    [pathStyle, json, undefined], [vhost, json, 'public-read']]) {
     await assert.rejects(
-      client.send(new PutObjectCommand({ Bucket: bucket, Key: 'events/c.json', Body: '{"c":3}', ContentType: type })),
+      client.send(new PutObjectCommand({ Bucket: bucket, Key: 'events/c.json', Body: '{"c":3}', ContentType: type, ACL: a })),
       (e) => e.name === 'InvalidArgument' && e.$metadata.httpStatusCode === 400);
   }
   const a = await vhost.send(new GetObjectCommand({ Bucket: bucket, Key: 'events/a.json' }));

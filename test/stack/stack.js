@@ -1006,6 +1006,28 @@ function s3rverPath(url, virtualHosted) {
   return out === url ? null : out;
 }
 
+// Why an event body upload lacks a header of the Node adapter's upload, or null.
+function eventUploadRefusal(req, body) {
+  const signed = (/SignedHeaders=([^,\s]*)/.exec(req.headers.authorization || '') || [, ''])[1].split(';');
+  const type = String(req.headers['content-type'] || '');
+  if (!/^application\/json(;|$)/i.test(type)) return `must have Content-Type application/json, not "${type}"`;
+  const acl = String(req.headers['x-amz-acl'] || '');
+  if (acl !== 'private') return `must have x-amz-acl private, not "${acl}"`;
+  // a checksum (the AWS SDK's default; the test clients turn it off) must match, as S3 checks it
+  const sum = req.headers['x-amz-checksum-crc32'];
+  const crc = Buffer.alloc(4);
+  crc.writeUInt32BE(crc32(body));
+  if (sum !== undefined && sum !== crc.toString('base64')) {
+    return `has x-amz-checksum-crc32 "${sum}", but the body's is ${crc.toString('base64')}`;
+  }
+  if (req.headers.authorization) {
+    for (const h of ['content-type', 'x-amz-acl', ...(sum !== undefined ? ['x-amz-checksum-crc32'] : [])]) {
+      if (!signed.includes(h)) return `must sign ${h}`;
+    }
+  }
+  return null;
+}
+
 // The SigV4-verifying S3 front over s3rver. Hosts ending in ".localhost" are virtual-hosted
 // requests (<bucket>.localhost:<port>); anything else (127.0.0.1, localhost) is path-style.
 function makeS3Front(s3rverPort) {
@@ -1064,16 +1086,16 @@ function makeS3Front(s3rverPort) {
         }
       }
       // Objects here are event bodies, uploaded as the Node adapter uploads them: Content-Type
-      // application/json. (An S3 implementation stored curl's default form type as an empty
-      // object; s3rver would keep it, so the front refuses it to make a missing header show.)
+      // application/json and x-amz-acl private, signed (and a checksum, when sent, that matches).
+      // (An S3 implementation stored curl's default form type as an empty object; s3rver would
+      // keep it, so the front refuses it to make a missing header show.)
       const virtualHosted = hostname.endsWith('.localhost');
       if (req.method === 'PUT' && s3ObjectKey(req.url, virtualHosted) !== '' &&
           !/(^|&)(uploadId|partNumber)=/.test(query)) {
-        const type = String(req.headers['content-type'] || '');
-        if (!/^application\/json(;|$)/i.test(type)) {
-          log(`s3 front: refused ${req.method} ${req.url.slice(0, 200)}: Content-Type "${type}"`);
-          return sendS3Error(res, 400, 'InvalidArgument',
-            `An event body must be uploaded with Content-Type application/json, not "${type}"`);
+        const refusal = eventUploadRefusal(req, body);
+        if (refusal) {
+          log(`s3 front: refused ${req.method} ${req.url.slice(0, 200)}: ${refusal}`);
+          return sendS3Error(res, 400, 'InvalidArgument', `An event body upload ${refusal}`);
         }
       }
       // S3 refuses keys over 1024 bytes; s3rver keeps each part of a key between slashes as a file
