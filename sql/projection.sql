@@ -244,6 +244,36 @@ SELECT event_store_dynamo.retry_dead_letters('nope');
 SELECT event_store_dynamo.wait_for_projection('nope', 'x', '0');
 SELECT event_store_dynamo.wait_for_projection('balances', NULL, '0');
 
+-- retry_dead_letters applies the dead letters again in created order, then
+-- sequence order within a stream (not in the order of their ids)
+CREATE TABLE dl_log (n serial, identifier text, sequence bigint);
+CREATE TABLE dl_cured (ok boolean);
+CREATE FUNCTION dl_apply(e pe) RETURNS void LANGUAGE plpgsql AS $$
+BEGIN
+  IF NOT EXISTS (SELECT 1 FROM dl_cured) THEN
+    RAISE EXCEPTION 'not yet' USING ERRCODE = '22000';
+  END IF;
+  INSERT INTO dl_log (identifier, sequence) VALUES (e.identifier, e.sequence);
+END
+$$;
+INSERT INTO pe (id, domain, type, identifier, payload, created) VALUES
+  ('00000000-0000-4000-8000-00000000a0f9', 'dl', 'x', 'd1', '{}', :'t0'::timestamptz + interval '21 seconds'),
+  ('00000000-0000-4000-8000-00000000a0f1', 'dl', 'x', 'd1', '{}', :'t0'::timestamptz + interval '21 seconds'),
+  ('00000000-0000-4000-8000-00000000a0f5', 'dl', 'x', 'd2', '{}', :'t0'::timestamptz + interval '20 seconds'),
+  ('00000000-0000-4000-8000-00000000a0f0', 'dl', 'x', 'd2', '{}', :'t0'::timestamptz + interval '23 seconds');
+SELECT event_store_dynamo.create_projection('dl_order', 'pe', 'dl_apply(pe)', domains => ARRAY['dl'],
+                                            settle => '0', on_error => 'dead_letter');
+CALL event_store_dynamo.catch_up('dl_order');
+SELECT event_id, kind, identifier, sequence FROM event_store_dynamo.dead_letters
+ WHERE projection = 'dl_order' ORDER BY event_id;
+INSERT INTO dl_cured VALUES (true);
+SELECT event_store_dynamo.retry_dead_letters('dl_order');
+SELECT identifier, sequence FROM dl_log ORDER BY n;
+SELECT count(*) FROM event_store_dynamo.dead_letters WHERE projection = 'dl_order';
+SELECT event_store_dynamo.drop_projection('dl_order');
+DROP FUNCTION dl_apply(pe);
+DROP TABLE dl_log, dl_cured;
+
 -- dropping a projection removes its state, never its tables
 SELECT event_store_dynamo.drop_projection('balances');
 SELECT event_store_dynamo.drop_projection('balances');
