@@ -520,7 +520,7 @@ push_null(JsonbParseState **state)
  * ----------------------------------------------------------------
  */
 
-/* "meta.tags[2]", for error messages */
+/* "meta.tags[2]", for error messages: each name quoted as messages quote values */
 static char *
 render_path(const AvContext *ctx, const AvPath *path)
 {
@@ -535,11 +535,11 @@ render_path(const AvContext *ctx, const AvPath *path)
 		frames[i] = path;
 
 	initStringInfo(&buf);
-	appendStringInfoString(&buf, ctx->attr_name ? ctx->attr_name : "(value)");
+	appendStringInfoString(&buf, ctx->attr_name ? esd_shorten(ctx->attr_name) : "(value)");
 	for (int i = 0; i < nframes; i++)
 	{
 		if (frames[i]->key != NULL)
-			appendStringInfo(&buf, ".%s", frames[i]->key);
+			appendStringInfo(&buf, ".%s", esd_shorten(frames[i]->key));
 		else
 			appendStringInfo(&buf, "[%d]", frames[i]->index);
 	}
@@ -615,10 +615,9 @@ av_error_callback(void *arg)
 		return;
 	path = render_path(ctx, ctx->path);
 	if (ctx->item_id != NULL)
-		errcontext("DynamoDB attribute value %s of item \"%s\"", esd_shorten(path),
-				   esd_shorten(ctx->item_id));
+		errcontext("DynamoDB attribute value %s of item \"%s\"", path, esd_shorten(ctx->item_id));
 	else
-		errcontext("DynamoDB attribute value %s", esd_shorten(path));
+		errcontext("DynamoDB attribute value %s", path);
 }
 
 /*
