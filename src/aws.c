@@ -234,9 +234,10 @@ s3_checksum_crc32(const char *body, size_t len)
 
 /*
  * The upload of an offloaded event's body, with the headers the Node
- * adapter's upload carries: Content-Type application/json, the ACL
- * "private" and the body's CRC-32, all signed, so that S3 stores a JSON
- * object no one else may read and refuses a body damaged on the way.
+ * adapter's upload carries (Content-Type application/json and the ACL
+ * "private") and the body's CRC-32 as the AWS SDK adds by default, all
+ * signed: S3 stores a JSON object no one else may read and refuses a body
+ * damaged on the way.
  */
 void
 aws_s3_put_event_init(AwsCall *call, const EsdConnOptions *conn,
