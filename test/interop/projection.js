@@ -260,32 +260,41 @@ async function killer(control, stats) {
       if (Number.isNaN(pid)) await sleep(20);
     }
     if (Number.isNaN(pid) || control.paused) continue;
-    const restart = round >= 4 && stats.restarts.fast === 0 ? 'fast'
-      : round >= 8 && stats.restarts.immediate === 0 ? 'immediate' : null;
-    if (restart) {
-      const mode = restart;
-      await restartServer(mode);
-      stats.restarts[mode]++;
-      await waitForServer();
-    } else if (round % 4 === 2 && stats.sigkills < 2) {
-      try {
-        process.kill(pid, 'SIGKILL');
-        stats.sigkills++;
-      } catch (e) {
-        continue;
-      }
-      await sleep(500);
-      await waitForServer();
-    } else {
-      const t = await psql(`SELECT pg_terminate_backend(${pid})`, inDb(DB, 'pj-killer'));
-      if (t.stdout.trim() === 't') stats.terminated++;
+    control.killing = true;
+    await killOne(pid, round, stats);
+    control.killing = false;
+  }
+}
+
+/* One kill of a backend in catch_up, or one restart of the server; returns once it is back. */
+async function killOne(pid, round, stats) {
+  const restart = round >= 3 && stats.restarts.fast === 0 ? 'fast'
+    : round >= 5 && stats.restarts.immediate === 0 ? 'immediate' : null;
+  if (restart) {
+    const mode = restart;
+    await restartServer(mode);
+    stats.restarts[mode]++;
+    await waitForServer();
+  } else if (round % 4 === 2 && stats.sigkills < 2) {
+    try {
+      process.kill(pid, 'SIGKILL');
+      stats.sigkills++;
+    } catch (e) {
+      return;
     }
+    await sleep(500);
+    await waitForServer();
+  } else {
+    const t = await psql(`SELECT pg_terminate_backend(${pid})`, inDb(DB, 'pj-killer'));
+    if (t.stdout.trim() === 't') stats.terminated++;
   }
 }
 
 /* rebuild_projection while a reader counts the read model's rows again and again. */
 async function rebuildWhileReading(control, stats) {
-  control.paused = true;   // a crash would end the rebuild itself
+  control.paused = true;   // a crash would end the rebuild itself: wait for the killer's last act
+  while (control.killing) await sleep(50);
+  await waitForServer();
   const before = parseInt(await q('SELECT count(*) FROM pj_balances'), 10);
   let reading = true;
   let minSeen = Infinity;
@@ -317,15 +326,15 @@ async function rebuildWhileReading(control, stats) {
   const r = await psql("CALL event_store_dynamo.rebuild_projection('pj_balances', 200)", inDb(DB, 'pj-rebuild'));
   reading = false;
   await reader;
-  control.paused = false;
   const newOid = await q("SELECT 'pj_balances'::regclass::oid");
+  const sw = await q("SELECT extract(epoch FROM last_switch) * 1000 FROM event_store_dynamo.projections WHERE name = 'pj_balances'");
+  control.paused = false;
   report.check('rebuild_projection completes while writers and catch_up calls go on', r.code === 0, r.stderr);
   report.check('the rebuild switched in new tables', oldOid !== newOid, { oldOid, newOid });
   report.check(`readers never saw an empty or partial read model during the rebuild (${reads} reads, ` +
                `never fewer than the ${before} rows before it)`, reads > 0 && minSeen >= before, { before, minSeen, reads });
   report.check('no read of the read model failed during the rebuild, none waited a second for a lock ' +
                '(lock_timeout 1s)', Object.keys(failed).length === 0, failed);
-  const sw = await q("SELECT extract(epoch FROM last_switch) * 1000 FROM event_store_dynamo.projections WHERE name = 'pj_balances'");
   report.check(`the switch held the read model's tables for under a second (${Number(sw).toFixed(1)} ms)`,
                sw !== '' && Number(sw) < 1000, { sw });
   report.note(`the longest read of the read model during the rebuild took ${maxReadMs} ms`);
@@ -471,7 +480,7 @@ async function main() {
     nodeEvents: 0, nodeErrors: [], sqlCommits: 0, sqlFailures: 0, catchUps: 0, catchUpErrors: {},
     terminated: 0, sigkills: 0, restarts: { fast: 0, immediate: 0 }, rebuilt: false,
   };
-  const control = { stop: false, paused: false };
+  const control = { stop: false, paused: false, killing: false };
   const states = new Set();
   const loops = [
     catchUpLoop('pj_balances', 1, control, stats), catchUpLoop('pj_balances', 2, control, stats),
