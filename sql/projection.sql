@@ -274,6 +274,40 @@ SELECT event_store_dynamo.drop_projection('dl_order');
 DROP FUNCTION dl_apply(pe);
 DROP TABLE dl_log, dl_cured;
 
+-- on_error 'stop' in the middle of a batch: the events before the failing one
+-- stay applied, nothing after it is; once the handler is fixed the next
+-- catch_up goes on from the failing event, in order
+CREATE TABLE sm_log (n serial, id text);
+CREATE FUNCTION sm_apply(e pe) RETURNS void LANGUAGE plpgsql AS $$
+BEGIN
+  IF e.payload->>'poison' = 'yes' THEN
+    RAISE EXCEPTION 'poisoned' USING ERRCODE = '22000';
+  END IF;
+  INSERT INTO sm_log (id) VALUES (e.id);
+END
+$$;
+INSERT INTO pe (id, domain, type, identifier, payload, created) VALUES
+  ('00000000-0000-4000-8000-00000000a0e1', 'sm', 'x', 's1', '{}', :'t0'::timestamptz + interval '30 seconds'),
+  ('00000000-0000-4000-8000-00000000a0e2', 'sm', 'x', 's2', '{"poison": "yes"}', :'t0'::timestamptz + interval '31 seconds'),
+  ('00000000-0000-4000-8000-00000000a0e3', 'sm', 'x', 's3', '{}', :'t0'::timestamptz + interval '32 seconds');
+SELECT event_store_dynamo.create_projection('stop_mid', 'pe', 'sm_apply(pe)', domains => ARRAY['sm'],
+                                            settle => '0', on_error => 'stop');
+CALL event_store_dynamo.catch_up('stop_mid', batch_size => 10);
+SELECT state, failed_event_id, last_sqlstate, last_error, events_applied
+  FROM event_store_dynamo.projections WHERE name = 'stop_mid';
+SELECT id FROM sm_log ORDER BY n;
+CREATE OR REPLACE FUNCTION sm_apply(e pe) RETURNS void LANGUAGE plpgsql AS $$
+BEGIN
+  INSERT INTO sm_log (id) VALUES (e.id);
+END
+$$;
+CALL event_store_dynamo.catch_up('stop_mid', batch_size => 10);
+SELECT state, failed_event_id, events_applied FROM event_store_dynamo.projections WHERE name = 'stop_mid';
+SELECT id FROM sm_log ORDER BY n;
+SELECT event_store_dynamo.drop_projection('stop_mid');
+DROP FUNCTION sm_apply(pe);
+DROP TABLE sm_log;
+
 -- dropping a projection removes its state, never its tables
 SELECT event_store_dynamo.drop_projection('balances');
 SELECT event_store_dynamo.drop_projection('balances');
