@@ -214,6 +214,7 @@ static shmem_startup_hook_type prev_shmem_startup_hook = NULL;
 static ProcessUtility_hook_type prev_ProcessUtility = NULL;
 static List *pending_actions = NIL;
 static bool callbacks_registered = false;
+static bool rescan_on_abort = false;	/* DROP EXTENSION stopped this database's workers */
 
 static Size shared_size(void);
 static void progress_notify(void);
@@ -499,11 +500,19 @@ pending_xact_callback(XactEvent event, void *arg pg_attribute_unused())
 			foreach(lc, pending_actions)
 				apply_pending((PendingAction *) lfirst(lc));
 			pending_actions = NIL;
+			rescan_on_abort = false;
 			break;
 		case XACT_EVENT_ABORT:
 		case XACT_EVENT_PARALLEL_ABORT:
 			progress = NIL;
 			pending_actions = NIL;
+			if (rescan_on_abort && shared)
+			{
+				/* a DROP EXTENSION rolled back: its workers come back */
+				shared->rescan = true;
+				wake_launcher();
+			}
+			rescan_on_abort = false;
 			break;
 		default:
 			break;
@@ -521,6 +530,12 @@ pending_subxact_callback(SubXactEvent event, SubTransactionId mySubid pg_attribu
 
 	if (event != SUBXACT_EVENT_ABORT_SUB && event != SUBXACT_EVENT_COMMIT_SUB)
 		return;
+	if (event == SUBXACT_EVENT_ABORT_SUB && rescan_on_abort && shared)
+	{
+		/* a DROP EXTENSION may have been rolled back: the launcher looks again */
+		shared->rescan = true;
+		wake_launcher();
+	}
 	foreach(lc, pending_actions)
 	{
 		PendingAction *action = (PendingAction *) lfirst(lc);
@@ -887,10 +902,27 @@ drops_this_extension(DropStmt *stmt)
 	return false;
 }
 
+/* Waits (up to 10 s) until no worker of the database runs. */
+static void
+wait_workers_gone(Oid dboid)
+{
+	for (int i = 0; i < 100 && slots_live_in(dboid); i++)
+	{
+		(void) WaitLatch(MyLatch, WL_LATCH_SET | WL_TIMEOUT | WL_EXIT_ON_PM_DEATH,
+						 100L, PG_WAIT_EXTENSION);
+		ResetLatch(MyLatch);
+		CHECK_FOR_INTERRUPTS();
+	}
+}
+
 /*
  * Before DROP DATABASE: the database's workers are told to go, and the
  * statement waits (up to 10 s) until they have, so that the drop does not
- * find them connected.  If the drop fails, the launcher scans again.
+ * find them connected.  Before DROP EXTENSION likewise: a worker's
+ * transaction reads several of the extension's tables, which the drop locks
+ * one after the other, so the two would deadlock.  If the drop fails or its
+ * transaction rolls back, the launcher scans again and the running
+ * projections get their workers back.
  */
 static void
 worker_ProcessUtility(PlannedStmt *pstmt, const char *queryString,
@@ -907,13 +939,7 @@ worker_ProcessUtility(PlannedStmt *pstmt, const char *queryString,
 		if (OidIsValid(dropped_db))
 		{
 			slots_release(dropped_db, NULL);
-			for (int i = 0; i < 100 && slots_live_in(dropped_db); i++)
-			{
-				(void) WaitLatch(MyLatch, WL_LATCH_SET | WL_TIMEOUT | WL_EXIT_ON_PM_DEATH,
-								 100L, PG_WAIT_EXTENSION);
-				ResetLatch(MyLatch);
-				CHECK_FOR_INTERRUPTS();
-			}
+			wait_workers_gone(dropped_db);
 		}
 	}
 	else if (shared && IsA(parsetree, DropStmt) && drops_this_extension((DropStmt *) parsetree))
@@ -923,6 +949,11 @@ worker_ProcessUtility(PlannedStmt *pstmt, const char *queryString,
 		memset(&spec, 0, sizeof(spec));
 		spec.dboid = MyDatabaseId;
 		add_pending(PENDING_STOP_DATABASE, &spec);
+		rescan_on_abort = true;
+		register_callbacks();
+		dropped_db = MyDatabaseId;
+		slots_release(MyDatabaseId, NULL);
+		wait_workers_gone(MyDatabaseId);
 	}
 
 	PG_TRY();
