@@ -373,8 +373,10 @@ async function main() {
   if (info.loadAverageAtStart > 0.5)
     log(`note: the load average is ${info.loadAverageAtStart.toFixed(2)} before the benchmark starts: other work on the machine lowers the figures`);
   log(`machine: ${info.cpu}, ${info.cores} cores, ${info.memoryGB} GB; PostgreSQL ${info.postgres}, Node ${info.node}, ${info.java}, ${info.dynamodbLocal}`);
-  log(`plan: ${opts.rounds} round(s); replay set ${fmt(opts.replay)} events; append ${fmt(opts.appendEvents)} events over ${opts.appendStreams} streams; ` +
-    (opts.million ? `memory at ${fmt(opts.millionEvents)} events` : 'no million-event set (--no-million)') + (opts.quick ? ' (--quick: smoke run, not figures)' : ''));
+  log(`plan: ${opts.rounds} round(s); replay set ${fmt(opts.replay)} events; ` +
+    (opts.append ? `append ${fmt(opts.appendEvents)} events over ${opts.appendStreams} streams; ` : 'no append (--no-append); ') +
+    (opts.million ? `memory at ${fmt(opts.millionEvents)} events` + (opts.millionReplay ? '' : ' (cost figures only, --no-million-replay)')
+      : 'no million-event set (--no-million)') + (opts.quick ? ' (--quick: smoke run, not figures)' : ''));
 
   const results = {
     machine: info, started: new Date().toISOString(), options: { ...opts, out: undefined },
