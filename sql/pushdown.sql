@@ -174,5 +174,33 @@ SELECT (SELECT array_agg(id ORDER BY sequence) FROM streams WHERE domain = 'cart
      = (SELECT array_agg(id ORDER BY sequence) FROM streams_local WHERE domain = 'cart' AND identifier = 'c0' AND sequence > 4)
        AS same_stream;
 
+-- the table recreated outside without streamIndex (here through another
+-- foreign table on the same DynamoDB table, created with stream_index
+-- 'false'): the planner was told a moment ago that the index is there, and
+-- a prepared plan keeps its Query on it; the stream read walks instead of
+-- failing, and the next plan knows
+CREATE FOREIGN TABLE streams_bare (id text, domain text, type text, identifier text, sequence bigint,
+  payload jsonb, created timestamptz) SERVER pd_srv
+  OPTIONS (table_name_prefix 'pushdown-streams-', start_month '2024-01', lookahead_months '0',
+           stream_index 'false');
+PREPARE stream_c1 AS SELECT sequence, type FROM streams WHERE domain = 'cart' AND identifier = 'c1' ORDER BY sequence;
+PREPARE stream_c1_last AS SELECT sequence, type FROM streams WHERE domain = 'cart' AND identifier = 'c1'
+  ORDER BY sequence DESC LIMIT 2;
+SELECT * FROM pg_temp.plan($$EXECUTE stream_c1$$);
+SELECT * FROM pg_temp.plan($$EXECUTE stream_c1_last$$);
+SELECT event_store_dynamo.reset_store('streams_bare') IS NOT NULL AS recreated;
+-- created runs against sequence here: a walk alone would return them backwards
+INSERT INTO streams_bare (domain, type, identifier, created) VALUES
+  ('cart', 'first', 'c1', '2024-03-03 00:00:00+00'), ('cart', 'second', 'c1', '2024-03-02 00:00:00+00'),
+  ('cart', 'third', 'c1', '2024-03-01 00:00:00+00');
+INSERT INTO streams_bare (domain, type, identifier, created) VALUES ('cart', 'other', 'c2', '2024-03-02 00:00:00+00');
+SELECT sequence, type FROM streams WHERE domain = 'cart' AND identifier = 'c1' ORDER BY sequence;
+EXECUTE stream_c1;
+EXECUTE stream_c1_last;
+SELECT * FROM pg_temp.plan($$SELECT sequence, type FROM streams
+  WHERE domain = 'cart' AND identifier = 'c1' ORDER BY sequence$$);
+DEALLOCATE stream_c1;
+DEALLOCATE stream_c1_last;
+
 DROP TABLE commands;
 DROP SERVER pd_srv CASCADE;

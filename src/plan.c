@@ -107,6 +107,12 @@ stats_invalidate(Datum arg pg_attribute_unused(), Oid relid)
 }
 
 void
+esd_table_stats_forget(void)
+{
+	stats_invalidate((Datum) 0, InvalidOid);
+}
+
+void
 esd_table_stats(Oid relid, EsdTableStats *stats)
 {
 	StatsEntry *e;

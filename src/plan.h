@@ -86,6 +86,8 @@ typedef struct EsdTableStats
 } EsdTableStats;
 
 extern void esd_table_stats(Oid relid, EsdTableStats *stats);
+/* Forget what the cache knows (a table found without the streamIndex it had). */
+extern void esd_table_stats_forget(void);
 
 /*
  * Find the conditions that can be pushed among clauses (RestrictInfos of

@@ -190,6 +190,8 @@ esd_walk_rewind(EsdWalk *walk)
 	walk->pages_done = 0;
 	walk->pages_early = 0;
 	walk->collected = false;
+	walk->stream_walked = false;
+	walk->stream_index_gone = false;
 	walk->pending = NULL;
 	walk->npending = walk->next_pending = 0;
 }
@@ -814,6 +816,136 @@ page_has_keys(EsdWalk *walk, EsdPage *page, bool whole_items)
  * Move a page as far as its finished requests allow, without waiting:
  * Query answered -> hydrate; hydrated -> resolve offloaded events -> ready.
  */
+/*
+ * Did the first page of a stream read fail because the table has no
+ * streamIndex (any more: it was recreated without it since the planner
+ * looked)?  DynamoDB says so in a ValidationException.
+ */
+static bool
+stream_index_missing(EsdWalk *walk, EsdPage *page)
+{
+	AwsCall    *q = &page->query;
+
+	return walk->access == ESD_ACCESS_STREAM && page->part == 0 && !page->continuation &&
+		walk->returned == 0 && walk->current == NULL &&
+		q->error_type && strcmp(q->error_type, "ValidationException") == 0 &&
+		q->error_message && strstr(q->error_message, "specified index") != NULL;
+}
+
+static bool next_streamed_page(EsdWalk *walk);
+static bool next_collected_page(EsdWalk *walk);
+static EsdPage *start_collected_page(EsdWalk *walk);
+
+static int64
+item_sequence(json_object *item)
+{
+	json_object *av = dynamo_item_attr(item, "sequence");
+	json_object *n;
+
+	if (av && json_object_object_get_ex(av, "N", &n) && json_object_is_type(n, json_type_string))
+		return strtoi64(json_object_get_string(n), NULL, 10);
+	return 0;
+}
+
+static int
+compare_sequence(const void *a, const void *b)
+{
+	int64		x = item_sequence(*(json_object *const *) a);
+	int64		y = item_sequence(*(json_object *const *) b);
+
+	return x < y ? -1 : x > y ? 1 : 0;
+}
+
+static int
+compare_sequence_desc(const void *a, const void *b)
+{
+	return compare_sequence(b, a);
+}
+
+/*
+ * The stream read cannot use streamIndex: forget what the planner was told
+ * (the next plan walks and sorts), and read the stream as a table without
+ * the index is read, by walking the months, without giving up the order
+ * the plan promised: the walk finds the keys of the stream's events (id,
+ * created, domain, identifier, sequence), which are sorted by sequence and
+ * then returned as collected pages, hydrated as the query needs.
+ */
+static void
+walk_instead_of_stream(EsdWalk *walk)
+{
+	EsdBounds	stream = walk->bounds;
+	bool		descending = walk->descending;
+	EsdBounds	walk_bounds;
+	MemoryContext old;
+	int			cap = 64;
+	int			nattrs;
+
+	esd_table_stats_forget();
+	drop_pages(walk);
+	walk->parts_started = walk->parts_read = 0;
+	walk->stream_index_gone = false;
+	memset(&walk_bounds, 0, sizeof(walk_bounds));
+	esd_walk_plan(walk, ESD_ACCESS_WALK, false, &walk_bounds);
+	walk->keys_suffice = false; /* the stream's attributes are needed */
+	walk->target = 0;			/* read ahead freely */
+	nattrs = walk->nattrs;
+	walk->nattrs = 0;			/* no S3 body: the keys are all this pass keeps */
+
+	old = MemoryContextSwitchTo(walk->scan_cxt);
+	walk->pending = palloc(sizeof(json_object *) * cap);
+	walk->npending = 0;
+	while (next_streamed_page(walk))
+	{
+		for (; walk->next < walk->nout; walk->next++)
+		{
+			json_object *item = walk->out[walk->next]->item;
+			const char *domain = dynamo_item_string(item, "domain");
+			const char *identifier = dynamo_item_string(item, "identifier");
+			json_object *key;
+
+			walk->returned++;	/* pages grow as for a replay */
+			if (domain == NULL || identifier == NULL ||
+				strcmp(domain, stream.domain) != 0 || strcmp(identifier, stream.identifier) != 0)
+				continue;
+			key = json_object_new_object();
+			aws_json_own(key);
+			{
+				static const char *const attrs[] = {"id", "created", "domain", "identifier", "sequence", NULL};
+
+				for (int i = 0; attrs[i]; i++)
+				{
+					json_object *av = dynamo_item_attr(item, attrs[i]);
+
+					if (av)
+						json_object_object_add(key, attrs[i], json_object_get(av));
+				}
+			}
+			if (walk->npending == cap)
+			{
+				cap *= 2;
+				walk->pending = repalloc(walk->pending, sizeof(json_object *) * cap);
+			}
+			walk->pending[walk->npending++] = key;
+		}
+	}
+	qsort(walk->pending, walk->npending, sizeof(json_object *),
+		  descending ? compare_sequence_desc : compare_sequence);
+	MemoryContextSwitchTo(old);
+
+	/* the stream's keys, in order, returned as the collected pages of a lookup */
+	walk->nattrs = nattrs;
+	walk->access = ESD_ACCESS_STREAM;
+	walk->descending = descending;
+	walk->bounds = stream;
+	walk->keys_suffice = keys_suffice(walk);
+	walk->returned = 0;
+	walk->target = walk->hint;
+	walk->next_pending = 0;
+	walk->collected = true;
+	walk->stream_walked = true;
+	walk->pages = start_collected_page(walk);
+}
+
 static void
 advance_page(EsdWalk *walk, EsdPage *page)
 {
@@ -823,6 +955,12 @@ advance_page(EsdWalk *walk, EsdPage *page)
 	{
 		json_object *lek;
 
+		if (page->query.failed && stream_index_missing(walk, page))
+		{
+			walk->stream_index_gone = true;
+			MemoryContextSwitchTo(old);
+			return;
+		}
 		if (page->query.failed)
 			aws_raise(&page->query);
 		if (json_object_object_get_ex(page->query.json, "LastEvaluatedKey", &lek))
@@ -1118,6 +1256,11 @@ next_streamed_page(EsdWalk *walk)
 
 		for (EsdPage *p = walk->pages; p; p = p->next)
 			advance_page(walk, p);
+		if (walk->stream_index_gone)
+		{
+			walk_instead_of_stream(walk);
+			return next_collected_page(walk);
+		}
 
 		head = walk->pages;
 		if (head == NULL)
@@ -1305,7 +1448,9 @@ next_collected_page(EsdWalk *walk)
 			walk->out = MemoryContextAlloc(walk->scan_cxt, sizeof(EsdEvent *) * page->nevents);
 			for (int i = 0; i < page->nevents; i++)
 				walk->out[i] = &page->events[i];
-			sort_events(walk->out, page->nevents, false);
+			/* a stream's keys came sorted by sequence: they stay so */
+			if (!walk->stream_walked)
+				sort_events(walk->out, page->nevents, false);
 			walk->nout = page->nevents;
 			return true;
 		}
@@ -1336,7 +1481,8 @@ esd_walk_next(EsdWalk *walk)
 		keep_pages_moving(walk);
 	if (walk->current == NULL || walk->next >= walk->nout)
 	{
-		bool		more = (walk->access == ESD_ACCESS_ID || walk->access == ESD_ACCESS_CAUSATION)
+		bool		more = (walk->access == ESD_ACCESS_ID || walk->access == ESD_ACCESS_CAUSATION ||
+							walk->stream_walked)
 			? next_collected_page(walk) : next_streamed_page(walk);
 
 		if (!more)

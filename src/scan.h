@@ -55,6 +55,8 @@ typedef struct EsdWalk
 	bool		descending;
 	EsdBounds	bounds;
 	bool		keys_suffice;	/* the index keys hold every attribute the rows need */
+	bool		stream_index_gone;	/* a stream read found the table without
+									 * streamIndex: it walks instead */
 
 	/* the Queries to run, in order */
 	EsdPartition *parts;
@@ -86,6 +88,7 @@ typedef struct EsdWalk
 
 	/* collect mode (id, causation): every key or item, sorted by created */
 	bool		collected;
+	bool		stream_walked;	/* a stream's keys found by walking, sorted by sequence */
 	struct json_object **pending;
 	int			npending;
 	int			next_pending;
