@@ -6,6 +6,7 @@
 #   clock                    test/steps/45-regress-clock.sh (the regress files at a month boundary)
 #   faults                   test/interop/faults.js (the replay under faults)
 #   write-faults             test/interop/write-faults.js
+#   outcomes                 test/interop/outcomes.js (answers other than success to a commit)
 # shellcheck shell=bash
 
 # A Put without its condition: an event with the id and created of another overwrites it.
@@ -102,3 +103,28 @@ mutant upload-checksum-wrong src/aws.c \
 mutant bad-item-id-in-full src/row.c \
     's/esd_shorten\(c->item_id\)/c->item_id/' \
     regress:baditems
+
+# TransactionInProgressException taken as a plain failure: not retried with the same token.
+mutant in-progress-not-retried src/aws.c \
+    's/strcmp\(call->error_type, "TransactionInProgressException"\) == 0/false/' \
+    outcomes
+
+# A cancellation after an unanswered attempt taken at its word: an applied commit reported as a conflict.
+mutant cancel-after-lost-answer-believed src/append.c \
+    's/\(t->call.attempts >= 2 && t->call.error_type &&/(false \&\& t->call.error_type \&\&/' \
+    outcomes
+
+# A commit's transaction cancelled for ThrottlingError reported as a conflict (40001).
+mutant throttling-cancel-as-conflict src/append.c \
+    's/strcmp\(c, "ThrottlingError"\) == 0 \|\|/false ||/' \
+    outcomes
+
+# The consistent second look limited to as many keys as the round before it asked.
+mutant second-look-by-round-keys src/dynamo.c \
+    's/for \(int i = 0; i < job->nall && nretry < job->nall; i\+\+\)/for (int i = 0; i < job->nall \&\& nretry < job->nkeys; i++)/' \
+    outcomes
+
+# A stream read walked for want of streamIndex returned in created order, not sequence order.
+mutant stream-walk-unsorted src/scan.c \
+    's/if \(!walk->stream_walked\)\n(\t+)sort_events/if (true)\n$1sort_events/' \
+    regress:pushdown

@@ -121,7 +121,7 @@ run_check() {
                 REGRESS="$files") >"$log" 2>&1 ;;
         clock)
             (cd "$SCRATCH" && timeout "$CHECK_TIMEOUT" sh test/steps/45-regress-clock.sh) >"$log" 2>&1 ;;
-        faults|write-faults)
+        faults|write-faults|outcomes)
             (cd "$SCRATCH" && timeout "$CHECK_TIMEOUT" node "test/interop/$check.js") >"$log" 2>&1 ;;
         *)
             echo "unknown check $check" >"$log"; return 2 ;;
