@@ -813,10 +813,6 @@ page_has_keys(EsdWalk *walk, EsdPage *page, bool whole_items)
 }
 
 /*
- * Move a page as far as its finished requests allow, without waiting:
- * Query answered -> hydrate; hydrated -> resolve offloaded events -> ready.
- */
-/*
  * Did the first page of a stream read fail because the table has no
  * streamIndex (any more: it was recreated without it since the planner
  * looked)?  DynamoDB says so in a ValidationException.
@@ -946,6 +942,10 @@ walk_instead_of_stream(EsdWalk *walk)
 	walk->pages = start_collected_page(walk);
 }
 
+/*
+ * Move a page as far as its finished requests allow, without waiting:
+ * Query answered -> hydrate; hydrated -> resolve offloaded events -> ready.
+ */
 static void
 advance_page(EsdWalk *walk, EsdPage *page)
 {
