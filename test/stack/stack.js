@@ -349,11 +349,15 @@ function hasSetpriv() {
 // Starts DynamoDB Local once on a free port; resolves with the port when it answers ListTables.
 async function startDynamoOnce(jarDir, { DynamoDBClient, ListTablesCommand }) {
   const port = await freePort();
+  // ESD_DDB_LOCAL_HEAP (a -Xmx value, 1g by default) and ESD_DDB_LOCAL_DB_DIR (a directory: the
+  // database on disk there instead of in the heap) are for the benchmarks that store a million events
+  const heap = process.env.ESD_DDB_LOCAL_HEAP || '1g';
+  const dbDir = process.env.ESD_DDB_LOCAL_DB_DIR;
   const javaArgs = [
-    '-Xmx1g', '-XX:+UseSerialGC',
+    `-Xmx${heap}`, '-XX:+UseSerialGC',
     `-Djava.library.path=${path.join(jarDir, 'DynamoDBLocal_lib')}`,
     '-jar', path.join(jarDir, 'DynamoDBLocal.jar'),
-    '-inMemory', '-sharedDb', '-disableTelemetry', '-port', String(port),
+    ...(dbDir ? ['-dbPath', dbDir] : ['-inMemory']), '-sharedDb', '-disableTelemetry', '-port', String(port),
   ];
   // The kernel kills java if this process dies in any way (even SIGKILL): no orphan survives.
   const [cmd, argv] = hasSetpriv()
