@@ -384,9 +384,12 @@ numeric_to_js_double(Numeric num)
 char *
 esd_shorten(const char *value)
 {
-	size_t		len = strlen(value);
+	size_t		len;
 	int			cut;
 
+	if (value == NULL)
+		return NULL;
+	len = strlen(value);
 	if (len <= ESD_MESSAGE_VALUE_MAX)
 		return (char *) value;
 	cut = pg_mbcliplen(value, (int) len, ESD_MESSAGE_VALUE_MAX);

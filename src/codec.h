@@ -32,7 +32,8 @@ struct json_object;
 
 /*
  * A value as every message quotes it (ids, stream names, keys, attribute
- * names, numbers): cut to ESD_MESSAGE_VALUE_MAX bytes with "..."
+ * names, numbers): cut to ESD_MESSAGE_VALUE_MAX bytes with "..."; NULL
+ * stays NULL
  */
 extern char *esd_shorten(const char *value);
 
