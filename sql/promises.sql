@@ -40,6 +40,18 @@ BEGIN
   RETURN QUERY SELECT r->'body' FROM jsonb_array_elements(reply::jsonb) r
                 WHERE r->>'target' = 'DynamoDB_20120810.' || op;
 END $$;
+-- the arrival of every request at the front (faulted or not), in ms since the last configuration
+CREATE FUNCTION pg_temp.arrivals() RETURNS TABLE (n bigint, target text, at float8, fault text) LANGUAGE plpgsql AS $$
+DECLARE
+  reply text;
+BEGIN
+  DELETE FROM front_reply;
+  EXECUTE format('COPY front_reply FROM PROGRAM %L WITH (FORMAT csv, QUOTE %L, DELIMITER %L)',
+    format('curl -s %s/__faults/arrivals', current_setting('promises.fault_url')), E'\x01', E'\x02');
+  SELECT string_agg(body, E'\n') INTO reply FROM front_reply;
+  RETURN QUERY SELECT o - 1, r->>'target', (r->>'at')::float8, r->>'fault'
+                 FROM jsonb_array_elements(reply::jsonb) WITH ORDINALITY AS a(r, o);
+END $$;
 -- an error's SQLSTATE, message and detail, for the cases whose detail is asserted too
 CREATE FUNCTION pg_temp.outcome(query text) RETURNS text LANGUAGE plpgsql AS $$
 DECLARE
@@ -185,10 +197,17 @@ SELECT pg_temp.front('{"record":true}') ->> 'requests' AS reset;
 SELECT count(payload) FROM pr_front_t WHERE created < '2024-06-01';
 SELECT (c->>'maxInFlight')::int AS max_in_flight, (c->'byTarget'->>'DynamoDB_20120810.BatchGetItem')::int > 1 AS several_batches
   FROM pg_temp.front() c;
+-- ... and that many indeed: pages of 500 keys are hydrated by five BatchGetItems each; the front
+-- holds every BatchGetItem until four wait at once (or 10 s went by: "timeout"), so four under
+-- way together are seen however fast the machine is, and never more
 ALTER SERVER pr_front OPTIONS (SET max_in_flight '4');
-SELECT pg_temp.front('{"record":true}') ->> 'requests' AS reset;
+ALTER FOREIGN TABLE pr_front_t OPTIONS (ADD page_size '500');
+SELECT pg_temp.front('{"record":true,"hold":{"target":"BatchGetItem","untilHeld":4}}') ->> 'requests' AS reset;
 SELECT count(payload) FROM pr_front_t WHERE created < '2024-06-01';
-SELECT (c->>'maxInFlight')::int <= 4 AS at_most_four FROM pg_temp.front() c;
+SELECT c->>'holdReleased' AS released, (c->>'maxHeld')::int AS batch_gets_at_once,
+       (c->>'maxInFlight')::int AS max_in_flight
+  FROM pg_temp.front() c;
+ALTER FOREIGN TABLE pr_front_t OPTIONS (DROP page_size);
 ALTER SERVER pr_front OPTIONS (DROP max_in_flight);
 
 -- ---- INSERT ... SELECT reads the heads of its streams 100 to a BatchGetItem ----
@@ -235,6 +254,33 @@ SELECT pg_temp.outcome($$INSERT INTO pr_front_nocheck (id, domain, type, identif
 SELECT count(*) AS transactions FROM pg_temp.recorded('TransactWriteItems');
 SELECT count(*), min(sequence), max(sequence) FROM pr WHERE domain = 'partial';
 SELECT event_store_dynamo.stream_version('pr', 'partial', 'p1') AS version;
+
+-- ---- after a failed DynamoDB transaction, none of the others is sent ----
+-- a commit of two streams in two DynamoDB transactions: the first (99 events of after-a) fails
+-- its head condition, because another session appended to after-a since this one read its head
+-- (40001); the second (after-b, an event with a given id, offloaded to S3) is still checking its
+-- id, held at the front until the first one's answer is given, then uploading: it is not written.
+CREATE FOREIGN TABLE pr_front_after (
+  id text, domain text, type text, identifier text, sequence bigint, payload jsonb, created timestamptz
+) SERVER pr_front OPTIONS (table_name_prefix 'promises-', s3_bucket 'promises-events', offload_threshold '2000');
+SELECT dblink_connect('other', format('host=%s port=%s dbname=%s user=%s',
+  split_part(current_setting('unix_socket_directories'), ',', 1), current_setting('port'),
+  current_database(), current_user));
+BEGIN;
+INSERT INTO pr_front_after (domain, type, identifier, created)
+  SELECT 'after-a', 'a', 'x', '2024-09-02'::timestamptz + g * interval '1 second' FROM generate_series(1, 99) g;
+SELECT dblink_exec('other', format($$INSERT INTO %s (domain, type, identifier, created)
+  VALUES ('after-a', 'theirs', 'x', '2024-09-02 12:00:00+00')$$, 'pr'::regclass));
+INSERT INTO pr_front_after (id, domain, type, identifier, payload, created)
+  VALUES ('00000000-0000-4000-8000-00000000d005', 'after-b', 'b', 'x', jsonb_build_object('blob', repeat('b', 5000)),
+          '2024-09-03 00:00:00+00');
+SELECT pg_temp.front('{"record":true,"hold":{"target":"Query","untilAnswered":"TransactWriteItems"}}') ->> 'requests' AS reset;
+COMMIT;
+SELECT c->>'holdReleased' AS released, (c->>'held')::int AS checks_held FROM pg_temp.front() c;
+SELECT count(*) AS transactions, min(jsonb_array_length(b->'TransactItems')) AS actions
+  FROM pg_temp.recorded('TransactWriteItems') b;
+SELECT domain, type, sequence FROM pr WHERE domain IN ('after-a', 'after-b') ORDER BY domain, sequence;
+SELECT dblink_disconnect('other');
 
 -- ---- payload columns of type json and text ----
 CREATE FOREIGN TABLE pr_json (id text, domain text, type text, payload json, created timestamptz)
@@ -288,6 +334,44 @@ SET ROLE regress_promises_clock;
 SET event_store_dynamo.test_now = '2024-03-01 00:00:00+00';
 RESET ROLE;
 DROP ROLE regress_promises_clock;
+
+-- ---- the retry backoff: retry n waits at least half of retry_base_ms * 2^(n-1) ----
+-- a GetItem throttled every time: its six arrivals at the front, and the gap before each retry
+-- (each gap holds the whole wait; 1 ms is left for the two clocks)
+CREATE SERVER pr_backoff FOREIGN DATA WRAPPER event_store_dynamo
+  OPTIONS (endpoint :'ddb_fault_url', max_retries '5', retry_base_ms '100', retry_cap_ms '100000');
+CREATE USER MAPPING FOR CURRENT_USER SERVER pr_backoff
+  OPTIONS (access_key_id 'S3RVER', secret_access_key 'S3RVER');
+CREATE FOREIGN TABLE pr_backoff_t (id text) SERVER pr_backoff OPTIONS (table_name_prefix 'promises-');
+SELECT pg_temp.front('{"record":true,"throttle":1,"maxConsecutive":1000}') ->> 'requests' AS reset;
+SELECT pg_temp.outcome($$SELECT event_store_dynamo.stream_version('pr_backoff_t', 'backoff', 'x')$$);
+SELECT n AS retry, target, fault, at - lag(at) OVER (ORDER BY n) >= 100 * 2 ^ (n - 1) / 2 - 1 AS waited_enough
+  FROM pg_temp.arrivals() ORDER BY n;
+SELECT pg_temp.front('{}') ->> 'requests' AS reset;
+DROP SERVER pr_backoff CASCADE;
+
+-- ---- connect_timeout_ms: a connection that never completes ----
+-- the pending front's accept queue is full, so a connect to it stays pending: each of the two
+-- attempts (max_retries 1) gives up after connect_timeout_ms (at least 1 s in all), long before
+-- request_timeout_ms would end them (40 s in all)
+\getenv ddb_pending_url DDB_PENDING_URL
+CREATE SERVER pr_pending FOREIGN DATA WRAPPER event_store_dynamo
+  OPTIONS (endpoint :'ddb_pending_url', connect_timeout_ms '500', request_timeout_ms '20000', max_retries '1',
+           retry_base_ms '1', retry_cap_ms '1');
+CREATE USER MAPPING FOR CURRENT_USER SERVER pr_pending
+  OPTIONS (access_key_id 'S3RVER', secret_access_key 'S3RVER');
+CREATE FOREIGN TABLE pr_pending_t (id text) SERVER pr_pending OPTIONS (table_name_prefix 'promises-');
+CREATE FUNCTION pg_temp.timed(query text, OUT outcome text, OUT ms float8) LANGUAGE plpgsql AS $$
+DECLARE
+  t0 timestamptz := clock_timestamp();
+BEGIN
+  outcome := pg_temp.outcome(query);
+  ms := extract(epoch FROM clock_timestamp() - t0) * 1000;
+END $$;
+SELECT regexp_replace(regexp_replace(outcome, 'port [0-9]+', 'port PORT'), 'after [0-9]+ ms', 'after N ms') AS outcome,
+       ms >= 2 * 500 AS after_two_timeouts, ms < 15000 AS long_before_the_request_timeout
+  FROM pg_temp.timed($$SELECT event_store_dynamo.stream_version('pr_pending_t', 'pending', 'x')$$);
+DROP SERVER pr_pending CASCADE;
 
 SELECT pg_temp.front('{}') ->> 'record' AS recording;
 DROP SERVER pr_srv, pr_front CASCADE;

@@ -4,8 +4,9 @@
  *	  Signed requests to DynamoDB and S3, the retry policy, and the mapping
  *	  of AWS failures to PostgreSQL errors.
  *
- * There is one retry policy: capped exponential backoff with full jitter
- * (a random wait between 0 and min(retry_cap_ms, retry_base_ms * 2^n)) for
+ * There is one retry policy: capped exponential backoff with jitter (retry
+ * n waits a random time between half and all of min(retry_cap_ms,
+ * retry_base_ms * 2^(n-1)), so that retries are always spaced) for
  * throttling, 5xx answers, timeouts and dropped connections, up to
  * max_retries retries.  A refused connection or an unknown host is retried
  * at most twice, so that a wrong endpoint fails fast.  Anything else
@@ -517,8 +518,8 @@ over_size_limit(AwsCall *call)
 }
 
 /*
- * Random wait before the next attempt: full jitter over a capped
- * exponential.
+ * Random wait before the next attempt: between half and all of a capped
+ * exponential (half of it fixed, so that the waits grow whatever the draws).
  */
 long
 aws_backoff_ms(const EsdConnOptions *conn, int attempts)
@@ -529,7 +530,7 @@ aws_backoff_ms(const EsdConnOptions *conn, int attempts)
 		ceiling *= 2;
 	if (ceiling > conn->retry_cap_ms)
 		ceiling = conn->retry_cap_ms;
-	return (long) (pg_prng_double(&pg_global_prng_state) * ceiling);
+	return (long) (ceiling / 2 + pg_prng_double(&pg_global_prng_state) * ceiling / 2);
 }
 
 /*

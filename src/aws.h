@@ -103,7 +103,7 @@ extern void aws_s3_init(AwsCall *call, const EsdConnOptions *conn,
 extern void aws_start_attempt(AwsCall *call);
 extern void aws_classify(AwsCall *call);
 
-/* The retry policy's wait before attempt n + 1, in milliseconds (full jitter). */
+/* The retry policy's wait before attempt n + 1, in milliseconds (half fixed, half random). */
 extern long aws_backoff_ms(const EsdConnOptions *conn, int attempts);
 extern void aws_raise(AwsCall *call) pg_attribute_noreturn();
 

@@ -4,8 +4,9 @@
 //      created order, with the right sequences and payloads, and the front's counters prove that
 //      every kind of fault was actually injected.
 //   2. Against the front that never answers (and a 10-minute request timeout, so that nothing but
-//      the cancel can end the wait), pg_cancel_backend stops the query within a second, and
-//      statement_timeout = 500ms ends it within 1.5 s of its start.
+//      the cancel can end the wait), pg_cancel_backend stops the query, and statement_timeout =
+//      500ms ends it, each within a second of what PostgreSQL's own pg_sleep takes to stop the
+//      same way, measured just before (so that a loaded machine slows both alike).
 //
 // Usage: node test/interop/faults.js   (after seed.js; needs PG*, DDB_FAULT_URL, DDB_HANG_URL,
 // S3_URL, AWS_TEST_*). Prints `ok - ...` / `not ok - ...` and `N passed, N failed`; exits 1 on failure.
@@ -24,9 +25,11 @@ const FAULTS = { throttle: 0.2, error5xx: 0.05, drop: 0.02, unprocessed: 0.33, u
 const NO_FAULTS = { throttle: 0, error5xx: 0, drop: 0, seed: 7 };
 const REPLAY_TIMEOUT_MS = 300000;
 const READY_TIMEOUT_MS = 10000;      // for the hanging query to show up as waiting
-const CANCEL_BUDGET_MS = 1000;       // cancel to psql's exit
-const STATEMENT_TIMEOUT_BUDGET_MS = 1500;   // start to psql's exit, with statement_timeout = 500ms
+// the extension stops a wait on a cancel or statement_timeout within a second more than
+// pg_sleep(600) needs to stop the same way
+const PROMPT_MARGIN_MS = 1000;
 const HANG_APP = `interop-hang-${process.pid}`;
+const SLEEP_APP = `interop-sleep-${process.pid}`;
 
 const env = process.env;
 const CREATED_ISO = `to_char(created AT TIME ZONE 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS.MS"Z"')`;
@@ -188,12 +191,45 @@ async function waitForHangingBackend(report, child, hangPort) {
 
 /* Terminates whatever is left of our hanging sessions, so a failed test leaves no stuck backend. */
 async function cleanUpHangingSessions() {
-  await psql(`SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE application_name = ${lit(HANG_APP)};`,
+  await psql(`SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE application_name IN (${lit(HANG_APP)}, ${lit(SLEEP_APP)});`,
     { timeoutMs: 10000 });
+}
+
+/*
+ * The reference: how long a cancel of pg_sleep(600) takes from pg_cancel_backend to psql's exit,
+ * on this machine now; null when it could not be measured.
+ */
+async function cancelReferenceMs(report) {
+  const { child, done } = startPsql('SELECT pg_sleep(600);', { env: { PGAPPNAME: SLEEP_APP }, timeoutMs: READY_TIMEOUT_MS + 20000 });
+  let exited = false;
+  child.once('close', () => { exited = true; });
+  const deadline = Date.now() + READY_TIMEOUT_MS;
+  let pid = null;
+  while (Date.now() < deadline && !exited && pid === null) {
+    const r = await psql(`SELECT pid FROM pg_stat_activity WHERE application_name = ${lit(SLEEP_APP)}
+      AND state = 'active' AND wait_event = 'PgSleep';`, { timeoutMs: 5000 });
+    pid = r.code === 0 && r.stdout.trim() ? Number(r.stdout.trim().split('\n')[0]) : null;
+    if (pid === null) await new Promise((resolve) => setTimeout(resolve, 50));
+  }
+  if (pid === null) {
+    child.kill('SIGKILL');
+    await done;
+    report.check('pg_sleep(600) is running, for the reference', false);
+    return null;
+  }
+  const cancelAt = Date.now();
+  await psql(`SELECT pg_cancel_backend(${pid});`, { timeoutMs: 10000 });
+  const r = await done;
+  if (!report.check('the reference pg_sleep(600) ends with "canceling statement due to user request"',
+    /canceling statement due to user request/.test(r.stderr), r.stderr.trim() || `exit ${r.code}`))
+    return null;
+  return r.endedAt - cancelAt;
 }
 
 async function checkCancel(report) {
   const hangPort = Number(new URL(env.DDB_HANG_URL).port);
+  const referenceMs = await cancelReferenceMs(report);
+  if (referenceMs === null) return;
   const { child, done } = startPsql('SELECT count(*) FROM interop.events_hang;',
     { env: { PGAPPNAME: HANG_APP }, timeoutMs: READY_TIMEOUT_MS + 20000 });
   const pid = await waitForHangingBackend(report, child, hangPort);
@@ -215,18 +251,26 @@ async function checkCancel(report) {
   const ms = r.endedAt - cancelAt;
   const canceled = report.check('the query ends with "canceling statement due to user request"',
     r.code !== 0 && /canceling statement due to user request/.test(r.stderr), r.stderr.trim() || `exit ${r.code}`);
-  report.check(`... within ${CANCEL_BUDGET_MS} ms of the cancel (${ms} ms)`,
-    canceled && !r.timedOut && ms <= CANCEL_BUDGET_MS, canceled ? undefined : 'it did not end by the cancel');
+  const budget = referenceMs + PROMPT_MARGIN_MS;
+  report.check(`... within ${budget} ms of the cancel (${ms} ms; pg_sleep took ${referenceMs} ms)`,
+    canceled && !r.timedOut && ms <= budget, canceled ? undefined : 'it did not end by the cancel');
 }
 
 async function checkStatementTimeout(report) {
+  const ref = await psql(`SET statement_timeout = '500ms';\nSELECT pg_sleep(600);`,
+    { env: { PGAPPNAME: SLEEP_APP }, timeoutMs: 30000 });
+  if (!report.check('the reference pg_sleep(600) ends with "canceling statement due to statement timeout"',
+    /canceling statement due to statement timeout/.test(ref.stderr), ref.stderr.trim() || `exit ${ref.code}`))
+    return;
+  const referenceMs = ref.endedAt - ref.startedAt;
   const r = await psql(`SET statement_timeout = '500ms';\nSELECT count(*) FROM interop.events_hang;`,
     { env: { PGAPPNAME: HANG_APP }, timeoutMs: 30000 });
   const ms = r.endedAt - r.startedAt;
   const timedOut = report.check('statement_timeout = 500ms ends the query with "canceling statement due to statement timeout"',
     r.code !== 0 && /canceling statement due to statement timeout/.test(r.stderr), r.stderr.trim() || `exit ${r.code}`);
-  report.check(`... within ${STATEMENT_TIMEOUT_BUDGET_MS} ms of its start (${ms} ms)`,
-    timedOut && !r.timedOut && ms <= STATEMENT_TIMEOUT_BUDGET_MS, timedOut ? undefined : 'it did not end by the timeout');
+  const budget = referenceMs + PROMPT_MARGIN_MS;
+  report.check(`... within ${budget} ms of its start (${ms} ms; pg_sleep took ${referenceMs} ms)`,
+    timedOut && !r.timedOut && ms <= budget, timedOut ? undefined : 'it did not end by the timeout');
 }
 
 async function main() {

@@ -87,7 +87,7 @@ mutant given-id-prefix-stripped src/item.c \
 # The retries of a throttled request are not spaced: no backoff at all.
 mutant no-backoff src/aws.c \
     's/call->due = GetCurrentTimestamp\(\) \+ \(TimestampTz\) aws_backoff_ms\(conn, call->attempts\) \* 1000;/call->due = GetCurrentTimestamp();/' \
-    regress:errors faults
+    regress:promises
 
 # An event body uploaded without the Node adapter's ACL header.
 mutant upload-without-acl src/aws.c \
@@ -128,3 +128,19 @@ mutant second-look-by-round-keys src/dynamo.c \
 mutant stream-walk-unsorted src/scan.c \
     's/if \(!walk->stream_walked\)\n(\t+)sort_events/if (true)\n$1sort_events/' \
     regress:pushdown
+
+# The backoff does not grow: every retry waits about retry_base_ms.
+mutant backoff-not-exponential src/aws.c \
+    's/\t\tceiling \*= 2;/\t\tceiling *= 1;/' \
+    regress:promises
+
+# connect_timeout_ms not given to libcurl: a connection that never completes waits for the
+# request timeout.
+mutant connect-timeout-ignored src/http.c \
+    's/\tcurl_easy_setopt\(easy, CURLOPT_CONNECTTIMEOUT_MS, t->connect_timeout_ms\);\n//' \
+    regress:promises
+
+# Every request on its own: the scheduler never has two under way, whatever max_in_flight says.
+mutant in-flight-serialized src/scheduler.c \
+    's/http_in_flight\(\) < call->conn->max_in_flight/http_in_flight() < 1/' \
+    regress:promises

@@ -1,7 +1,8 @@
 // Self-check of the local test stack (test/stack/stack.js): signed requests pass the SigV4 fronts,
 // wrong or stale signatures and unknown keys are refused the way AWS refuses them, S3 answers both
 // path-style and virtual-hosted requests, the fault front injects faults at about the configured
-// rates (deterministically for a seed) and counts requests, and the hanging front hangs.
+// rates (deterministically for a seed) and counts requests, records arrivals and holds requests, the
+// hanging front hangs and a connection to the pending front stays pending.
 // Needs the stack.env variables in the environment. Run: node test/stack/check.js
 
 'use strict';
@@ -21,7 +22,7 @@ const {
   S3Client, CreateBucketCommand, PutObjectCommand, GetObjectCommand, ListObjectsV2Command,
 } = require('@aws-sdk/client-s3');
 
-const need = ['DDB_URL', 'DDB_LOCAL_URL', 'DDB_FAULT_URL', 'DDB_HANG_URL', 'S3_URL', 'S3_VHOST_URL',
+const need = ['DDB_URL', 'DDB_LOCAL_URL', 'DDB_FAULT_URL', 'DDB_HANG_URL', 'DDB_PENDING_URL', 'S3_URL', 'S3_VHOST_URL',
   'AWS_TEST_ACCESS_KEY_ID', 'AWS_TEST_SECRET_ACCESS_KEY', 'AWS_TEST_REGION'];
 for (const n of need) {
   if (!process.env[n]) {
@@ -397,6 +398,48 @@ test('fault front: BatchGetItem answered in part (UnprocessedKeys), requests rec
   assert.equal(recorded[0].body.RequestItems[TABLE].Keys.length, 10);
   await setFaults({});
   assert.deepEqual(JSON.parse((await send(E.DDB_FAULT_URL, { method: 'GET', path: '/__faults/requests', headers: {} })).body), []);
+});
+
+test('fault front: arrivals recorded, faulted or not; holds until held, until answered', async () => {
+  await setFaults({ throttle: 1, maxConsecutive: 1, record: true, seed: 3 });
+  const list = async () => send(E.DDB_FAULT_URL, await signDdb(E.DDB_FAULT_URL, 'ListTables', {}));
+  assert.equal((await list()).status, 400);
+  assert.equal((await list()).status, 200);
+  const arrivals = JSON.parse((await send(E.DDB_FAULT_URL, { method: 'GET', path: '/__faults/arrivals', headers: {} })).body);
+  assert.deepEqual(arrivals.map((a) => [a.target, a.fault]),
+    [['DynamoDB_20120810.ListTables', 'throttle'], ['DynamoDB_20120810.ListTables', 'pass']]);
+  assert.ok(arrivals[1].at >= arrivals[0].at && arrivals[0].at >= 0);
+  // two ListTables held until both wait
+  await setFaults({ hold: { target: 'ListTables', untilHeld: 2 } });
+  const both = await Promise.all([list(), list()]);
+  assert.deepEqual(both.map((r) => r.status), [200, 200]);
+  let f = await getFaults();
+  assert.equal(f.holdReleased, 'held');
+  assert.equal(f.maxHeld, 2);
+  assert.equal(f.maxInFlight, 2);
+  // a ListTables held until a DescribeTable has been answered
+  await setFaults({ hold: { target: 'ListTables', untilAnswered: 'DescribeTable' } });
+  const held = list();
+  const described = await send(E.DDB_FAULT_URL, await signDdb(E.DDB_FAULT_URL, 'DescribeTable', { TableName: TABLE }));
+  assert.equal(described.status, 200);
+  assert.equal((await held).status, 200);
+  f = await getFaults();
+  assert.equal(f.holdReleased, 'answered');
+  assert.equal(f.held, 1);
+  const bad = await send(E.DDB_FAULT_URL, { method: 'POST', path: '/__faults', headers: {}, body: '{"hold":{"target":"Query"}}' });
+  assert.equal(bad.status, 400);
+  await setFaults({});
+});
+
+test('pending front: a connection to it does not complete', async () => {
+  const { port } = new URL(E.DDB_PENDING_URL);
+  const connected = await new Promise((resolve) => {
+    const sock = require('net').connect(Number(port), '127.0.0.1');
+    const timer = setTimeout(() => { sock.destroy(); resolve(false); }, 1500);
+    sock.on('connect', () => { clearTimeout(timer); sock.destroy(); resolve(true); });
+    sock.on('error', () => { clearTimeout(timer); resolve(true); });
+  });
+  assert.equal(connected, false, 'the connect neither completed nor failed within 1.5 s');
 });
 
 test('hang front: accepts the request and never answers', async () => {

@@ -310,6 +310,7 @@ function sendS3Error(res, status, code, message, extra) {
 const state = {
   java: null,
   javaExited: null, // exit description once the java child is gone
+  pending: null,    // the pending front's perl process
   servers: [],
   sockets: new Set(),
   shuttingDown: false,
@@ -560,11 +561,64 @@ function makeFaultFront(ddbFrontPort) {
     // the bodies of the requests passed on, kept when `record` is set (GET /__faults/requests)
     record: false,
     recorded: [],
+    // with `record`, the arrival of every request, faulted or not (GET /__faults/arrivals)
+    arrivals: [],
+    t0: process.hrtime.bigint(),
+    // a hold (see holdRequest): null, or { target, untilHeld, untilAnswered, maxMs, waiting, open }
+    hold: null,
   };
   function resetCounters() {
     faults.counters = { requests: 0, forwarded: 0, throttle: 0, error5xx: 0, drop: 0, hidden: 0,
-                        unprocessed: 0, unprocessedKeys: 0, inFlight: 0, maxInFlight: 0, byTarget: {} };
+                        unprocessed: 0, unprocessedKeys: 0, inFlight: 0, maxInFlight: 0, byTarget: {},
+                        held: 0, maxHeld: 0, holdReleased: null };
     faults.recorded = [];
+    faults.arrivals = [];
+    faults.t0 = process.hrtime.bigint();
+  }
+
+  // A hold keeps the passed-on requests of one operation (`target`, e.g. "BatchGetItem") waiting
+  // before they are forwarded, until `untilHeld` of them wait at once, or until a request of the
+  // operation `untilAnswered` has been answered, or `maxMs` after the first one was held; then every
+  // held request goes on, and the hold is over (until the next POST). `holdReleased` says why:
+  // "held", "answered" or "timeout". So a test can see requests under way together, or one answer
+  // given before another, whatever the speed of the machine.
+  function openHold(h, why) {
+    if (h.open) return;
+    h.open = true;
+    clearTimeout(h.timer);
+    faults.counters.holdReleased = why;
+    log(`fault front: hold of ${h.target} released (${why}) with ${h.waiting.length} held`);
+    for (const release of h.waiting) release();
+    h.waiting = [];
+  }
+  function holdRequest(target) {
+    const h = faults.hold;
+    if (!h || h.open || target !== `DynamoDB_20120810.${h.target}`) return null;
+    const c = faults.counters;
+    return new Promise((resolve) => {
+      h.waiting.push(resolve);
+      c.held++;
+      c.maxHeld = Math.max(c.maxHeld, h.waiting.length);
+      if (h.timer === null) h.timer = setTimeout(() => openHold(h, 'timeout'), h.maxMs);
+      if (h.untilHeld && h.waiting.length >= h.untilHeld) openHold(h, 'held');
+    });
+  }
+  function answered(target) {
+    const h = faults.hold;
+    if (h && !h.open && h.untilAnswered && target === `DynamoDB_20120810.${h.untilAnswered}`) openHold(h, 'answered');
+  }
+  function parseHold(v) {
+    if (v === undefined || v === null) return null;
+    if (typeof v !== 'object' || Array.isArray(v)) throw new Error('hold must be an object');
+    const name = /^[A-Za-z]+$/;
+    if (typeof v.target !== 'string' || !name.test(v.target)) throw new Error('hold.target must be an operation name');
+    if (v.untilHeld !== undefined && (!Number.isInteger(v.untilHeld) || v.untilHeld < 1)) throw new Error('hold.untilHeld must be a positive whole number');
+    if (v.untilAnswered !== undefined && (typeof v.untilAnswered !== 'string' || !name.test(v.untilAnswered))) throw new Error('hold.untilAnswered must be an operation name');
+    if (v.untilHeld === undefined && v.untilAnswered === undefined) throw new Error('hold needs untilHeld or untilAnswered');
+    const maxMs = v.maxMs === undefined ? 10000 : v.maxMs;
+    if (!Number.isInteger(maxMs) || maxMs < 1) throw new Error('hold.maxMs must be a positive whole number');
+    return { target: v.target, untilHeld: v.untilHeld, untilAnswered: v.untilAnswered, maxMs,
+             waiting: [], open: false, timer: null };
   }
   resetCounters();
 
@@ -587,6 +641,9 @@ function makeFaultFront(ddbFrontPort) {
     if (!Number.isInteger(maxConsecutive) || maxConsecutive < 0) throw new Error('maxConsecutive must be a whole number');
     const indexLagMs = cfg.indexLagMs === undefined ? 0 : cfg.indexLagMs;
     if (!Number.isInteger(indexLagMs) || indexLagMs < 0) throw new Error('indexLagMs must be a whole number');
+    const hold = parseHold(cfg.hold);
+    if (faults.hold) openHold(faults.hold, 'reconfigured');
+    faults.hold = hold;
     faults.indexLagMs = indexLagMs;
     faults.firstSeen.clear();
     faults.rates = rates;
@@ -600,7 +657,8 @@ function makeFaultFront(ddbFrontPort) {
     faults.streak.clear();
     resetCounters();
     log(`fault front: configured ${JSON.stringify({ ...rates, seed, maxConsecutive, indexLagMs,
-      unprocessed: faults.unprocessed, unprocessedShare: faults.unprocessedShare, record: faults.record })}`);
+      unprocessed: faults.unprocessed, unprocessedShare: faults.unprocessedShare, record: faults.record,
+      hold: cfg.hold })}`);
   }
 
   function snapshot() {
@@ -608,6 +666,8 @@ function makeFaultFront(ddbFrontPort) {
       ...faults.counters, rates: { ...faults.rates, unprocessed: faults.unprocessed }, seed: faults.seed,
       maxConsecutive: faults.maxConsecutive, indexLagMs: faults.indexLagMs,
       unprocessedShare: faults.unprocessedShare, record: faults.record,
+      hold: faults.hold && { target: faults.hold.target, untilHeld: faults.hold.untilHeld,
+                             untilAnswered: faults.hold.untilAnswered, maxMs: faults.hold.maxMs },
     };
   }
 
@@ -650,6 +710,11 @@ function makeFaultFront(ddbFrontPort) {
         res.writeHead(405, { Allow: 'GET' });
         return res.end();
       }
+      if (urlPath === '/__faults/arrivals') {
+        if (req.method === 'GET') return sendJson(res, 200, faults.arrivals);
+        res.writeHead(405, { Allow: 'GET' });
+        return res.end();
+      }
       if (urlPath === '/__faults') {
         if (req.method === 'GET') return sendJson(res, 200, snapshot());
         if (req.method === 'POST') {
@@ -684,6 +749,12 @@ function makeFaultFront(ddbFrontPort) {
       const key = sha256Hex(body);
       const streak = faults.streak.get(key) || 0;
       if (kind !== 'pass' && streak >= faults.maxConsecutive) kind = 'pass';
+      // when the request was read (before it is answered, so the gap to the next one holds the
+      // client's whole wait), in ms since the last POST
+      if (faults.record && faults.arrivals.length < 10000) {
+        const at = Number(process.hrtime.bigint() - faults.t0) / 1e6;
+        faults.arrivals.push({ target, at: Math.round(at * 1000) / 1000, fault: kind });
+      }
       if (kind === 'pass') {
         faults.streak.delete(key);
         c.forwarded++;
@@ -696,6 +767,8 @@ function makeFaultFront(ddbFrontPort) {
         c.inFlight++;
         c.maxInFlight = Math.max(c.maxInFlight, c.inFlight);
         try {
+          const held = holdRequest(target);
+          if (held) await held;
           if (faults.indexLagMs > 0 && target === 'DynamoDB_20120810.Query' && /"IndexName"/.test(body.toString('utf8')))
             await forwardTransformed(agent, ddbFrontPort, req, res, body, hideRecent);
           else if (target.endsWith('.BatchGetItem') && faults.unprocessed > 0 && faults.urng() < faults.unprocessed)
@@ -705,6 +778,7 @@ function makeFaultFront(ddbFrontPort) {
         } finally {
           if (faults.counters === c) c.inFlight--;
         }
+        if (faults.counters === c) answered(target);
         return;
       }
       if (faults.streak.size > 100000) faults.streak.clear();
@@ -735,6 +809,47 @@ function makeHangFront() {
     sock.on('error', () => {});
   });
   return track(server);
+}
+
+// The pending front: a loopback port whose connections never complete. A listening socket with a
+// backlog of 0 whose one queued connection is never accepted has a full accept queue, and Linux
+// drops the SYN of every further connection, so a client's connect() stays pending until the
+// client gives up (its connect timeout). Node accepts every connection by itself, so a small Perl
+// process holds the socket; it makes the one queued connection itself, prints the port, and exits
+// when its standard input closes (this process gone) or it is killed.
+const PENDING_PERL = `
+use strict; use Socket;
+socket(my $l, PF_INET, SOCK_STREAM, 0) or die "socket: $!";
+bind($l, pack_sockaddr_in(0, inet_aton("127.0.0.1"))) or die "bind: $!";
+listen($l, 0) or die "listen: $!";
+my ($port) = unpack_sockaddr_in(getsockname($l));
+socket(my $c, PF_INET, SOCK_STREAM, 0) or die "socket: $!";
+connect($c, pack_sockaddr_in($port, inet_aton("127.0.0.1"))) or die "connect: $!";
+$| = 1; print "$port\\n";
+1 while sysread(STDIN, my $buf, 4096);
+`;
+
+function startPendingFront() {
+  const [cmd, argv] = hasSetpriv()
+    ? ['setpriv', ['--pdeathsig', 'KILL', '--', 'perl', '-e', PENDING_PERL]]
+    : ['perl', ['-e', PENDING_PERL]];
+  const child = spawn(cmd, argv, { cwd: DIR, stdio: ['pipe', 'pipe', logFd] });
+  state.pending = child;
+  child.on('exit', (code, signal) => {
+    log(`pending front ${signal ? `killed by ${signal}` : `exited with status ${code}`}`);
+    state.pending = null;
+    if (state.ready && !state.shuttingDown) shutdown(1, 'the pending front died while the stack was running');
+  });
+  return new Promise((resolve, reject) => {
+    let out = '';
+    const timer = setTimeout(() => reject(new Error('the pending front did not start')), COMPONENT_TIMEOUT_MS);
+    child.on('error', (e) => { clearTimeout(timer); reject(new Error(`the pending front: ${e.message}`)); });
+    child.stdout.on('data', (d) => {
+      out += d.toString('utf8');
+      const m = /^(\d+)\n/.exec(out);
+      if (m) { clearTimeout(timer); resolve(Number(m[1])); }
+    });
+  });
 }
 
 // The odd front: answers no AWS service should give, for the tests of what the extension does
@@ -1148,6 +1263,9 @@ async function shutdown(code, why) {
   if (s3rverInstance) {
     try { await s3rverInstance.close(); } catch (e) { /* not running */ }
   }
+  if (state.pending) {
+    try { state.pending.kill('SIGKILL'); } catch (e) { /* gone */ }
+  }
   await stopJava();
   clearTimeout(hard);
   log(`stopped, exit status ${code}`);
@@ -1204,6 +1322,8 @@ async function main() {
 
   const hangPort = await listen(makeHangFront());
   log(`hang front on :${hangPort}`);
+  const pendingPort = await startPendingFront();
+  log(`pending front on :${pendingPort}`);
 
   const localPort = await startDynamo(ddbSdk);
   log(`DynamoDB Local answers on :${localPort} after ${Date.now() - t0} ms`);
@@ -1219,6 +1339,7 @@ async function main() {
     DDB_URL: `http://127.0.0.1:${ddbPort}`,
     DDB_FAULT_URL: `http://127.0.0.1:${faultPort}`,
     DDB_HANG_URL: `http://127.0.0.1:${hangPort}`,
+    DDB_PENDING_URL: `http://127.0.0.1:${pendingPort}`,
     DDB_ODD_URL: `http://127.0.0.1:${oddPort}`,
     S3_ODD_URL: `http://127.0.0.1:${oddPort}`,
     S3_URL: `http://127.0.0.1:${s3Port}`,
