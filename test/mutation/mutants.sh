@@ -144,3 +144,8 @@ mutant connect-timeout-ignored src/http.c \
 mutant in-flight-serialized src/scheduler.c \
     's/http_in_flight\(\) < call->conn->max_in_flight/http_in_flight() < 1/' \
     regress:promises
+
+# enable_change_feed and disable_change_feed allowed to the foreign table's owner alone.
+mutant feed-without-server-owner src/admin.c \
+    's/return superuser_arg\(userid\) \|\|\n\t\tpg_foreign_server_ownercheck/return true ||\n\t\tpg_foreign_server_ownercheck/' \
+    regress:feed,security
