@@ -705,10 +705,18 @@ shard_iterator(const EsdConnOptions *conn, const char *table, FeedShard *s)
 		}
 		appendStringInfoChar(&body, '}');
 		call = streams_call(conn, "GetShardIterator", table, body.data);
-		if ((call_failed_with(call, "TrimmedDataAccessException") ||
-			 call_failed_with(call, "ValidationException")) && s->next_position)
+		if (s->next_position && call->failed && call->status >= 400 &&
+			call->sqlstate != ERRCODE_INSUFFICIENT_RESOURCES &&
+			call->sqlstate != ERRCODE_INVALID_AUTHORIZATION_SPECIFICATION &&
+			!call_failed_with(call, "ResourceNotFoundException"))
 		{
-			/* trimmed, or a position the shard does not have */
+			/*
+			 * Trimmed (TrimmedDataAccessException), or a position the shard
+			 * does not have (ValidationException; DynamoDB Local answers 500
+			 * to one past its end, after every retry): given up.  Throttling,
+			 * credentials and an endpoint that does not answer are errors of
+			 * the round instead, and the position is kept.
+			 */
 			note_fallback("position %s of shard %s cannot be read (%s)",
 						  s->next_position, s->shard_id, call->error_type);
 			s->next_position = NULL;
