@@ -29,6 +29,18 @@
  * The partition of a stream: stable across PostgreSQL versions and
  * platforms (md5 of the stream's text, not the server's internal hash).
  */
+-- A value quoted in a message: at most 80 bytes, then "...", as the C code cuts them.
+CREATE FUNCTION _shorten(value text) RETURNS text
+LANGUAGE sql IMMUTABLE PARALLEL SAFE
+AS $$
+  SELECT CASE WHEN pg_catalog.octet_length(value) <= 80 THEN value
+              ELSE (SELECT pg_catalog.string_agg(c, '' ORDER BY i)
+                      FROM (SELECT i, c, pg_catalog.sum(pg_catalog.octet_length(c)) OVER (ORDER BY i) AS upto
+                              FROM pg_catalog.regexp_split_to_table(value, '') WITH ORDINALITY AS t(c, i)) chars
+                     WHERE upto <= 80) || '...'
+         END
+$$;
+
 CREATE FUNCTION _partition_of(domain text, identifier text, partitions integer)
 RETURNS integer
 LANGUAGE sql IMMUTABLE PARALLEL SAFE
@@ -97,7 +109,7 @@ BEGIN
     RAISE EXCEPTION 'name, source and handler must not be null' USING ERRCODE = '22004';
   END IF;
   IF name !~ '^[A-Za-z0-9_][A-Za-z0-9_.-]{0,47}$' THEN
-    RAISE EXCEPTION 'invalid projection name "%"', name
+    RAISE EXCEPTION 'invalid projection name "%"', event_store_dynamo._shorten(name)
       USING ERRCODE = '22023', HINT = 'A name has 1 to 48 letters, digits, "_", "." or "-".';
   END IF;
   IF full_recheck IS NOT NULL AND full_recheck <= interval '0' THEN
@@ -493,7 +505,7 @@ BEGIN
   IF p.rebuild_key IS DISTINCT FROM k THEN
     RAISE EXCEPTION 'the rebuild of projection "%" was replaced by another', name USING ERRCODE = '55000';
   END IF;
-  SELECT format('event %s: %s (%s)', failed_event_id, last_error, last_sqlstate) INTO failure
+  SELECT format('event %s: %s (%s)', event_store_dynamo._shorten(failed_event_id), last_error, last_sqlstate) INTO failure
     FROM event_store_dynamo.projection_run WHERE generation = k AND failed ORDER BY part LIMIT 1;
   IF failure IS NOT NULL THEN
     RAISE EXCEPTION 'the rebuild of projection "%" stopped at a failing event', name USING ERRCODE = '55000',

@@ -322,6 +322,30 @@ SELECT (SELECT count(*) FROM event_store_dynamo.projection_run) AS runs,
 SELECT tbl::regclass FROM pg_extension, unnest(extconfig) AS tbl
  WHERE extname = 'event_store_dynamo' ORDER BY 1::text;
 
+-- values quoted in messages are cut to 80 bytes, as everywhere: a long
+-- invalid name, and a rebuild stopped at an event with a 600-character id
+SELECT event_store_dynamo.create_projection(repeat('n', 600), 'pe', 'apply_balance(pe)');
+CREATE TABLE lf_model (id text);
+CREATE FUNCTION lf_apply(e pe) RETURNS void LANGUAGE plpgsql AS $$
+BEGIN
+  IF length(e.id) > 100 THEN
+    RAISE EXCEPTION 'poisoned' USING ERRCODE = '22000';
+  END IF;
+  INSERT INTO lf_model VALUES (e.id);
+END
+$$;
+INSERT INTO pe (id, domain, type, identifier, payload, created) VALUES
+  ('00000000-0000-4000-8000-00000000a0d1', 'lf', 'x', 'l1', '{}', :'t0'::timestamptz + interval '40 seconds'),
+  (repeat('L', 600), 'lf', 'x', 'l1', '{}', :'t0'::timestamptz + interval '41 seconds');
+SELECT event_store_dynamo.create_projection('long_fail', 'pe', 'lf_apply(pe)', domains => ARRAY['lf'],
+                                            tables => ARRAY['lf_model'::regclass],
+                                            settle => '0', on_error => 'stop');
+CALL event_store_dynamo.rebuild_projection('long_fail');
+SELECT id FROM lf_model;
+SELECT event_store_dynamo.drop_projection('long_fail');
+DROP FUNCTION lf_apply(pe);
+DROP TABLE lf_model;
+
 -- 0.1 to 0.2 with ALTER EXTENSION UPDATE, in a database of its own
 SELECT current_database() AS regress_db \gset
 CREATE DATABASE esd_upgrade;
