@@ -5,13 +5,15 @@
 # the local AWS stand-in), runs bench/workers.js (its own throwaway cluster with the library in
 # shared_preload_libraries; see its header for what it measures) and tears everything down.
 # Output: the printed figures and bench/out/workers.json.
+# bench/feed.sh runs bench/feed.js through this same set-up (ESD_BENCH_SCRIPT=feed).
 
 set -u
 # shellcheck source=test/lib.sh
 . "$(dirname "${BASH_SOURCE[0]}")/../test/lib.sh"
 
 OUT_DIR="$REPO_ROOT/bench/out"
-RUN_DIR="$(mktemp -d /tmp/esd-bench-workers.XXXXXX)" || exit 1
+SCRIPT="${ESD_BENCH_SCRIPT:-workers}"
+RUN_DIR="$(mktemp -d "/tmp/esd-bench-$SCRIPT.XXXXXX")" || exit 1
 trap 'teardown_all; rm -rf "$RUN_DIR"' EXIT
 trap 'warn "interrupted"; exit 130' INT TERM
 
@@ -29,5 +31,5 @@ start_stack || exit 1
 export_common_env
 mkdir -p "$OUT_DIR"
 cd "$REPO_ROOT" || exit 1
-node bench/workers.js --out "$OUT_DIR" ${ARGS[@]+"${ARGS[@]}"} </dev/null 2>&1 | tee "$OUT_DIR/workers.log"
+node "bench/$SCRIPT.js" --out "$OUT_DIR" ${ARGS[@]+"${ARGS[@]}"} </dev/null 2>&1 | tee "$OUT_DIR/$SCRIPT.log"
 exit "${PIPESTATUS[0]}"
