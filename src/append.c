@@ -23,7 +23,9 @@
  * applied twice.  A commit that fits one TransactWriteItems is atomic; a
  * larger one is atomic per DynamoDB transaction, and a failure names what
  * was already written.  A conflict fails the commit: 40001 for a stream
- * head that moved, 23505 for a duplicate event id.
+ * head that moved, 23505 for a duplicate event id.  A transaction that
+ * DynamoDB cancelled for TransactionConflict or ThrottlingError alone
+ * wrote nothing and is sent again (start_write says under which token).
  *
  *-------------------------------------------------------------------------
  */
@@ -45,6 +47,7 @@
 #include "utils/lsyscache.h"
 #include "utils/memutils.h"
 #include "utils/resowner.h"
+#include "utils/timestamp.h"
 #include "utils/tuplesort.h"
 #include "utils/typcache.h"
 
@@ -660,7 +663,10 @@ typedef struct Txn
 	AwsCall   **checks;
 	int			nchecks;
 	List	   *uploads;		/* AwsCall * */
-	AwsCall		call;
+	AwsCall		call;			/* the TransactWriteItems of the current round */
+	int			rounds;			/* rounds sent again after a cancellation */
+	int			attempts;		/* attempts of the rounds before the current one */
+	bool		maybe_applied;	/* an earlier round may have been applied */
 	bool		written;
 	bool		in_doubt;		/* its outcome could not be learnt */
 } Txn;
@@ -801,7 +807,8 @@ written_note(Flush *f)
 	{
 		Txn		   *t = lfirst(lc);
 
-		if (t->state == TXN_WRITING && !t->call.done && t->call.attempts > 0)
+		if (t->state == TXN_WRITING && !t->call.done &&
+			(t->call.attempts > 0 || t->maybe_applied))
 			in_doubt += t->nevents;
 	}
 	if (f->written == 0)
@@ -935,7 +942,10 @@ report_cancelled(Flush *f, Txn *t)
 						 ? ERRCODE_INSUFFICIENT_RESOURCES : ERRCODE_T_R_SERIALIZATION_FAILURE),
 				 errmsg("DynamoDB cancelled the append to stream \"%s\" of table \"%s\": %s",
 						esd_shorten(t->acts[i].stream), f->table->table_name, c),
-				 errdetail("%s", written),
+				 t->rounds > 0
+				 ? errdetail("DynamoDB cancelled the transaction on each of its %d attempts. %s",
+							 t->attempts + t->call.attempts, written)
+				 : errdetail("%s", written),
 				 errhint("Retry the transaction.")));
 	}
 	ereport(ERROR,
@@ -977,7 +987,7 @@ report_failure(Flush *f)
 				 errmsg("could not learn whether DynamoDB applied an append transaction on table \"%s\"",
 						f->table->table_name),
 				 errdetail("A DynamoDB transaction of %d events, the last sequence " INT64_FORMAT " of stream \"%s\", was sent %d times; the last attempt ended with %s: %s. Its events were not in the table when looked up afterwards, but DynamoDB may still apply them. %s",
-						   t->nevents, t->last_seq, esd_shorten(t->last_stream), t->call.attempts,
+						   t->nevents, t->last_seq, esd_shorten(t->last_stream), t->attempts + t->call.attempts,
 						   t->call.error_type, t->call.error_message, written),
 				 errhint("Read the stream before retrying the transaction.")));
 	}
@@ -1008,11 +1018,37 @@ start_checks(Flush *f, Txn *t)
 	t->state = TXN_CHECKING;
 }
 
+/*
+ * Send the transaction: round 0 at once, a round after a cancellation
+ * worth retrying once its backoff has passed.
+ *
+ * Each round has a ClientRequestToken of its own; the attempts of one
+ * round (after a lost answer, a 5xx, TransactionInProgressException) all
+ * carry the same one.  DynamoDB makes a token idempotent for the request
+ * that first used it ("multiple identical calls have the same effect as
+ * one single call", for 10 minutes after it completed), and it does not
+ * promise that a request with the token of a cancelled call is carried
+ * out anew rather than answered as the first was: a retry under the same
+ * token could be cancelled again and again for as long as DynamoDB
+ * remembers it.  A new token makes the retry a new request, and that is
+ * safe because the transaction is conditional: its head update expects
+ * the version the stream had, and each Put that its id does not exist.
+ * Had an earlier round been applied after all (its answer lost), the new
+ * round is cancelled for those conditions, and the look-up of the first
+ * event (already_applied) tells that it was written.
+ */
 static void
-start_write(Flush *f, Txn *t)
+start_write(Flush *f, Txn *t, long delay_ms)
 {
 	StringInfoData body;
 
+	if (t->call.body)
+	{
+		/* the round before is done and out of the queue: only its text is left */
+		t->attempts += t->call.attempts;
+		pfree(t->call.body);
+		t->token = esd_uuid_v4();
+	}
 	initStringInfo(&body);
 	appendStringInfoString(&body, "{\"TransactItems\":[");
 	for (int a = 0; a < t->nacts; a++)
@@ -1023,8 +1059,48 @@ start_write(Flush *f, Txn *t)
 	}
 	appendStringInfo(&body, "],\"ClientRequestToken\":\"%s\"}", t->token);
 	aws_dynamodb_init(&t->call, f->conn, "TransactWriteItems", f->table->table_name, body.data);
+	pfree(body.data);
+	if (delay_ms > 0)
+		t->call.due = GetCurrentTimestamp() + (TimestampTz) delay_ms * 1000;
 	aws_submit(f->conn, &t->call, NULL);
 	t->state = TXN_WRITING;
+}
+
+/*
+ * A cancellation that wrote nothing and may go through when sent again:
+ * each item's reason is None, TransactionConflict (another transaction
+ * was working on the item) or ThrottlingError, and one of them is not
+ * None.  ConditionalCheckFailed (a head moved, an id exists),
+ * ValidationError and any other reason would be given again.
+ */
+static bool
+cancellation_retryable(const AwsCall *call)
+{
+	json_object *reasons;
+	bool		worth = false;
+
+	if (!call->failed || call->error_type == NULL ||
+		strcmp(call->error_type, "TransactionCanceledException") != 0 ||
+		call->error_json == NULL ||
+		!json_object_object_get_ex(call->error_json, "CancellationReasons", &reasons) ||
+		!json_object_is_type(reasons, json_type_array))
+		return false;
+	for (int i = 0; i < (int) json_object_array_length(reasons); i++)
+	{
+		json_object *code;
+		const char *c;
+
+		if (!json_object_object_get_ex(json_object_array_get_idx(reasons, i), "Code", &code) ||
+			!json_object_is_type(code, json_type_string))
+			return false;
+		c = json_object_get_string(code);
+		if (pg_strcasecmp(c, "None") == 0)
+			continue;
+		if (strcmp(c, "TransactionConflict") != 0 && strcmp(c, "ThrottlingError") != 0)
+			return false;
+		worth = true;
+	}
+	return worth;
 }
 
 static void
@@ -1090,25 +1166,48 @@ advance_txn(Flush *f, Txn *t)
 		if (f->failed)
 			t->state = TXN_DONE;	/* after a failure, nothing more is written */
 		else
-			start_write(f, t);
+			start_write(f, t, 0);
 	}
 	if (t->state == TXN_WRITING && t->call.done)
 	{
-		bool		in_doubt = t->call.failed &&
-			(t->call.ambiguous ||
-			 (t->call.attempts >= 2 && t->call.error_type &&
-			  strcmp(t->call.error_type, "TransactionCanceledException") == 0));
+		/*
+		 * An attempt before this one may have been applied: one of an
+		 * earlier round, or of this round when it was sent more than once
+		 * (its answer lost, a 5xx, in progress).
+		 */
+		bool		earlier_doubt = t->maybe_applied || t->call.attempts >= 2;
+		bool		cancelled = t->call.failed && t->call.error_type &&
+			strcmp(t->call.error_type, "TransactionCanceledException") == 0;
 
-		if (t->call.failed && !(in_doubt && already_applied(f, t)))
-		{
-			t->in_doubt = t->call.ambiguous;
-			txn_failed(f, t);
-		}
-		else
+		if (!t->call.failed)
 		{
 			t->written = true;
 			note_written(f, t);
 			t->state = TXN_DONE;
+		}
+		else if (f->failed == NULL && t->rounds < f->conn->max_retries &&
+				 cancellation_retryable(&t->call))
+		{
+			/* wrote nothing: again, after the backoff of the retry policy */
+			t->maybe_applied = earlier_doubt;
+			t->rounds++;
+			start_write(f, t, aws_backoff_ms(f->conn, t->rounds));
+		}
+		else if ((t->call.ambiguous || (cancelled && earlier_doubt)) && already_applied(f, t))
+		{
+			/*
+			 * A cancellation after an attempt that went unanswered may be
+			 * that attempt's own doing: it was applied, and DynamoDB no
+			 * longer knew its token, or this round has a new one.
+			 */
+			t->written = true;
+			note_written(f, t);
+			t->state = TXN_DONE;
+		}
+		else
+		{
+			t->in_doubt = t->call.ambiguous;
+			txn_failed(f, t);
 		}
 	}
 	MemoryContextSwitchTo(old);

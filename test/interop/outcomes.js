@@ -14,8 +14,17 @@
 //   5. Never passed on, TransactionCanceledException whose reason is ThrottlingError,
 //      ProvisionedThroughputExceeded or TransactionConflict, on the stream head or on an event, or
 //      ConditionalCheckFailed on an event: each reason's SQLSTATE and message (never "expected
-//      version N, found N"), sent once, nothing written.
-//   6. A BatchGetItem that hydrates 30 events answered in part: two keys held back as
+//      version N, found N"), nothing written. ThrottlingError and TransactionConflict wrote nothing
+//      and may pass another time: sent again, each time under a new ClientRequestToken with the
+//      same TransactItems, 1 + max_retries times in all before the commit fails; the other reasons
+//      are sent once.
+//   6. TransactionConflict once, then passed on: the commit succeeds on the second try (a new
+//      token), the events are in DynamoDB once.
+//   7. Passed on and applied, its answer cut off; the same token then cancelled for
+//      TransactionConflict; the retry under a new token passed on, which DynamoDB cancels (the
+//      head moved, the ids exist, by the first try's doing): looked up, found, the commit
+//      succeeds, the events are in DynamoDB once.
+//   8. A BatchGetItem that hydrates 30 events answered in part: two keys held back as
 //      UnprocessedKeys and five items left out (as an eventually consistent read may): the two are
 //      sent again, then the five are asked once more with a consistent read (more keys than that
 //      round's two), and the scan returns all 30 events with their payloads.
@@ -39,13 +48,15 @@ const env = process.env;
 /*
  * The scripted front. `front.mode` says what a TransactWriteItems gets, per try of its token:
  * { forward: [bool per try], answer: [what per try] } where an answer is 'pass' (relay DynamoDB's),
- * 'inprogress', 'error500', 'drop', or { cancel: code, at: 'head' | 'event' }. A try beyond the
- * lists repeats their last entry. Records every try: token, body, what it got.
+ * 'inprogress', 'error500', 'drop', or { cancel: code, at: 'head' | 'event' }. With `byCall: true`
+ * the lists go by the tries since the mode was set, whatever their tokens. A try beyond the
+ * lists repeats their last entry. Records every try: token, body, what it got (`front.calls`: all
+ * of them in order).
  */
 function startFront() {
   const upstream = new URL(env.DDB_URL);
   const agent = new http.Agent({ keepAlive: true, maxSockets: 16 });
-  const front = { mode: null, tries: new Map(), url: null, close: null, batch: null };
+  const front = { mode: null, tries: new Map(), calls: [], url: null, close: null, batch: null };
 
   function sendError(res, status, type, message, extra = {}) {
     const body = Buffer.from(JSON.stringify({ __type: `com.amazonaws.dynamodb.v20120810#${type}`, message, ...extra }));
@@ -164,12 +175,13 @@ function startFront() {
       const token = parsed.ClientRequestToken || '(none)';
       const record = front.tries.get(token) || [];
       front.tries.set(token, record);
-      const n = record.length;
+      const n = front.mode.byCall ? front.mode.calls++ : record.length;
       const pick = (list) => list[Math.min(n, list.length - 1)];
       const doForward = pick(front.mode.forward);
       const what = pick(front.mode.answer);
-      const entry = { body: body.toString('utf8'), forwarded: doForward, answer: what, status: null };
+      const entry = { token, body: body.toString('utf8'), forwarded: doForward, answer: what, status: null };
       record.push(entry);
+      front.calls.push(entry);
       if (!doForward) {
         answer(res, req, what, parsed);
         return;
@@ -295,22 +307,57 @@ async function unknownCase(report, ddb, front, { name, identifier, what }) {
   report.check(`${name}: the stream starts at 1 afterwards`, next === 1, String(next));
 }
 
-async function cancelCase(report, ddb, front, { code, at, sqlstate, message, identifier }) {
-  const name = `cancelled with ${code} on the ${at}`;
-  const before = new Set(front.tries.keys());
+/* The TransactItems of a try, without its token. */
+const itemsOf = (entry) => JSON.stringify(JSON.parse(entry.body).TransactItems);
+
+async function cancelCase(report, ddb, front, { code, at, sqlstate, message, identifier, retried }) {
+  const name = `cancelled with ${code} on the ${at}${retried ? ' every time' : ''}`;
+  const start = front.calls.length;
   front.mode = { forward: [false], answer: [{ cancel: code, at }] };
   const r = await psql(appendSql(identifier, 3), { timeoutMs: 60000 });
   front.mode = null;
   const err = r.stderr;
-  const tokens = newTries(front, before);
+  const calls = front.calls.slice(start);
+  const tokens = new Set(calls.map((c) => c.token));
+  const tries = retried ? MAX_RETRIES + 1 : 1;
   report.check(`${name}: ${sqlstate}, ${message}`,
     r.code !== 0 && new RegExp(`ERROR:\\s+${sqlstate}: ${message}`).test(err) &&
-    !/expected version/.test(err),
+    !/expected version/.test(err) &&
+    (!retried || new RegExp(`DETAIL:\\s+DynamoDB cancelled the transaction on each of its ${tries} attempts\\. Nothing of this commit was written\\.`).test(err)),
     err.trim());
-  report.check(`${name}: sent once (a cancellation is definitive)`,
-    tokens.length === 1 && tokens[0][1].length === 1, tokens.map(([t, rec]) => `${t}: ${rec.length}`).join(', '));
+  if (retried)
+    report.check(`${name}: sent ${tries} times (1 + max_retries), each under a token of its own, the same TransactItems`,
+      calls.length === tries && tokens.size === tries && calls.every((c) => itemsOf(c) === itemsOf(calls[0])),
+      calls.map((c) => c.token).join(', '));
+  else
+    report.check(`${name}: sent once (a cancellation for this reason is not retried)`,
+      calls.length === 1, calls.map((c) => c.token).join(', '));
   const items = await eventsInDynamo(ddb, identifier);
   report.check(`${name}: nothing of it is in DynamoDB`, items.length === 0, `${items.length} items`);
+}
+
+/*
+ * A commit whose DynamoDB transaction is cancelled for a reason worth retrying, then answered as
+ * the script says (by the tries since it started, whatever their tokens): it succeeds, each
+ * round under a new token with the same TransactItems, and its events are in DynamoDB once.
+ */
+async function retriedCase(report, ddb, front, { name, identifier, mode, tries, tokens }) {
+  const start = front.calls.length;
+  front.mode = { ...mode, byCall: true, calls: 0 };
+  const r = await psql(appendSql(identifier, 3), { timeoutMs: 60000 });
+  front.mode = null;
+  const calls = front.calls.slice(start);
+  const distinct = new Set(calls.map((c) => c.token));
+  report.check(`${name}: the commit succeeds`, r.code === 0 && !r.timedOut, r.stderr.trim());
+  report.check(`${name}: ${tries} tries under ${tokens} tokens, all with the same TransactItems`,
+    calls.length === tries && distinct.size === tokens && calls.every((c) => itemsOf(c) === itemsOf(calls[0])),
+    calls.map((c) => `${c.token} ${JSON.stringify(c.answer)}`).join('\n'));
+  const items = await eventsInDynamo(ddb, identifier);
+  report.check(`${name}: DynamoDB holds the 3 events once, sequences 1..3`,
+    items.length === 3 && items.map((i) => Number(i.sequence.N)).sort().join(',') === '1,2,3',
+    items.map((i) => `${i.id.S} ${i.sequence && i.sequence.N}`).join('\n'));
+  const next = await nextSequence(identifier);
+  report.check(`${name}: the stream head says 3 (the next append gets 4)`, next === 4, String(next));
 }
 
 async function partialHydration(report, front) {
@@ -365,14 +412,25 @@ async function main() {
 
     const cancelled = 'DynamoDB cancelled the append to stream "oc::[a-z-]+" of table "oc-schemeless-event-store": ';
     for (const c of [
-      { code: 'ThrottlingError', at: 'head', sqlstate: '53000', message: `${cancelled}ThrottlingError` },
-      { code: 'ThrottlingError', at: 'event', sqlstate: '53000', message: `${cancelled}ThrottlingError` },
+      { code: 'ThrottlingError', at: 'head', sqlstate: '53000', message: `${cancelled}ThrottlingError`, retried: true },
+      { code: 'ThrottlingError', at: 'event', sqlstate: '53000', message: `${cancelled}ThrottlingError`, retried: true },
       { code: 'ProvisionedThroughputExceeded', at: 'event', sqlstate: '53000', message: `${cancelled}ProvisionedThroughputExceeded` },
-      { code: 'TransactionConflict', at: 'head', sqlstate: '40001', message: `${cancelled}TransactionConflict` },
-      { code: 'TransactionConflict', at: 'event', sqlstate: '40001', message: `${cancelled}TransactionConflict` },
+      { code: 'TransactionConflict', at: 'head', sqlstate: '40001', message: `${cancelled}TransactionConflict`, retried: true },
+      { code: 'TransactionConflict', at: 'event', sqlstate: '40001', message: `${cancelled}TransactionConflict`, retried: true },
       { code: 'ConditionalCheckFailed', at: 'event', sqlstate: '23505', message: 'duplicate event id "[0-9a-f-]+" in table "oc-schemeless-event-store"' },
     ])
       await cancelCase(report, ddb, front, { ...c, identifier: `cancel-${c.code}-${c.at}`.toLowerCase() });
+    await retriedCase(report, ddb, front, {
+      name: 'cancelled with TransactionConflict once, then passed on', identifier: 'conflict-then-pass',
+      mode: { forward: [false, true], answer: [{ cancel: 'TransactionConflict', at: 'head' }, 'pass'] },
+      tries: 2, tokens: 2,
+    });
+    await retriedCase(report, ddb, front, {
+      name: 'applied and its answer cut off, then TransactionConflict, then cancelled by DynamoDB',
+      identifier: 'applied-conflict',
+      mode: { forward: [true, false, true], answer: ['truncate', { cancel: 'TransactionConflict', at: 'event' }, 'pass'] },
+      tries: 3, tokens: 2,
+    });
     await partialHydration(report, front);
   } finally {
     await front.close();

@@ -111,7 +111,23 @@ mutant in-progress-not-retried src/aws.c \
 
 # A cancellation after an unanswered attempt taken at its word: an applied commit reported as a conflict.
 mutant cancel-after-lost-answer-believed src/append.c \
-    's/\(t->call.attempts >= 2 && t->call.error_type &&/(false \&\& t->call.error_type \&\&/' \
+    's/bool\t\tearlier_doubt = t->maybe_applied \|\| t->call.attempts >= 2;/bool\t\tearlier_doubt = false;/' \
+    outcomes
+
+# A commit's transaction cancelled for TransactionConflict (it wrote nothing) not sent again.
+mutant conflict-cancel-not-retried src/append.c \
+    's/if \(strcmp\(c, "TransactionConflict"\) != 0 && strcmp\(c, "ThrottlingError"\) != 0\)/if (strcmp(c, "ThrottlingError") != 0)/' \
+    outcomes
+
+# A commit's transaction cancelled for ConditionalCheckFailed (a moved head, an existing id) sent
+# again, as if it might pass.
+mutant conditional-cancel-retried src/append.c \
+    's/strcmp\(c, "ThrottlingError"\) != 0\)/strcmp(c, "ThrottlingError") != 0 \&\& strcmp(c, "ConditionalCheckFailed") != 0)/' \
+    outcomes
+
+# A transaction sent again after a cancellation under the token of the cancelled round.
+mutant cancel-retry-same-token src/append.c \
+    's/\t\tt->token = esd_uuid_v4\(\);\n//' \
     outcomes
 
 # A commit's transaction cancelled for ThrottlingError reported as a conflict (40001).
