@@ -38,11 +38,12 @@ EXCEPTION WHEN OTHERS THEN
 END $$;
 
 -- EXPLAIN, without the end of a walk's month range, which moves with the calendar
-CREATE FUNCTION pg_temp.plan(query text) RETURNS SETOF text LANGUAGE plpgsql AS $$
+CREATE FUNCTION pg_temp.plan(query text, run bool DEFAULT false) RETURNS SETOF text LANGUAGE plpgsql AS $$
 DECLARE
   line text;
 BEGIN
-  FOR line IN EXECUTE 'EXPLAIN (COSTS OFF) ' || query LOOP
+  FOR line IN EXECUTE 'EXPLAIN (COSTS OFF' ||
+      CASE WHEN run THEN ', ANALYZE, TIMING OFF, SUMMARY OFF' ELSE '' END || ') ' || query LOOP
     RETURN NEXT regexp_replace(line, '(Buckets: \d{4}-\d{2} \.\. ).*', '\1(now + look-ahead)');
   END LOOP;
 END $$;
@@ -130,16 +131,23 @@ ALTER FOREIGN TABLE admin_nostream OPTIONS (SET stream_index 'sometimes');
 \set VERBOSITY verbose
 
 -- the Node adapter's table has no streamIndex and the layout all the same
--- (init_store accepted it above): a stream read walks every month
+-- (init_store accepted it above): a stream read, planned on streamIndex
+-- (the planner does not ask), finds it missing and walks every month
 SELECT indexes FROM event_store_dynamo.store_info('admin_node');
 SELECT * FROM pg_temp.plan($$SELECT sequence, type FROM admin_node
-  WHERE domain = 'account' AND identifier = '42' ORDER BY sequence$$);
+  WHERE domain = 'account' AND identifier = '42' ORDER BY sequence$$, true) AS line
+  WHERE line ~ '(Foreign Scan|DynamoDB Access|Stream Read)';
+SELECT sequence, type FROM admin_node
+  WHERE domain = 'account' AND identifier = '42' ORDER BY sequence;
 -- add_stream_index adds it; DynamoDB indexes the events already there, as
 -- the adapter wrote them, and the stream read uses it
 SELECT event_store_dynamo.add_stream_index('admin_node');
 SELECT table_status, indexes FROM event_store_dynamo.store_info('admin_node');
 EXPLAIN (COSTS OFF) SELECT sequence, type FROM admin_node
   WHERE domain = 'account' AND identifier = '42' ORDER BY sequence;
+SELECT * FROM pg_temp.plan($$SELECT sequence, type FROM admin_node
+  WHERE domain = 'account' AND identifier = '42' ORDER BY sequence$$, true) AS line
+  WHERE line ~ '(Foreign Scan|DynamoDB Access|Stream Read)';
 SELECT sequence, type FROM admin_node
   WHERE domain = 'account' AND identifier = '42' ORDER BY sequence;
 SELECT sequence, type FROM admin_node

@@ -32,9 +32,22 @@ INSERT INTO late (domain, type, identifier) VALUES ('h', 'second', '1') RETURNIN
 COMMIT;
 SELECT type, sequence FROM late WHERE domain = 'h' AND identifier = '1';
 
+-- What DynamoDB holds, read with the AWS SDK (test/regress/raw-items.js),
+-- not through this extension: a bug of the read path cannot hide a write.
+\getenv abs_srcdir PG_ABS_SRCDIR
+\set raw_items 'node ' :abs_srcdir '/test/regress/raw-items.js ' :ddb_url ' commits-schemeless-event-store domain=roster'
+\set doctor_items 'node ' :abs_srcdir '/test/regress/raw-items.js ' :ddb_url ' commits-schemeless-event-store domain=doctor'
+CREATE TEMP TABLE raw_items (item jsonb);
+CREATE FUNCTION pg_temp.load_raw(cmd text) RETURNS bigint LANGUAGE plpgsql AS $$
+BEGIN
+  DELETE FROM raw_items;
+  EXECUTE format('COPY raw_items FROM PROGRAM %L WITH (FORMAT csv, QUOTE %L, DELIMITER %L)', cmd, E'\x01', E'\x02');
+  RETURN (SELECT count(*) FROM raw_items);
+END $$;
+
 -- SERIALIZABLE write skew: two on-call doctors each go off call, each
 -- recording an event; the second commit fails with 40001 and its event is
--- never sent, so the retry writes it once
+-- never sent, so the retry writes it once (counted in DynamoDB itself)
 CREATE TABLE oncall (name text PRIMARY KEY, on_call bool);
 INSERT INTO oncall VALUES ('alice', true), ('bob', true);
 CREATE FOREIGN TABLE shifts (id text, domain text, type text, identifier text, sequence bigint)
@@ -54,6 +67,9 @@ SELECT dblink_exec('other', 'COMMIT');
 COMMIT;
 SELECT identifier, type, sequence FROM shifts WHERE domain = 'doctor' AND identifier IN ('alice', 'bob')
  ORDER BY identifier;
+SELECT pg_temp.load_raw(:'doctor_items') AS items;
+SELECT item->'identifier'->>'S' AS identifier, item->'type'->>'S' AS type, item->'sequence'->>'N' AS sequence
+  FROM raw_items ORDER BY 1, 3;
 -- the retry, with the same id: written once
 BEGIN ISOLATION LEVEL SERIALIZABLE;
 SELECT count(*) AS on_call FROM oncall WHERE on_call;
@@ -62,6 +78,9 @@ INSERT INTO shifts (id, domain, type, identifier)
 COMMIT;
 SELECT identifier, type, sequence FROM shifts WHERE domain = 'doctor' AND identifier IN ('alice', 'bob')
  ORDER BY identifier;
+SELECT pg_temp.load_raw(:'doctor_items') AS items;
+SELECT item->'identifier'->>'S' AS identifier, item->'type'->>'S' AS type, item->'sequence'->>'N' AS sequence
+  FROM raw_items ORDER BY 1, 3;
 
 -- PostgreSQL can still fail a commit after this extension sent its events:
 -- here ON COMMIT DELETE ROWS on a table a foreign key refers to fails it
@@ -69,15 +88,6 @@ SELECT identifier, type, sequence FROM shifts WHERE domain = 'doctor' AND identi
 -- there with the AWS SDK). A retry that gives the same id is refused with
 -- 23505 and writes nothing: the id says the event is already there. A retry
 -- that lets the id be generated writes the event a second time.
-\getenv abs_srcdir PG_ABS_SRCDIR
-\set raw_items 'node ' :abs_srcdir '/test/regress/raw-items.js ' :ddb_url ' commits-schemeless-event-store domain=roster'
-CREATE TEMP TABLE raw_items (item jsonb);
-CREATE FUNCTION pg_temp.load_raw(cmd text) RETURNS bigint LANGUAGE plpgsql AS $$
-BEGIN
-  DELETE FROM raw_items;
-  EXECUTE format('COPY raw_items FROM PROGRAM %L WITH (FORMAT csv, QUOTE %L, DELIMITER %L)', cmd, E'\x01', E'\x02');
-  RETURN (SELECT count(*) FROM raw_items);
-END $$;
 BEGIN;
 CREATE TEMP TABLE shift_parent (k int PRIMARY KEY) ON COMMIT DELETE ROWS;
 CREATE TEMP TABLE shift_child (k int REFERENCES shift_parent);

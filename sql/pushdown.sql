@@ -84,8 +84,15 @@ SELECT right(id, 2) AS ev, type FROM events
 SELECT * FROM pg_temp.plan($$SELECT type FROM events WHERE causation_id = '00000000-0000-4000-8000-000000000001'
   AND id = '00000000-0000-4000-8000-000000000002' AND created > '2024-01-01'$$);
 
--- a stream without a streamIndex: the walk, filtered locally
+-- a stream of a table without a streamIndex: planned on streamIndex (the
+-- planner does not ask DynamoDB whether the table has it); the scan finds
+-- it missing, walks, filters locally and sorts by sequence
 SELECT * FROM pg_temp.plan($$SELECT sequence FROM events WHERE domain = 'account' AND identifier = 'acc-1' ORDER BY sequence$$);
+-- (the requests it takes grow with the months walked: not shown)
+SELECT * FROM pg_temp.plan($$SELECT sequence FROM events WHERE domain = 'account' AND identifier = 'acc-1' ORDER BY sequence$$, true)
+  AS line WHERE line !~ '(Requests|Capacity Units):';
+SELECT sequence, type FROM events WHERE domain = 'account' AND identifier = 'acc-1' ORDER BY sequence;
+SELECT sequence, type FROM events WHERE domain = 'account' AND identifier = 'acc-1' ORDER BY sequence DESC LIMIT 2;
 
 -- order: the walk yields created order (no Sort), and newest first by walking backwards
 SELECT * FROM pg_temp.plan($$SELECT id FROM events ORDER BY created$$);
@@ -176,9 +183,9 @@ SELECT (SELECT array_agg(id ORDER BY sequence) FROM streams WHERE domain = 'cart
 
 -- the table recreated outside without streamIndex (here through another
 -- foreign table on the same DynamoDB table, created with stream_index
--- 'false'): the planner was told a moment ago that the index is there, and
--- a prepared plan keeps its Query on it; the stream read walks instead of
--- failing, and the next plan knows
+-- 'false'): a prepared plan keeps its Query on it; the stream read walks
+-- instead of failing, and so does every later plan's (planning does not
+-- ask DynamoDB whether the index is there)
 CREATE FOREIGN TABLE streams_bare (id text, domain text, type text, identifier text, sequence bigint,
   payload jsonb, created timestamptz) SERVER pd_srv
   OPTIONS (table_name_prefix 'pushdown-streams-', start_month '2024-01', lookahead_months '0',
@@ -201,6 +208,87 @@ SELECT * FROM pg_temp.plan($$SELECT sequence, type FROM streams
   WHERE domain = 'cart' AND identifier = 'c1' ORDER BY sequence$$);
 DEALLOCATE stream_c1;
 DEALLOCATE stream_c1_last;
+
+-- planning sends no request, so a plain EXPLAIN of any plan works with no
+-- credentials and no reachable endpoint: a role whose user mapping has no
+-- keys (which may not use the server process's credentials either), on a
+-- server whose endpoint nothing listens on; and the same plans through
+-- the fault front (no faults set), which counts what reaches it: nothing
+\getenv ddb_fault_url DDB_FAULT_URL
+SELECT set_config('pushdown.fault_url', :'ddb_fault_url', false) IS NOT NULL AS fault_url_set;
+CREATE TEMP TABLE front_reply (body text);
+CREATE FUNCTION pg_temp.front(cfg text DEFAULT NULL) RETURNS jsonb LANGUAGE plpgsql AS $$
+DECLARE
+  reply text;
+BEGIN
+  DELETE FROM front_reply;
+  EXECUTE format('COPY front_reply FROM PROGRAM %L WITH (FORMAT csv, QUOTE %L, DELIMITER %L)',
+    CASE WHEN cfg IS NULL THEN format('curl -s %s/__faults', current_setting('pushdown.fault_url'))
+         ELSE format('curl -s -X POST -d %s %s/__faults', quote_literal(cfg), current_setting('pushdown.fault_url'))
+    END, E'\x01', E'\x02');
+  SELECT string_agg(body, E'\n') INTO reply FROM front_reply;
+  RETURN reply::jsonb;
+END $$;
+CREATE FUNCTION pg_temp.explain_all(tbl text) RETURNS SETOF text LANGUAGE plpgsql AS $$
+DECLARE
+  q text;
+  line text;
+BEGIN
+  FOREACH q IN ARRAY ARRAY[
+    'SELECT * FROM %s WHERE domain = ''cart'' AND identifier = ''c1'' ORDER BY sequence',
+    'SELECT * FROM %s WHERE domain = ''cart'' AND identifier = ''c1'' ORDER BY sequence DESC LIMIT 2',
+    'SELECT * FROM %s WHERE id IN (''a'', ''b'')',
+    'SELECT * FROM %s WHERE causation_id = ''a''',
+    'SELECT * FROM %s WHERE created > now() - interval ''1 day'' ORDER BY created DESC LIMIT 5',
+    'SELECT count(*) FROM %s',
+    'SELECT c.id FROM commands c JOIN %s e ON e.id = c.event_id',
+    'INSERT INTO %s (domain, type, identifier) VALUES (''cart'', ''planned'', ''c1'')'
+  ] LOOP
+    FOR line IN EXECUTE 'EXPLAIN (COSTS OFF) ' || format(q, tbl) LOOP
+      IF line ~ '(Foreign Scan|Insert on|DynamoDB Access)' THEN
+        RETURN NEXT regexp_replace(line, 'pg_temp_\d+\.', 'pg_temp.', 'g');
+      END IF;
+    END LOOP;
+  END LOOP;
+END $$;
+CREATE SERVER pd_nowhere_srv FOREIGN DATA WRAPPER event_store_dynamo
+  OPTIONS (endpoint 'http://127.0.0.1:1', s3_endpoint 'http://127.0.0.1:1', s3_force_path_style 'true');
+CREATE SERVER pd_front_srv FOREIGN DATA WRAPPER event_store_dynamo
+  OPTIONS (endpoint :'ddb_fault_url', s3_endpoint :'s3_url', s3_force_path_style 'true');
+CREATE USER MAPPING FOR CURRENT_USER SERVER pd_front_srv
+  OPTIONS (access_key_id 'S3RVER', secret_access_key 'S3RVER');
+CREATE ROLE regress_pd_nokeys;
+CREATE USER MAPPING FOR regress_pd_nokeys SERVER pd_nowhere_srv;
+CREATE USER MAPPING FOR regress_pd_nokeys SERVER pd_front_srv;
+CREATE FOREIGN TABLE nowhere (id text, domain text, type text, identifier text, causation_id text,
+  sequence bigint, created timestamptz) SERVER pd_nowhere_srv OPTIONS (table_name_prefix 'pushdown-streams-');
+CREATE FOREIGN TABLE counted (id text, domain text, type text, identifier text, causation_id text,
+  sequence bigint, created timestamptz) SERVER pd_front_srv OPTIONS (table_name_prefix 'pushdown-streams-');
+GRANT SELECT, INSERT ON nowhere, counted, commands TO regress_pd_nokeys;
+SELECT pg_temp.front('{}')->'requests' AS requests_after_reset;
+SET ROLE regress_pd_nokeys;
+SELECT * FROM pg_temp.explain_all('nowhere');
+SELECT * FROM pg_temp.explain_all('counted');
+-- a read needs the credentials, which it has not
+SELECT count(*) FROM nowhere;
+RESET ROLE;
+SELECT * FROM pg_temp.explain_all('counted');
+PREPARE counted_c1 AS SELECT sequence FROM counted WHERE domain = 'cart' AND identifier = 'c1' ORDER BY sequence;
+EXPLAIN (COSTS OFF) EXECUTE counted_c1;
+SELECT pg_temp.front()->'requests' AS requests_of_plain_explain;
+-- EXPLAIN ANALYZE runs the scan: the table has no streamIndex any more
+-- (recreated without it above), so the Query on it is refused and the
+-- stream is walked instead
+SELECT * FROM pg_temp.plan($$EXECUTE counted_c1$$, true) AS line WHERE line !~ '(Requests|Capacity Units):';
+EXECUTE counted_c1;
+SELECT (pg_temp.front()->'requests')::int > 0 AS explain_analyze_asked;
+DEALLOCATE counted_c1;
+SET client_min_messages = warning;
+DROP SERVER pd_nowhere_srv CASCADE;
+DROP SERVER pd_front_srv CASCADE;
+RESET client_min_messages;
+REVOKE ALL ON commands FROM regress_pd_nokeys;
+DROP ROLE regress_pd_nokeys;
 
 DROP TABLE commands;
 DROP SERVER pd_srv CASCADE;

@@ -38,7 +38,6 @@
 #include "utils/memutils.h"
 #include "utils/resowner.h"
 #include "commands/vacuum.h"
-#include "utils/acl.h"
 #include "utils/lsyscache.h"
 #include "utils/sampling.h"
 #include "utils/rel.h"
@@ -73,7 +72,6 @@ typedef struct EsdRelationInfo
 	EsdTableOptions table;
 	int			nbuckets;
 	Bitmapset  *attrs_used;
-	EsdTableStats stats;
 	double		table_rows;		/* events in the table, as far as we know */
 	AttrNumber	created_attno;	/* a timestamptz column on created, or 0 */
 	AttrNumber	sequence_attno; /* an integer column on sequence, or 0 */
@@ -130,8 +128,10 @@ column_on(Oid relid, TupleDesc desc, const char *attr, Oid t1, Oid t2, Oid t3)
 }
 
 /*
- * Size: DynamoDB's item count when DescribeTable gives one, else a few
- * thousand events a month bucket; the pushed conditions narrow it.
+ * Size: ANALYZE's count, else a few thousand events a month bucket; the
+ * pushed conditions narrow it.  Planning sends no request: a stream read
+ * is planned on streamIndex, and a scan that finds the table without it
+ * walks instead (scan.c), so nothing here needs to ask DynamoDB.
  */
 static void
 esdGetForeignRelSize(PlannerInfo *root, RelOptInfo *baserel, Oid foreigntableid)
@@ -143,16 +143,6 @@ esdGetForeignRelSize(PlannerInfo *root, RelOptInfo *baserel, Oid foreigntableid)
 
 	esd_get_table_options(foreigntableid, &info->table);
 	esd_bucket_range(&info->table, &buckets, &info->nbuckets);
-	/*
-	 * Only a stream read needs to know whether the table has a streamIndex:
-	 * ask DynamoDB then (once a minute per backend), and never on behalf of
-	 * a role that may not read the table.
-	 */
-	if (info->table.pushdown &&
-		esd_choose_access(root, baserel, foreigntableid, baserel->baserestrictinfo,
-						  true)->access == ESD_ACCESS_STREAM &&
-		pg_class_aclcheck(foreigntableid, GetUserId(), ACL_SELECT) == ACLCHECK_OK)
-		esd_table_stats(foreigntableid, &info->stats);
 
 	rel = table_open(foreigntableid, NoLock);
 	info->created_attno = column_on(foreigntableid, RelationGetDescr(rel), "created",
@@ -169,11 +159,9 @@ esdGetForeignRelSize(PlannerInfo *root, RelOptInfo *baserel, Oid foreigntableid)
 		pull_varattnos((Node *) ri->clause, baserel->relid, &info->attrs_used);
 	}
 
-	/* ANALYZE's count first, then DynamoDB's, then a guess from the months walked */
+	/* ANALYZE's count, else a guess from the months walked */
 	if (baserel->tuples > 0)
 		info->table_rows = baserel->tuples;
-	else if (info->stats.known && info->stats.item_count > 0)
-		info->table_rows = info->stats.item_count;
 	else
 		info->table_rows = 1000.0 * Max(info->nbuckets, 1);
 	baserel->fdw_private = info;
@@ -191,7 +179,7 @@ choose_access(PlannerInfo *root, RelOptInfo *baserel, Oid relid, List *clauses)
 
 	if (!info->table.pushdown)
 		return palloc0(sizeof(EsdPushdown));
-	return esd_choose_access(root, baserel, relid, clauses, info->stats.has_stream_index);
+	return esd_choose_access(root, baserel, relid, clauses);
 }
 
 /* Requests an access path sends, roughly, for the planner's costs. */
@@ -401,14 +389,11 @@ esdGetForeignPlan(PlannerInfo *root, RelOptInfo *baserel, Oid foreigntableid,
 	List	   *attnums = NIL;
 	List	   *exprs = NIL;
 	List	   *private;
-	List	   *scan_clauses_ri;
 	EsdPushdown *pd;
-	bool		stream_walk;
 	int			limit_hint = 0;
 	int			x = -1;
 
 	/* pushed or not, every condition is checked here too */
-	scan_clauses_ri = scan_clauses;
 	pd = choose_access(root, baserel, foreigntableid, scan_clauses);
 	pd->descending = linitial_int(best_path->fdw_private) != 0;
 	scan_clauses = extract_actual_clauses(scan_clauses, false);
@@ -427,10 +412,6 @@ esdGetForeignPlan(PlannerInfo *root, RelOptInfo *baserel, Oid foreigntableid,
 			attnums = lappend_int(attnums, attnum);
 	}
 
-	/* a stream read that has to walk: EXPLAIN says why */
-	stream_walk = info->table.pushdown && pd->access == ESD_ACCESS_WALK &&
-		esd_choose_access(root, baserel, foreigntableid, scan_clauses_ri, true)->access ==
-		ESD_ACCESS_STREAM;
 	/*
 	 * The LIMIT's rows, when the scan's rows go to it in the order they come
 	 * (no Sort in between) and the scan is not repeated for outer rows.
@@ -439,9 +420,9 @@ esdGetForeignPlan(PlannerInfo *root, RelOptInfo *baserel, Oid foreigntableid,
 		(root->sort_pathkeys == NIL ||
 		 pathkeys_contained_in(root->sort_pathkeys, best_path->path.pathkeys)))
 		limit_hint = (int) Min(info->limit_hint, (double) PG_INT32_MAX);
-	private = list_make5(attnums, esd_pushdown_to_list(pd, &exprs),
+	private = list_make4(attnums, esd_pushdown_to_list(pd, &exprs),
 						 makeString(esd_describe_conditions(root, pd)),
-						 makeBoolean(stream_walk), makeInteger(limit_hint));
+						 makeInteger(limit_hint));
 	return make_foreignscan(tlist, scan_clauses, baserel->relid, exprs, private,
 							NIL, NIL, outer_plan);
 }
@@ -490,7 +471,7 @@ esdBeginForeignScan(ForeignScanState *node, int eflags)
 		state->walk = esd_walk_begin(&state->conn, &state->table, attrs,
 									 state->map->ncolumns,
 									 node->ss.ps.state->es_query_cxt);
-		state->walk->hint = state->walk->target = intVal(list_nth(plan->fdw_private, 4));
+		state->walk->hint = state->walk->target = intVal(lfourth(plan->fdw_private));
 	}
 	state->row_cxt = AllocSetContextCreate(node->ss.ps.state->es_query_cxt,
 										   "event_store_dynamo row",
@@ -760,12 +741,10 @@ esdExplainForeignScan(ForeignScanState *node, ExplainState *es)
 	}
 	if (pd->access == ESD_ACCESS_STREAM && pd->descending)
 		ExplainPropertyText("Order", "sequence descending", es);
-	if (intVal(list_nth(plan->fdw_private, 4)) > 0)
-		ExplainPropertyInteger("Rows Wanted", NULL, intVal(list_nth(plan->fdw_private, 4)), es);
+	if (intVal(lfourth(plan->fdw_private)) > 0)
+		ExplainPropertyInteger("Rows Wanted", NULL, intVal(lfourth(plan->fdw_private)), es);
 	if (!state->table.pushdown)
 		ExplainPropertyText("Pushdown", "off (every condition is checked locally)", es);
-	if (boolVal(lfourth(plan->fdw_private)))
-		ExplainPropertyText("Stream Read", "the table has no active streamIndex: walked and filtered locally", es);
 
 	if (es->analyze && state->walk)
 	{
@@ -776,6 +755,8 @@ esdExplainForeignScan(ForeignScanState *node, ExplainState *es)
 								psprintf("%s .. %s (%d)", state->walk->parts[0].label,
 										 state->walk->parts[state->walk->parts_read - 1].label,
 										 state->walk->parts_read), es);
+		if (state->walk->stream_walked)
+			ExplainPropertyText("Stream Read", "the table has no streamIndex: walked, filtered locally and sorted by sequence", es);
 		if (es->verbose)
 			ExplainPropertyInteger("Pages Asked Ahead", NULL, state->walk->pages_early, es);
 		ExplainPropertyInteger("DynamoDB Query Requests", NULL, s->query, es);

@@ -11,8 +11,10 @@
  * selective first:
  *   - id = / IN: a Query on the table's key per id;
  *   - causation_id = / IN: causationIndex;
- *   - domain = AND identifier = (and a sequence range): streamIndex, when
- *     the table has one;
+ *   - domain = AND identifier = (and a sequence range): streamIndex.  The
+ *     planner does not ask DynamoDB whether the table has it (planning and
+ *     EXPLAIN send no request): a scan that finds it missing walks the
+ *     months instead and sorts the stream by sequence (scan.c);
  *   - otherwise the walk of timeBucketIndex, restricted to the months a
  *     created range or time_bucket = / IN touches, with the created range
  *     as the key condition inside each month.
@@ -40,7 +42,6 @@
 #include "utils/array.h"
 #include "utils/builtins.h"
 #include "utils/datetime.h"
-#include "utils/inval.h"
 #include "utils/lsyscache.h"
 #include "utils/memutils.h"
 #include "utils/pg_locale.h"
@@ -49,7 +50,6 @@
 #include "utils/typcache.h"
 
 #include "plan.h"
-#include "store.h"
 
 static const char *const target_names[] = {
 	"created", "timeBucket", "id", "causationId", "domain", "identifier", "sequence"
@@ -69,92 +69,6 @@ esd_access_name(EsdAccess access)
 		default:
 			return "timeBucketIndex";
 	}
-}
-
-/* Per-backend cache of what DescribeTable says about a foreign table's table. */
-typedef struct StatsEntry
-{
-	Oid			relid;
-	EsdTableStats stats;
-	TimestampTz fetched;
-} StatsEntry;
-
-static HTAB *stats_cache = NULL;
-
-#define STATS_TTL_SECONDS 60
-
-/*
- * A relcache invalidation of a foreign table (add_stream_index, reset_store
- * and init_store send one) drops what the cache knows of it; InvalidOid
- * drops everything.
- */
-static void
-stats_invalidate(Datum arg pg_attribute_unused(), Oid relid)
-{
-	HASH_SEQ_STATUS seq;
-	StatsEntry *e;
-
-	if (stats_cache == NULL)
-		return;
-	if (OidIsValid(relid))
-	{
-		(void) hash_search(stats_cache, &relid, HASH_REMOVE, NULL);
-		return;
-	}
-	hash_seq_init(&seq, stats_cache);
-	while ((e = hash_seq_search(&seq)) != NULL)
-		(void) hash_search(stats_cache, &e->relid, HASH_REMOVE, NULL);
-}
-
-void
-esd_table_stats_forget(void)
-{
-	stats_invalidate((Datum) 0, InvalidOid);
-}
-
-void
-esd_table_stats(Oid relid, EsdTableStats *stats)
-{
-	StatsEntry *e;
-	bool		found;
-	EsdTableOptions table;
-	EsdConnOptions conn;
-	EsdTableInfo info;
-	ForeignTable *ft;
-
-	if (stats_cache == NULL)
-	{
-		HASHCTL		ctl;
-
-		ctl.keysize = sizeof(Oid);
-		ctl.entrysize = sizeof(StatsEntry);
-		stats_cache = hash_create("event_store_dynamo table stats", 16, &ctl,
-								  HASH_ELEM | HASH_BLOBS);
-		CacheRegisterRelcacheCallback(stats_invalidate, (Datum) 0);
-	}
-	e = hash_search(stats_cache, &relid, HASH_ENTER, &found);
-	if (found && e->stats.known &&
-		!TimestampDifferenceExceeds(e->fetched, GetCurrentTimestamp(), STATS_TTL_SECONDS * 1000))
-	{
-		*stats = e->stats;
-		return;
-	}
-
-	memset(&e->stats, 0, sizeof(e->stats));
-	esd_get_table_options(relid, &table);
-	ft = GetForeignTable(relid);
-	esd_get_conn_options(ft->serverid, GetUserId(), &conn);
-	if (esd_describe_table(&conn, table.table_name, &info))
-	{
-		e->stats.known = true;
-		e->stats.item_count = (double) info.item_count;
-		for (int i = 0; i < info.nindexes; i++)
-			if (strcmp(info.indexes[i].name, "streamIndex") == 0 &&
-				strcmp(info.indexes[i].status, "ACTIVE") == 0)
-				e->stats.has_stream_index = true;
-	}
-	e->fetched = GetCurrentTimestamp();
-	*stats = e->stats;
 }
 
 /* Strip casts that do not change the value (varchar to text). */
@@ -420,7 +334,7 @@ for_walk(EsdTarget t)
 
 EsdPushdown *
 esd_choose_access(PlannerInfo *root, RelOptInfo *baserel, Oid relid,
-				  List *clauses, bool has_stream_index)
+				  List *clauses)
 {
 	EsdPushdown *pd = palloc0(sizeof(EsdPushdown));
 	List	   *conds = NIL;
@@ -452,7 +366,7 @@ esd_choose_access(PlannerInfo *root, RelOptInfo *baserel, Oid relid,
 		pd->access = ESD_ACCESS_CAUSATION;
 		pd->conds = keep_targets(conds, for_causation);
 	}
-	else if (has_stream_index && has_single_value(conds, ESD_ON_DOMAIN) &&
+	else if (has_single_value(conds, ESD_ON_DOMAIN) &&
 			 has_single_value(conds, ESD_ON_IDENTIFIER))
 	{
 		pd->access = ESD_ACCESS_STREAM;

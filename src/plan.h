@@ -77,26 +77,13 @@ typedef struct EsdBounds
 	int64		seq_hi;
 } EsdBounds;
 
-/* Which table does the foreign table have a usable streamIndex? (cached) */
-typedef struct EsdTableStats
-{
-	bool		known;
-	bool		has_stream_index;
-	double		item_count;
-} EsdTableStats;
-
-extern void esd_table_stats(Oid relid, EsdTableStats *stats);
-/* Forget what the cache knows (a table found without the streamIndex it had). */
-extern void esd_table_stats_forget(void);
-
 /*
  * Find the conditions that can be pushed among clauses (RestrictInfos of
  * the relation, plus the join clauses of a parameterized path), and choose
  * the access path.
  */
 extern EsdPushdown *esd_choose_access(PlannerInfo *root, RelOptInfo *baserel,
-									  Oid relid, List *clauses,
-									  bool has_stream_index);
+									  Oid relid, List *clauses);
 
 /* Estimated rows for an access path. */
 extern double esd_estimate_rows(const EsdPushdown *pd, double table_rows);

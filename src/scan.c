@@ -814,8 +814,8 @@ page_has_keys(EsdWalk *walk, EsdPage *page, bool whole_items)
 
 /*
  * Did the first page of a stream read fail because the table has no
- * streamIndex (any more: it was recreated without it since the planner
- * looked)?  DynamoDB says so in a ValidationException.
+ * streamIndex (the planner assumes it, without asking DynamoDB)?
+ * DynamoDB says so in a ValidationException.
  */
 static bool
 stream_index_missing(EsdWalk *walk, EsdPage *page)
@@ -859,9 +859,8 @@ compare_sequence_desc(const void *a, const void *b)
 }
 
 /*
- * The stream read cannot use streamIndex: forget what the planner was told
- * (the next plan walks and sorts), and read the stream as a table without
- * the index is read, by walking the months, without giving up the order
+ * The stream read cannot use streamIndex: read the stream as a table
+ * without the index is read, by walking the months, without giving up the order
  * the plan promised: the walk finds the keys of the stream's events (id,
  * created, domain, identifier, sequence), which are sorted by sequence and
  * then returned as collected pages, hydrated as the query needs.
@@ -876,7 +875,6 @@ walk_instead_of_stream(EsdWalk *walk)
 	int			cap = 64;
 	int			nattrs;
 
-	esd_table_stats_forget();
 	drop_pages(walk);
 	walk->parts_started = walk->parts_read = 0;
 	walk->stream_index_gone = false;
