@@ -27,7 +27,7 @@ OBJS = \
 	src/clock.o
 
 EXTENSION = event_store_dynamo
-DATA = sql/event_store_dynamo--0.1.sql sql/event_store_dynamo--0.1--0.2.sql sql/event_store_dynamo--0.2--0.3.sql sql/event_store_dynamo--0.3--0.4.sql
+DATA = sql/event_store_dynamo--0.1.sql sql/event_store_dynamo--0.1--0.2.sql sql/event_store_dynamo--0.2--0.3.sql sql/event_store_dynamo--0.3--0.4.sql sql/event_store_dynamo--0.4--0.5.sql
 PGFILEDESC = "event_store_dynamo - DynamoDB event store foreign-data wrapper"
 
 REGRESS = options read errors write pushdown admin credentials baditems hardening privileges projection cost security cursors longkeys commits parallel workers partitions promises feed

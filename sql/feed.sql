@@ -89,7 +89,7 @@ CREATE DATABASE esd_feed_upgrade;
 \c esd_feed_upgrade
 CREATE EXTENSION event_store_dynamo VERSION '0.3';
 SELECT count(*) FROM pg_proc WHERE proname = 'enable_change_feed';
-ALTER EXTENSION event_store_dynamo UPDATE;
+ALTER EXTENSION event_store_dynamo UPDATE TO '0.4';
 SELECT extversion FROM pg_extension WHERE extname = 'event_store_dynamo';
 SELECT count(*) FROM pg_proc WHERE proname IN ('enable_change_feed', 'disable_change_feed');
 \c :regress_db

@@ -4,8 +4,10 @@
 -- its order and each event is applied once; the safety net per partition;
 -- on_error 'stop' halts one partition; the status views; wait_for_projection,
 -- rebuild and drop over every partition; a worker per partition; the update
--- from 0.3 keeps a projection working as one partition.  Every error shows
--- its SQLSTATE.
+-- from 0.3 keeps a projection working as one partition.  Version 0.5:
+-- repartition_projection changes the count (with partitions at different
+-- positions, a held event, workers running), and the update from 0.4 keeps
+-- the projection going.  Every error shows its SQLSTATE.
 \getenv ddb_url DDB_URL
 \getenv s3_url S3_URL
 SET timezone = 'UTC';
@@ -157,6 +159,65 @@ CALL event_store_dynamo.catch_up('pb');
 SELECT state, last_error FROM event_store_dynamo.projections;
 SELECT pt_current() AS current, * FROM pt_in_order();
 
+-- repartition_projection (0.5): every partition stops where it is, and each stream goes on in its
+-- new partition from where it was.  The errors first; the same count changes nothing.
+SELECT event_store_dynamo.repartition_projection('pb', 0);
+SELECT event_store_dynamo.repartition_projection('pb', 65);
+SELECT event_store_dynamo.repartition_projection('pb', NULL);
+SELECT event_store_dynamo.repartition_projection('nope', 2);
+SELECT event_store_dynamo.repartition_projection(NULL, 2);
+SELECT array_agg(key ORDER BY part) AS runs_before FROM event_store_dynamo.projection_run \gset
+SELECT event_store_dynamo.repartition_projection('pb', 3);
+SELECT array_agg(key ORDER BY part) = :'runs_before' AS same_runs FROM event_store_dynamo.projection_run;
+-- partitions at different positions: new events everywhere, and a9's second event whose first is
+-- backdated behind every position (only a read of the stream finds it), so the second is held;
+-- only partition 2 (a2, a4, a9 of 3) catches up
+SELECT pg_sleep(0.01);
+INSERT INTO pt (id, domain, type, identifier, payload)
+SELECT format('00000000-0000-4000-8000-0000001a000%s', a), 'account', 'deposited', 'a' || a,
+       jsonb_build_object('amount', 100 * a)
+  FROM generate_series(1, 6) a;
+INSERT INTO pt (id, domain, type, identifier, payload, created) VALUES
+  ('00000000-0000-4000-8000-0000001a0091', 'account', 'deposited', 'a9', '{"amount": 91}', now() - interval '10 minutes'),
+  ('00000000-0000-4000-8000-0000001a0092', 'account', 'deposited', 'a9', '{"amount": 92}', now());
+CALL event_store_dynamo.catch_up('pb', partition => 2);
+SELECT partition, events_applied, events_held,
+       checked_through > (SELECT min(checked_through) FROM event_store_dynamo.projection_partitions) AS ahead
+  FROM event_store_dynamo.projection_partitions ORDER BY partition;
+SELECT events_applied AS applied_before FROM event_store_dynamo.projections \gset
+-- 3 to 2: a9 (with its held event) and a2 go to partition 1, a4 to 0
+SELECT event_store_dynamo._partition_of('account', 'a2', 2) AS a2, event_store_dynamo._partition_of('account', 'a4', 2) AS a4,
+       event_store_dynamo._partition_of('account', 'a9', 2) AS a9;
+SELECT event_store_dynamo.repartition_projection('pb', 2);
+SELECT name, partition, partitions, state, events_held,
+       checked_through = (SELECT max(checked_through) FROM event_store_dynamo.projection_partitions) AS common
+  FROM event_store_dynamo.projection_partitions ORDER BY partition;
+SELECT events_applied = :applied_before AS counters_kept, partitions FROM event_store_dynamo.projections;
+SELECT r.part, s.identifier, s.last_sequence FROM event_store_dynamo.projection_stream s
+  JOIN event_store_dynamo.projection_run r ON r.key = s.run_key
+ WHERE s.identifier IN ('a2', 'a4', 'a9') ORDER BY s.identifier;
+SELECT r.part, pe.identifier, pe.sequence FROM event_store_dynamo.projection_pending pe
+  JOIN event_store_dynamo.projection_run r ON r.key = pe.run_key;
+SELECT count(*) AS runs, count(*) FILTER (WHERE key = (SELECT run_key FROM event_store_dynamo.projection)) AS generation
+  FROM event_store_dynamo.projection_run;
+-- what partition 2 applied after the common position is met again and found seen; the held event
+-- goes behind its predecessor, read from the stream
+CALL event_store_dynamo.catch_up('pb');
+SELECT pt_current() AS current, * FROM pt_in_order();
+SELECT account, array_agg(sequence ORDER BY n) FROM pt_log WHERE account = 'a9' GROUP BY account;
+SELECT events_applied = (SELECT count(*) FROM pt_log) AS counted, events_held FROM event_store_dynamo.projections;
+-- 2 to 5 with new events not yet applied, then back to 3
+INSERT INTO pt (id, domain, type, identifier, payload)
+SELECT format('00000000-0000-4000-8000-0000001b000%s', a), 'account', 'deposited', 'a' || a, '{"amount": 1}'
+  FROM generate_series(1, 9) a;
+SELECT event_store_dynamo.repartition_projection('pb', 5);
+CALL event_store_dynamo.catch_up('pb', batch_size => 3);
+SELECT partition, events_applied > 0 AS applied FROM event_store_dynamo.projection_partitions ORDER BY partition;
+SELECT event_store_dynamo.repartition_projection('pb', 3);
+CALL event_store_dynamo.catch_up('pb');
+SELECT pt_current() AS current, * FROM pt_in_order();
+SELECT partitions, events_applied, state FROM event_store_dynamo.projections;
+
 -- a worker per partition (this cluster does not preload the library: dynamic workers)
 CREATE FUNCTION pt_workers_become(n int) RETURNS boolean LANGUAGE plpgsql AS $$
 BEGIN
@@ -180,6 +241,17 @@ SELECT format('00000000-0000-4000-8000-0000000f%s', a), 'account', 'deposited', 
 SELECT bool_and(event_store_dynamo.wait_for_projection('pb', format('00000000-0000-4000-8000-0000000f%s', a),
                                                        interval '30 seconds')) AS applied
   FROM generate_series(1, 6) a;
+-- repartitioned while running: the workers of 3 partitions give way to 2 at commit
+SELECT event_store_dynamo.repartition_projection('pb', 2);
+SELECT pt_workers_become(2);
+SELECT application_name FROM pg_stat_activity
+ WHERE backend_type = 'event_store_dynamo projection' AND datname = current_database() ORDER BY 1;
+INSERT INTO pt (id, domain, type, identifier, payload)
+SELECT format('00000000-0000-4000-8000-0000001c000%s', a), 'account', 'deposited', 'a' || a, '{"amount": 1}'
+  FROM generate_series(1, 9) a;
+SELECT bool_and(event_store_dynamo.wait_for_projection('pb', format('00000000-0000-4000-8000-0000001c000%s', a),
+                                                       interval '30 seconds')) AS applied
+  FROM generate_series(1, 9) a;
 SELECT event_store_dynamo.stop_projection('pb');
 SELECT pt_workers_become(0);
 SELECT pt_current() AS current, * FROM pt_in_order();
@@ -229,6 +301,16 @@ CALL event_store_dynamo.catch_up('counter');
 CALL event_store_dynamo.catch_up('counter', partition => 0);
 SELECT (SELECT n FROM pt_count) = (SELECT count(*) FROM pt) AS counted,
        event_store_dynamo.wait_for_projection('counter', '00000000-0000-4000-8000-0000000f0101', '0') AS seen;
+SELECT partitions, events_applied = (SELECT n FROM pt_count) AS same FROM event_store_dynamo.projections;
+-- and on to 0.5: the projection goes on, and may be given partitions
+ALTER EXTENSION event_store_dynamo UPDATE TO '0.5';
+SELECT extversion FROM pg_extension WHERE extname = 'event_store_dynamo';
+SELECT event_store_dynamo.repartition_projection('counter', 4);
+INSERT INTO pt (id, domain, type, identifier, payload) VALUES
+  ('00000000-0000-4000-8000-0000000f0102', 'account', 'deposited', 'a8', '{"amount": 1}');
+CALL event_store_dynamo.catch_up('counter');
+SELECT (SELECT n FROM pt_count) = (SELECT count(*) FROM pt) AS counted,
+       event_store_dynamo.wait_for_projection('counter', '00000000-0000-4000-8000-0000000f0102', '0') AS seen;
 SELECT partitions, events_applied = (SELECT n FROM pt_count) AS same FROM event_store_dynamo.projections;
 \c :regress_db
 DROP DATABASE esd_upgrade_04;

@@ -13,7 +13,13 @@
  * that role's privileges, user mapping and credentials, and nothing more)
  * and loops: CALL catch_up of its partition, one short transaction that
  * checks the projection is still running, then a sleep on its latch for the
- * poll interval.  An error in an iteration is reported,
+ * poll interval.  When the projection's source has a change feed, its first
+ * worker reads the feed at the start of each round and again every
+ * event_store_dynamo.feed_interval while it sleeps, so that a new event
+ * waits for the next feed read rather than for the next round (DynamoDB
+ * allows 5 GetRecords a second per shard, shared by every reader: the
+ * default 500 ms is 2 a second, so two projections may read one table's
+ * feed).  An error in an iteration is reported,
  * rolled back and retried after a backoff that doubles up to a minute; the
  * worker itself stays.
  *
@@ -133,6 +139,9 @@
 	"SELECT r.projection, p.owner::oid, coalesce((pg_catalog.to_jsonb(p) ->> 'partitions')::int4, 1)" \
 	"  FROM event_store_dynamo.projection_runs r" \
 	"  JOIN event_store_dynamo.projection p ON p.name = r.projection"
+#define FEED_SQL \
+	"SELECT EXISTS (SELECT 1 FROM event_store_dynamo.projection p" \
+	"  JOIN event_store_dynamo.change_feed c ON c.source = p.source WHERE p.name = $1)"
 #define SEEN_SQL \
 	"SELECT EXISTS (SELECT 1 FROM event_store_dynamo.projection p" \
 	"  JOIN event_store_dynamo.projection_run pr ON pr.projection = p.name" \
@@ -208,6 +217,7 @@ PG_FUNCTION_INFO_V1(esd_projection_progress);
 PG_FUNCTION_INFO_V1(esd_wait_for_projection);
 
 static int	max_projection_workers = 64;
+static int	feed_interval_ms = 500;
 static WorkerShared *shared = NULL;
 static shmem_request_hook_type prev_shmem_request_hook = NULL;
 static shmem_startup_hook_type prev_shmem_startup_hook = NULL;
@@ -270,6 +280,15 @@ void
 esd_worker_init(void)
 {
 	BackgroundWorker bgw;
+
+	DefineCustomIntVariable("event_store_dynamo.feed_interval",
+							"How often a projection worker reads its source's change feed while it waits for the next round.",
+							"DynamoDB allows 5 GetRecords a second per stream shard, shared by every reader: "
+							"each projection reading a feed makes one per open shard and read.",
+							&feed_interval_ms,
+							500, 200, 60000,
+							PGC_SIGHUP, GUC_UNIT_MS,
+							NULL, NULL, NULL);
 
 	/* the launcher and its shared memory need shared_preload_libraries */
 	if (!process_shared_preload_libraries_in_progress)
@@ -578,10 +597,12 @@ add_pending(PendingKind kind, const WorkerSpec *spec)
 
 /*
  * Without the launcher: the pids of this database's workers for a
- * projection, found by their application name.
+ * projection, found by their application name ("projection NAME", or
+ * "projection NAME i/N" for one of N partitions).  With partitions > 0,
+ * only those started for another partition count.
  */
 static List *
-find_worker_pids(const char *projection)
+find_worker_pids(const char *projection, int partitions)
 {
 	List	   *pids = NIL;
 	int			n = pgstat_fetch_stat_numbackends();
@@ -602,8 +623,16 @@ find_worker_pids(const char *projection)
 			strncmp(be->st_appname + 11, projection, strlen(projection)) == 0 &&
 			(be->st_appname[len] == '\0' || be->st_appname[len] == ' '))
 		{
-			MemoryContext old = MemoryContextSwitchTo(TopTransactionContext);
+			int			part;
+			int			of = 1;
+			MemoryContext old;
 
+			if (be->st_appname[len] == ' ' &&
+				sscanf(be->st_appname + len + 1, "%d/%d", &part, &of) != 2)
+				continue;
+			if (partitions > 0 && of == partitions)
+				continue;
+			old = MemoryContextSwitchTo(TopTransactionContext);
 			pids = lappend_int(pids, be->st_procpid);
 			MemoryContextSwitchTo(old);
 		}
@@ -737,11 +766,18 @@ esd_start_projection(PG_FUNCTION_ARGS)
 	add_pending(PENDING_START, &spec);
 	if (!shared)
 	{
-		/* without the launcher a second start must not add workers */
+		/*
+		 * Without the launcher a second start must not add workers; but
+		 * workers of another partition count (repartition_projection) are
+		 * replaced.
+		 */
 		PendingAction *action = (PendingAction *) llast(pending_actions);
 
-		if (find_worker_pids(projection) != NIL)
+		action->pids = find_worker_pids(projection, spec.partitions);
+		if (action->pids == NIL && find_worker_pids(projection, 0) != NIL)
 			action->spec.partitions = 0;
+		else if (action->pids != NIL)
+			action->pids = list_concat_unique_int(action->pids, find_worker_pids(projection, 0));
 	}
 	PG_RETURN_VOID();
 }
@@ -810,7 +846,7 @@ esd_projection_runs_deleted(PG_FUNCTION_ARGS)
 		action = add_pending(PENDING_STOP, &spec);
 		if (!shared)
 		{
-			List	   *pids = find_worker_pids(spec.projection);
+			List	   *pids = find_worker_pids(spec.projection, 0);
 
 			action->pids = pids;
 		}
@@ -1273,6 +1309,8 @@ static long poll_ms = 1000;		/* from projection_runs, read at each check */
 static int	round_errors = 0;	/* consecutive failed rounds */
 static bool halted = false;		/* the last catch-up stopped at a failing event */
 static int	halted_rounds = 0;	/* rounds in a row that did */
+static bool has_feed = false;	/* this worker reads its source's change feed */
+static TimestampTz feed_read_at = 0;	/* when it last did */
 
 /* The worker's slot, if the launcher started it and the slot is still its own. */
 static WorkerSlot *
@@ -1337,6 +1375,20 @@ worker_check(void)
 				result = (owner == my_spec.owner && partitions == my_spec.partitions) ?
 					CHECK_RUN : CHECK_RESTART;
 		}
+
+		/* the feed is read by the projection's first worker (before 0.4: none) */
+		has_feed = false;
+		if (result == CHECK_RUN && my_spec.partition == 0 &&
+			OidIsValid(get_relname_relid("change_feed", get_namespace_oid(EXTENSION_NAME, false))))
+		{
+			bool		isnull;
+
+			if (SPI_execute_with_args(FEED_SQL, 1, argtypes, values, NULL, true, 1) != SPI_OK_SELECT ||
+				SPI_processed != 1)
+				elog(ERROR, "could not read the change feed of projection \"%s\"", my_spec.projection);
+			has_feed = DatumGetBool(SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1, &isnull)) &&
+				!isnull;
+		}
 		SPI_finish();
 	}
 	PopActiveSnapshot();
@@ -1396,8 +1448,12 @@ worker_catch_up(MemoryContext loop_context)
 	MemoryContextSwitchTo(loop_context);
 }
 
+/*
+ * Changes this worker's slot under the lock, if the launcher started it and
+ * the slot is still its own; does nothing without the launcher.
+ */
 static void
-worker_note_error(ErrorData *edata)
+change_my_slot(void (*change) (WorkerSlot *slot, const void *arg), const void *arg)
 {
 	WorkerSlot *slot;
 
@@ -1406,28 +1462,91 @@ worker_note_error(ErrorData *edata)
 	LWLockAcquire(shared->lock, LW_EXCLUSIVE);
 	slot = my_slot();
 	if (slot)
-	{
-		slot->errors++;
-		strlcpy(slot->last_error, edata && edata->message ? edata->message : "", LAST_ERROR_LEN);
-	}
+		change(slot, arg);
 	LWLockRelease(shared->lock);
 }
 
 static void
-worker_note_success(void)
+slot_started(WorkerSlot *slot, const void *arg pg_attribute_unused())
 {
-	WorkerSlot *slot;
+	slot->pid = MyProcPid;
+}
 
-	if (!shared)
-		return;
-	LWLockAcquire(shared->lock, LW_EXCLUSIVE);
-	slot = my_slot();
-	if (slot)
+/* An iteration failed with the error edata (may be NULL). */
+static void
+slot_failed(WorkerSlot *slot, const void *arg)
+{
+	const ErrorData *edata = (const ErrorData *) arg;
+
+	slot->errors++;
+	strlcpy(slot->last_error, edata && edata->message ? edata->message : "", LAST_ERROR_LEN);
+}
+
+static void
+slot_caught_up(WorkerSlot *slot, const void *arg pg_attribute_unused())
+{
+	slot->errors = 0;
+	slot->last_catch_up = GetCurrentTimestamp();
+}
+
+/* Whether the change feed is due for a read (feed_interval after the last). */
+static bool
+feed_due(void)
+{
+	return has_feed &&
+		GetCurrentTimestamp() >= TimestampTzPlusMilliseconds(feed_read_at, feed_interval_ms);
+}
+
+/*
+ * One read of the change feed (feed.c), whose events are applied in its
+ * transaction; an error there is a WARNING, and the round goes on.
+ */
+static void
+worker_read_feed(MemoryContext loop_context)
+{
+	feed_read_at = GetCurrentTimestamp();
+	esd_feed_poll(my_spec.projection, loop_context);
+	MemoryContextSwitchTo(loop_context);
+}
+
+/*
+ * Waits ms milliseconds for the next round, or less if the latch is set (a
+ * signal).  With read_feed, reads the change feed each time it is due
+ * meanwhile, so that what the stream shows is applied at once.
+ */
+static void
+worker_sleep(long ms, MemoryContext loop_context, bool read_feed)
+{
+	TimestampTz end = TimestampTzPlusMilliseconds(GetCurrentTimestamp(), ms);
+
+	for (;;)
 	{
-		slot->errors = 0;
-		slot->last_catch_up = GetCurrentTimestamp();
+		TimestampTz now = GetCurrentTimestamp();
+		TimestampTz until = end;
+		long		secs;
+		int			usecs;
+		int			rc;
+
+		if (read_feed && has_feed)
+			until = Min(end, TimestampTzPlusMilliseconds(feed_read_at, feed_interval_ms));
+		if (until > now)
+		{
+			TimestampDifference(now, until, &secs, &usecs);
+			rc = WaitLatch(MyLatch, WL_LATCH_SET | WL_TIMEOUT | WL_EXIT_ON_PM_DEATH,
+						   secs * 1000L + (usecs + 999) / 1000, PG_WAIT_EXTENSION);
+			ResetLatch(MyLatch);
+			CHECK_FOR_INTERRUPTS();
+			if (rc & WL_LATCH_SET)
+				return;
+		}
+		if (read_feed && feed_due())
+		{
+			worker_read_feed(loop_context);
+			MemoryContextReset(loop_context);
+		}
+		if (GetCurrentTimestamp() >= end)
+			return;
 	}
-	LWLockRelease(shared->lock);
 }
 
 /*
@@ -1491,16 +1610,7 @@ esd_projection_worker_main(Datum arg pg_attribute_unused())
 		snprintf(appname, sizeof(appname), "projection %s", my_spec.projection);
 	pgstat_report_appname(appname);
 
-	if (shared)
-	{
-		WorkerSlot *slot;
-
-		LWLockAcquire(shared->lock, LW_EXCLUSIVE);
-		slot = my_slot();
-		if (slot)
-			slot->pid = MyProcPid;
-		LWLockRelease(shared->lock);
-	}
+	change_my_slot(slot_started, NULL);
 
 	loop_context = AllocSetContextCreate(TopMemoryContext, "projection worker loop",
 										 ALLOCSET_DEFAULT_SIZES);
@@ -1521,7 +1631,7 @@ esd_projection_worker_main(Datum arg pg_attribute_unused())
 		AbortOutOfAnyTransaction();
 		FlushErrorState();
 		pgstat_report_activity(STATE_IDLE, NULL);
-		worker_note_error(edata);
+		change_my_slot(slot_failed, edata);
 		MemoryContextReset(loop_context);
 		RESUME_INTERRUPTS();
 
@@ -1579,10 +1689,12 @@ esd_projection_worker_main(Datum arg pg_attribute_unused())
 				if (halted_rounds > 0)
 					wait = Max(poll_ms, backoff_ms(halted_rounds));
 				MemoryContextReset(loop_context);
-				(void) WaitLatch(MyLatch, WL_LATCH_SET | WL_TIMEOUT | WL_EXIT_ON_PM_DEATH,
-								 wait, PG_WAIT_EXTENSION);
-				ResetLatch(MyLatch);
-				CHECK_FOR_INTERRUPTS();
+
+				/*
+				 * (halted, the feed would read the same records again each
+				 * time: once a round is enough)
+				 */
+				worker_sleep(wait, loop_context, !halted);
 			}
 		}
 		first_round = false;
@@ -1590,13 +1702,13 @@ esd_projection_worker_main(Datum arg pg_attribute_unused())
 
 		/*
 		 * The change feed first, when the source has one (feed.c): read by
-		 * the projection's first worker only.
+		 * the projection's first worker only, unless the wait just did.
 		 */
-		if (my_spec.partition == 0)
-			esd_feed_poll(my_spec.projection, loop_context);
+		if (feed_due())
+			worker_read_feed(loop_context);
 		worker_catch_up(loop_context);
 		round_errors = 0;
-		worker_note_success();
+		change_my_slot(slot_caught_up, NULL);
 		need_check = true;
 	}
 }

@@ -6,9 +6,11 @@
 // drop while a catch-up is under way; a failing handler under on_error 'stop' and 'skip'; two
 // databases with projections of the same name; a partitioned projection (a worker per partition)
 // through concurrent appends, a killed worker and a restart, each stream in sequence order; DROP
-// DATABASE and DROP EXTENSION with workers running; ALTER EXTENSION UPDATE from 0.2 to 0.3, then
-// to 0.4 with the worker running. After each case every read model equals a full recompute from
-// the events.
+// DATABASE and DROP EXTENSION with workers running; repartition_projection while the workers run
+// and writers append (3, 5, then 2 partitions); handlers of two partitions that deadlock on shared
+// rows (the victim's batch is tried again: nothing skipped or applied twice); ALTER EXTENSION
+// UPDATE from 0.2 to 0.3, then to 0.4 and 0.5 with the worker running, and a repartition. After
+// each case every read model equals a full recompute from the events.
 //
 // Usage: node test/workers/run.js   (node:test; TAP output)
 // Needs the stack's DDB_URL and S3_URL, the extension installed, and root or the postgres account.
@@ -452,6 +454,131 @@ SELECT count(*) FROM event_store_dynamo.projection_partitions WHERE name = 'part
   assert.equal((await workers('shop_p')).length, 0);
 });
 
+test('repartition_projection while the workers run and events arrive: 3, then 5, then 2 partitions', { timeout: TEST_TIMEOUT_MS }, async () => {
+  await setUpDatabase('shop_r');
+  await rows('shop_r', `SET ROLE app;
+CREATE TABLE moving_balances (account text PRIMARY KEY, balance numeric NOT NULL);
+CREATE TABLE moving_log (n bigserial, id text, account text, sequence bigint);
+CREATE FUNCTION apply_moving(e events) RETURNS void LANGUAGE plpgsql AS $$
+BEGIN
+  PERFORM pg_sleep(0.002);
+  INSERT INTO moving_balances VALUES (e.identifier, (e.payload->>'amount')::numeric)
+    ON CONFLICT (account) DO UPDATE SET balance = moving_balances.balance + excluded.balance;
+  INSERT INTO moving_log (id, account, sequence) VALUES (e.id, e.identifier, e.sequence);
+END $$;
+SELECT event_store_dynamo.create_projection(name => 'moving', source => 'events'::regclass,
+  handler => 'apply_moving(events)'::regprocedure, tables => ARRAY['moving_balances'::regclass],
+  settle => interval '0 seconds', on_error => 'stop', partitions => 3);
+SELECT event_store_dynamo.start_projection('moving', poll => interval '200 ms');`);
+  await deposit('shop_r', 30);
+  await waitFor('three workers', async () => (await workers('shop_r')).length === 3);
+
+  // writers append while the count changes twice under them
+  const writers = depositConcurrently('shop_r', 3, 40);
+  await sleep(300);
+  await rows('shop_r', "SET ROLE app; SELECT event_store_dynamo.repartition_projection('moving', 5);");
+  const five = await waitFor('five workers', async () => {
+    const w = await workers('shop_r');
+    return w.length === 5 && w.every((x) => x.appname.endsWith('/5')) && w;
+  });
+  assert.deepEqual(five.map((w) => w.appname),
+    [1, 2, 3, 4, 5].map((i) => `projection moving ${i}/5`));
+  await deposit('shop_r', 20);
+  await rows('shop_r', "SET ROLE app; SELECT event_store_dynamo.repartition_projection('moving', 2);");
+  await writers;
+  await deposit('shop_r', 15);
+  const two = await waitFor('two workers', async () => {
+    const w = await workers('shop_r');
+    return w.length === 2 && w.every((x) => x.appname.endsWith('/2')) && w;
+  });
+  assert.deepEqual(two.map((w) => w.appname), ['projection moving 1/2', 'projection moving 2/2']);
+  await waitFor('the repartitioned read model', () => readModelCurrent('shop_r', 'moving_balances'));
+
+  // every event applied once, each stream in sequence order, the counters kept across the changes
+  const [[once, ordered, events, logged]] = await rows('shop_r', `SET ROLE app;
+SELECT (SELECT count(*) = count(DISTINCT id) FROM moving_log),
+       (SELECT bool_and(sequence = 1 OR sequence = prev + 1)
+          FROM (SELECT sequence, lag(sequence) OVER (PARTITION BY account ORDER BY n) AS prev FROM moving_log) l),
+       (SELECT count(*) FROM events), (SELECT count(*) FROM moving_log);`);
+  assert.equal(once, 't', 'an event was applied twice');
+  assert.equal(ordered, 't', 'a stream was applied out of sequence order');
+  assert.equal(logged, events);
+  const [[state, applied, partitions, runs]] = await rows('shop_r', `SET ROLE app;
+SELECT state, events_applied, partitions, (SELECT count(*) FROM event_store_dynamo.projection_run)
+  FROM event_store_dynamo.projections WHERE name = 'moving';`);
+  assert.notEqual(state, 'failed');
+  assert.equal(applied, events);
+  assert.equal(partitions, '2');
+  assert.equal(runs, '2', 'the old runs are gone');
+});
+
+test('handlers of two partitions deadlock on shared rows: the victim\'s batch is tried again, nothing lost or applied twice', { timeout: TEST_TIMEOUT_MS }, async () => {
+  // Each partition's handler updates two shared rows, in opposite orders.  The first event of
+  // each partition (a sequence, which no rollback resets, says which) waits until the other
+  // partition holds its first row (an advisory lock marks it), so the two deadlock for certain;
+  // later events go through at once.  on_error 'skip': before, the victim's event was skipped.
+  await rows('shop_r', `SET ROLE app;
+CREATE TABLE shared_rows (k int PRIMARY KEY, n bigint NOT NULL);
+INSERT INTO shared_rows VALUES (1, 0), (2, 0);
+CREATE TABLE shared_balances (account text PRIMARY KEY, balance numeric NOT NULL);
+CREATE TABLE shared_log (n bigserial, id text, account text, sequence bigint);
+CREATE SEQUENCE shared_first_0;
+CREATE SEQUENCE shared_first_1;
+CREATE FUNCTION apply_shared(e events) RETURNS void LANGUAGE plpgsql AS $$
+DECLARE
+  part int := event_store_dynamo._partition_of(e.domain, e.identifier, 2);
+BEGIN
+  UPDATE shared_rows SET n = n + 1 WHERE k = 1 + part;
+  IF nextval(('shared_first_' || part)::regclass) = 1 THEN
+    PERFORM pg_advisory_xact_lock(4100 + part);
+    FOR i IN 1..300 LOOP
+      EXIT WHEN EXISTS (SELECT 1 FROM pg_locks WHERE locktype = 'advisory' AND objsubid = 1
+                        AND objid = 4100 + (1 - part) AND granted);
+      PERFORM pg_sleep(0.1);
+    END LOOP;
+  END IF;
+  UPDATE shared_rows SET n = n + 1 WHERE k = 2 - part;
+  INSERT INTO shared_balances VALUES (e.identifier, (e.payload->>'amount')::numeric)
+    ON CONFLICT (account) DO UPDATE SET balance = shared_balances.balance + excluded.balance;
+  INSERT INTO shared_log (id, account, sequence) VALUES (e.id, e.identifier, e.sequence);
+END $$;
+SELECT event_store_dynamo.create_projection(name => 'shared', source => 'events'::regclass,
+  handler => 'apply_shared(events)'::regprocedure, tables => ARRAY['shared_balances'::regclass],
+  settle => interval '0 seconds', on_error => 'skip', partitions => 2);
+SELECT event_store_dynamo.start_projection('shared', poll => interval '200 ms');`);
+  await waitFor('the shared read model', () => readModelCurrent('shop_r', 'shared_balances'));
+  await deposit('shop_r', 14);
+  await waitFor('the new events', () => readModelCurrent('shop_r', 'shared_balances'));
+
+  // PostgreSQL's deadlock detector aborted one of them: the worker reported it and stayed
+  assert.match(cluster.allLogs(), /ERROR:\s+deadlock detected/);
+  const ws = await rows('shop_r', `SELECT partition, restarts, coalesce(last_error, '') FROM event_store_dynamo.projection_workers
+ WHERE projection = 'shared' ORDER BY partition;`);
+  assert.equal(ws.length, 2);
+  assert.ok(ws.some(([, , error]) => /deadlock detected/.test(error)), `no worker reports the deadlock: ${JSON.stringify(ws)}`);
+  assert.ok(ws.every(([, restarts]) => restarts === '0'), 'the workers stayed');
+  // nothing skipped, nothing applied twice; both shared rows counted every event twice over
+  const [[once, ordered, events, logged, row1, row2]] = await rows('shop_r', `SET ROLE app;
+SELECT (SELECT count(*) = count(DISTINCT id) FROM shared_log),
+       (SELECT bool_and(sequence = 1 OR sequence = prev + 1)
+          FROM (SELECT sequence, lag(sequence) OVER (PARTITION BY account ORDER BY n) AS prev FROM shared_log) l),
+       (SELECT count(*) FROM events), (SELECT count(*) FROM shared_log),
+       (SELECT n FROM shared_rows WHERE k = 1), (SELECT n FROM shared_rows WHERE k = 2);`);
+  assert.equal(once, 't', 'an event was applied twice');
+  assert.equal(ordered, 't');
+  assert.equal(logged, events);
+  assert.equal(row1, events);
+  assert.equal(row2, events);
+  const [[state, skipped, dead, applied]] = await rows('shop_r', `SET ROLE app;
+SELECT state, skipped, (SELECT count(*) FROM event_store_dynamo.dead_letters WHERE projection = 'shared'), events_applied
+  FROM event_store_dynamo.projections WHERE name = 'shared';`);
+  assert.notEqual(state, 'failed');
+  assert.equal(skipped, '0');
+  assert.equal(dead, '0');
+  assert.equal(applied, events);
+  await rows('postgres', 'DROP DATABASE shop_r;');
+});
+
 test('who may start and stop: the owner, a role that may log in', { timeout: TEST_TIMEOUT_MS }, async () => {
   let e = await sqlstate('shop_a', "SET ROLE outsider; SELECT event_store_dynamo.start_projection('balances');");
   assert.equal(e.code, '42501');
@@ -502,10 +629,23 @@ test('ALTER EXTENSION UPDATE from 0.2 brings the workers (and the latest version
   await waitFor('shop_c current', () => readModelCurrent('shop_c', 'balances'));
 
   // and on to 0.4 with the worker running: the projection goes on as one partition
-  await rows('shop_c', 'ALTER EXTENSION event_store_dynamo UPDATE;');
+  await rows('shop_c', "ALTER EXTENSION event_store_dynamo UPDATE TO '0.4';");
   assert.equal(await value('shop_c', "SELECT extversion FROM pg_extension WHERE extname = 'event_store_dynamo';"), '0.4');
   await deposit('shop_c', 6);
   await waitFor('shop_c current after the update', () => readModelCurrent('shop_c', 'balances'));
   assert.deepEqual((await workers('shop_c')).map((w) => w.appname), ['projection balances']);
   assert.equal(await value('shop_c', "SELECT partitions FROM event_store_dynamo.projections WHERE name = 'balances';"), '1');
+
+  // and on to the latest (0.5) with the worker running, then given three partitions while it runs
+  await rows('shop_c', 'ALTER EXTENSION event_store_dynamo UPDATE;');
+  assert.equal(await value('shop_c', "SELECT extversion FROM pg_extension WHERE extname = 'event_store_dynamo';"), '0.5');
+  await deposit('shop_c', 6);
+  await waitFor('shop_c current after the update to 0.5', () => readModelCurrent('shop_c', 'balances'));
+  await rows('shop_c', "SET ROLE app; SELECT event_store_dynamo.repartition_projection('balances', 3);");
+  await deposit('shop_c', 9);
+  await waitFor('three workers in shop_c', async () => (await workers('shop_c')).length === 3);
+  await waitFor('shop_c current with three partitions', () => readModelCurrent('shop_c', 'balances'));
+  const [[applied, events]] = await rows('shop_c', `SET ROLE app;
+SELECT events_applied, (SELECT count(*) FROM events) FROM event_store_dynamo.projections WHERE name = 'balances';`);
+  assert.equal(applied, events);
 });
