@@ -4,64 +4,24 @@
 //   - idle requests per minute of one running projection (poll 1 s) without the feed, then with
 //     it (enable_change_feed on its source): what the feed adds at idle, by operation;
 //   - latency: from just before an INSERT to wait_for_projection returning true, through the feed,
-//     for a projection whose settle is an hour (the index walk cannot apply the event), poll 1 s;
+//     for a projection whose settle is an hour (the index walk cannot apply the event), poll 1 s
+//     (the worker reads the feed every event_store_dynamo.feed_interval, 500 ms, meanwhile);
 //   - what reading one new event costs through the feed.
 //
 // Usage: node bench/feed.js [--quick] [--out DIR]
 // Needs DDB_URL and S3_URL (the stack), PGBIN, the extension installed, and root or postgres.
 'use strict';
 
-const fs = require('fs');
-const path = require('path');
-const { Cluster } = require('../test/credentials/cluster');
-const { startRecorder } = require('./recorder');
+const {
+  QUICK, sleep, startBench, stopBench, sql, idle: idleFor, latencySamples, summary, loadAverage, startMonth,
+  writeResults, run,
+} = require('./workers-common');
 
-const QUICK = process.argv.includes('--quick');
-const OUT_DIR = (() => {
-  const i = process.argv.indexOf('--out');
-  return i > 0 ? process.argv[i + 1] : path.join(__dirname, 'out');
-})();
 const EVENTS = QUICK ? 500 : 2000;
 const IDLE_MS = QUICK ? 30000 : 60000;
 const LATENCY_SAMPLES = QUICK ? 20 : 60;
 
-const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
-let cluster;
-let recorder;
-
-async function sql(text, db = 'bench') {
-  const r = await cluster.psql(text, { db, timeoutMs: 600000 });
-  if (r.code !== 0) throw new Error(`psql failed: ${r.stderr}\n${text.slice(0, 400)}`);
-  return r.stdout.split('\n').filter((l) => l !== '').map((l) => l.split('|'));
-}
-
-function countByOp(entries) {
-  const counts = {};
-  for (const e of entries) if (e.op !== 'mark') counts[e.op] = (counts[e.op] || 0) + 1;
-  return counts;
-}
-
-/* Requests per minute (by operation) while nothing is appended. */
-async function idle(label) {
-  recorder.reset();
-  const t0 = Date.now();
-  await sleep(IDLE_MS);
-  const minutes = (Date.now() - t0) / 60000;
-  const counts = countByOp(recorder.entries);
-  const perMinute = {};
-  let total = 0;
-  for (const [op, n] of Object.entries(counts)) {
-    perMinute[op] = Math.round(n / minutes);
-    total += n;
-  }
-  const result = { label, requestsPerMinute: Math.round(total / minutes), byOperation: perMinute };
-  console.log(`${label}: ${result.requestsPerMinute} requests/min ${JSON.stringify(perMinute)}`);
-  return result;
-}
-
-function percentile(sorted, p) {
-  return sorted[Math.min(sorted.length - 1, Math.ceil((p / 100) * sorted.length) - 1)];
-}
+const idle = (label) => idleFor(label, IDLE_MS);
 
 async function projection(name, { poll = '1 second', settle = '1 second', fullRecheck = "'1 hour'" } = {}) {
   await sql(`SET ROLE bench;
@@ -76,16 +36,8 @@ SELECT event_store_dynamo.start_projection('${name}', poll => interval '${poll}'
 }
 
 async function main() {
-  if (!process.env.DDB_URL) throw new Error('DDB_URL must be set (the stack.env)');
-  recorder = await startRecorder(process.env.DDB_URL);
-  cluster = new Cluster();
-  await cluster.init();
-  fs.appendFileSync(path.join(cluster.data, 'postgresql.conf'), `
-shared_preload_libraries = 'event_store_dynamo'
-max_worker_processes = 20
-`);
-  cluster.start({});
-  const results = { quick: QUICK, events: EVENTS, idleSeconds: IDLE_MS / 1000 };
+  const { recorder } = await startBench('max_worker_processes = 20');
+  const results = { quick: QUICK, events: EVENTS, idleSeconds: IDLE_MS / 1000, loadAverageBefore: loadAverage() };
   try {
     await sql('CREATE ROLE bench LOGIN; CREATE DATABASE bench OWNER bench;', 'postgres');
     await sql(`CREATE EXTENSION event_store_dynamo;
@@ -124,50 +76,19 @@ SELECT 'account', 'deposited', (i % 50)::text, jsonb_build_object('amount', i),
       if (n === '1') break;
       await sleep(100);
     }
-    const script = [];
-    for (let i = 0; i < LATENCY_SAMPLES; i++) {
-      script.push(`SELECT pg_sleep(random() * 1.0);
-SELECT clock_timestamp() AS t0 \\gset
-INSERT INTO events (domain, type, identifier, payload) VALUES ('account', 'deposited', 'lat', '{"amount": 1}') RETURNING id \\gset
-SELECT event_store_dynamo.wait_for_projection('lat', :'id', interval '30 seconds'),
-       extract(epoch FROM clock_timestamp() - :'t0'::timestamptz);`);
-    }
-    recorder.reset();
-    const rows = (await sql(`SET ROLE bench;\n${script.join('\n')}`)).filter((r) => r.length === 2);
-    const during = countByOp(recorder.entries);
-    if (rows.some((r) => r[0] !== 't')) throw new Error('an event was not applied within 30 s');
+    const lat = await latencySamples('lat', 'events', LATENCY_SAMPLES);
     const [[applied]] = await sql("SELECT applied FROM event_store_dynamo.projection_feeds WHERE projection = 'lat';");
-    if (Number(applied) !== rows.length) throw new Error(`the feed applied ${applied} of ${rows.length} events`);
-    const lat = rows.map((r) => Number(r[1])).sort((a, b) => a - b);
-    results.latency = {
-      samples: lat.length, poll: 1, settle: 3600, bound: 2, appliedByFeed: Number(applied),
-      p50: Number(percentile(lat, 50).toFixed(3)), p99: Number(percentile(lat, 99).toFixed(3)),
-      max: Number(lat[lat.length - 1].toFixed(3)),
-    };
-    results.requestsDuringLatency = during;
-    console.log(`latency through the feed (poll 1 s, settle 1 hour, bound poll + 1 s = 2 s): ${JSON.stringify(results.latency)}`);
-    console.log(`requests while the ${lat.length} events were appended and applied: ${JSON.stringify(during)}`);
+    if (Number(applied) !== lat.seconds.length) throw new Error(`the feed applied ${applied} of ${lat.seconds.length} events`);
+    results.latency = { poll: 1, settle: 3600, bound: 1, appliedByFeed: Number(applied), ...summary(lat.seconds) };
+    results.requestsDuringLatency = lat.requests;
+    console.log(`latency through the feed (poll 1 s, settle 1 hour, bound 1 s): ${JSON.stringify(results.latency)}`);
+    console.log(`requests while the ${lat.seconds.length} events were appended and applied: ${JSON.stringify(lat.requests)}`);
   } finally {
-    cluster.destroy();
-    await recorder.close();
+    results.loadAverageAfter = loadAverage();
+    await stopBench();
   }
-  fs.mkdirSync(OUT_DIR, { recursive: true });
-  fs.writeFileSync(path.join(OUT_DIR, 'feed.json'), JSON.stringify(results, null, 2));
-  console.log(`wrote ${path.join(OUT_DIR, 'feed.json')}`);
+  console.log(`load average before ${results.loadAverageBefore.join(' ')}, after ${results.loadAverageAfter.join(' ')}`);
+  writeResults('feed', results);
 }
 
-function startMonth() {
-  const d = new Date();
-  d.setUTCMonth(d.getUTCMonth() - 25);
-  return d.toISOString().slice(0, 7);
-}
-
-main().catch((e) => {
-  console.error(e);
-  try {
-    if (cluster) cluster.destroy();
-  } catch (e2) {
-    // already gone
-  }
-  process.exit(1);
-});
+run(main);

@@ -15,16 +15,11 @@
 // Needs DDB_URL and S3_URL (the stack), PGBIN, the extension installed, and root or postgres.
 'use strict';
 
-const fs = require('fs');
-const path = require('path');
-const { Cluster } = require('../test/credentials/cluster');
-const { startRecorder } = require('./recorder');
+const {
+  QUICK, sleep, startBench, stopBench, sql, idle: idleFor, latencySamples, summary, loadAverage, startMonth,
+  writeResults, run,
+} = require('./workers-common');
 
-const QUICK = process.argv.includes('--quick');
-const OUT_DIR = (() => {
-  const i = process.argv.indexOf('--out');
-  return i > 0 ? process.argv[i + 1] : path.join(__dirname, 'out');
-})();
 const SMALL = QUICK ? 500 : 2000;
 const LARGE = SMALL * 10;
 const IDLE_MS = QUICK ? 30000 : 60000;
@@ -32,72 +27,8 @@ const LATENCY_SAMPLES = QUICK ? 20 : 60;
 const PROJECTIONS = 20;
 const BACKLOG = QUICK ? 1000 : 3000;
 const PARTITIONS = [1, 2, 4];
-const CLK_TCK = 100;
 
-const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
-let cluster;
-let recorder;
-
-async function sql(text, db = 'bench') {
-  const r = await cluster.psql(text, { db, timeoutMs: 600000 });
-  if (r.code !== 0) throw new Error(`psql failed: ${r.stderr}\n${text.slice(0, 400)}`);
-  return r.stdout.split('\n').filter((l) => l !== '').map((l) => l.split('|'));
-}
-
-function countByOp(entries) {
-  const counts = {};
-  for (const e of entries) if (e.op !== 'mark') counts[e.op] = (counts[e.op] || 0) + 1;
-  return counts;
-}
-
-/* Total CPU seconds (user + system) of the given processes, from /proc. */
-function cpuSeconds(pids) {
-  let ticks = 0;
-  for (const pid of pids) {
-    try {
-      const stat = fs.readFileSync(`/proc/${pid}/stat`, 'utf8');
-      const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
-      ticks += Number(fields[11]) + Number(fields[12]);
-    } catch (e) {
-      // the process went away: its time is lost, which only lowers the figure
-    }
-  }
-  return ticks / CLK_TCK;
-}
-
-async function workerPids() {
-  return (await sql(`SELECT pid FROM pg_stat_activity
- WHERE backend_type IN ('event_store_dynamo projection', 'event_store_dynamo launcher');`, 'postgres')).map((r) => Number(r[0]));
-}
-
-/* Requests per minute (by operation) and CPU of the workers while nothing is appended. */
-async function idle(label) {
-  const pids = await workerPids();
-  const cpu0 = cpuSeconds(pids);
-  recorder.reset();
-  const t0 = Date.now();
-  await sleep(IDLE_MS);
-  const minutes = (Date.now() - t0) / 60000;
-  const counts = countByOp(recorder.entries);
-  const cpu = cpuSeconds(pids) - cpu0;
-  const perMinute = {};
-  let total = 0;
-  for (const [op, n] of Object.entries(counts)) {
-    perMinute[op] = Math.round(n / minutes);
-    total += n;
-  }
-  const result = {
-    label, workers: pids.length - 1, requestsPerMinute: Math.round(total / minutes), byOperation: perMinute,
-    cpuPercentOfOneCore: Number(((cpu / (minutes * 60)) * 100).toFixed(2)),
-  };
-  console.log(`${label}: ${result.requestsPerMinute} requests/min ${JSON.stringify(perMinute)}, ` +
-    `CPU ${result.cpuPercentOfOneCore}% of one core (${result.workers} workers and the launcher)`);
-  return result;
-}
-
-function percentile(sorted, p) {
-  return sorted[Math.min(sorted.length - 1, Math.ceil((p / 100) * sorted.length) - 1)];
-}
+const idle = (label) => idleFor(label, IDLE_MS);
 
 async function load(table, n) {
   // backdated history over 24 months, 50 streams, as an import would write it
@@ -125,17 +56,8 @@ SELECT event_store_dynamo.create_projection('${name}', '${table}', 'apply_${name
 }
 
 async function main() {
-  if (!process.env.DDB_URL) throw new Error('DDB_URL must be set (the stack.env)');
-  recorder = await startRecorder(process.env.DDB_URL);
-  cluster = new Cluster();
-  await cluster.init();
-  fs.appendFileSync(path.join(cluster.data, 'postgresql.conf'), `
-shared_preload_libraries = 'event_store_dynamo'
-max_worker_processes = 40
-max_connections = 60
-`);
-  cluster.start({});
-  const results = { quick: QUICK, small: SMALL, large: LARGE, idleSeconds: IDLE_MS / 1000 };
+  const { recorder } = await startBench('max_worker_processes = 40\nmax_connections = 60');
+  const results = { quick: QUICK, small: SMALL, large: LARGE, idleSeconds: IDLE_MS / 1000, loadAverageBefore: loadAverage() };
   try {
     await sql('CREATE ROLE bench LOGIN; CREATE DATABASE bench OWNER bench;', 'postgres');
     await sql(`CREATE EXTENSION event_store_dynamo;
@@ -171,22 +93,8 @@ SELECT event_store_dynamo.reset_store('large_events');`);
 
     // latency: poll 1 s, settle 1 s
     await projection('lat', 'small_events', { poll: '1 second', settle: '1 second' });
-    const script = [];
-    for (let i = 0; i < LATENCY_SAMPLES; i++) {
-      script.push(`SELECT pg_sleep(random() * 1.0);
-SELECT clock_timestamp() AS t0 \\gset
-INSERT INTO small_events (domain, type, identifier, payload) VALUES ('account', 'deposited', 'lat', '{"amount": 1}') RETURNING id \\gset
-SELECT event_store_dynamo.wait_for_projection('lat', :'id', interval '30 seconds'),
-       extract(epoch FROM clock_timestamp() - :'t0'::timestamptz);`);
-    }
-    const rows = (await sql(`SET ROLE bench;\n${script.join('\n')}`)).filter((r) => r.length === 2);
-    if (rows.some((r) => r[0] !== 't')) throw new Error('an event was not applied within 30 s');
-    const lat = rows.map((r) => Number(r[1])).sort((a, b) => a - b);
-    results.latency = {
-      samples: lat.length, poll: 1, settle: 1, bound: 3,
-      p50: Number(percentile(lat, 50).toFixed(3)), p99: Number(percentile(lat, 99).toFixed(3)),
-      max: Number(lat[lat.length - 1].toFixed(3)),
-    };
+    const lat = await latencySamples('lat', 'small_events', LATENCY_SAMPLES);
+    results.latency = { poll: 1, settle: 1, bound: 3, ...summary(lat.seconds) };
     console.log(`latency (poll 1 s, settle 1 s, bound 3 s): ${JSON.stringify(results.latency)}`);
     await sql("SET ROLE bench; SELECT event_store_dynamo.stop_projection('lat');");
 
@@ -215,12 +123,11 @@ SELECT 'account', 'deposited', (i % 50)::text, jsonb_build_object('amount', i),
     for (const r of results.partitions) r.speedUp = Number((one / r.seconds).toFixed(2));
     console.log(`partitions speed-up: ${results.partitions.map((r) => `${r.partitions}: ${r.speedUp}x`).join(', ')}`);
   } finally {
-    cluster.destroy();
-    await recorder.close();
+    results.loadAverageAfter = loadAverage();
+    await stopBench();
   }
-  fs.mkdirSync(OUT_DIR, { recursive: true });
-  fs.writeFileSync(path.join(OUT_DIR, 'workers.json'), JSON.stringify(results, null, 2));
-  console.log(`wrote ${path.join(OUT_DIR, 'workers.json')}`);
+  console.log(`load average before ${results.loadAverageBefore.join(' ')}, after ${results.loadAverageAfter.join(' ')}`);
+  writeResults('workers', results);
 }
 
 /* Seconds from start_projection to every event of the backlog applied, with n partitions. */
@@ -257,18 +164,4 @@ SELECT string_agg(events_applied::text, ' ' ORDER BY partition) FROM event_store
   };
 }
 
-function startMonth() {
-  const d = new Date();
-  d.setUTCMonth(d.getUTCMonth() - 25);
-  return d.toISOString().slice(0, 7);
-}
-
-main().catch((e) => {
-  console.error(e);
-  try {
-    if (cluster) cluster.destroy();
-  } catch (e2) {
-    // already gone
-  }
-  process.exit(1);
-});
+run(main);
