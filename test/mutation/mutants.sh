@@ -171,3 +171,15 @@ mutant feed-without-server-owner src/admin.c \
 mutant serializable-check-after-send src/append.c \
     's/if \(IsolationIsSerializable\(\)\)\n(\t+)PreCommit_CheckForSerializationFailure\(\);/if (false)\n$1PreCommit_CheckForSerializationFailure();/' \
     regress:commits
+
+# repartition_projection records the ids seen in partition 0 only: the new partitions' main pass
+# applies again what the partitions that were ahead had applied after the common position.
+mutant repartition-seen-in-partition-0 sql/event_store_dynamo--0.4--0.5.sql \
+    's/ON nr\.generation = k AND \(nr\.part = 0 OR s\.created IS NULL OR s\.created >= common\)/ON nr.generation = k AND nr.part = 0/' \
+    regress:partitions
+
+# repartition_projection leaves every stream head in partition 0: a stream that moved elsewhere
+# starts again from sequence 0, and its next event is held behind events already applied.
+mutant repartition-heads-in-partition-0 sql/event_store_dynamo--0.4--0.5.sql \
+    's/AND nr\.generation = k AND nr\.part = event_store_dynamo\._partition_of\(s\.domain, s\.identifier, n\);/AND nr.generation = k AND nr.part = 0;/' \
+    regress:partitions
