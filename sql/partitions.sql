@@ -231,17 +231,7 @@ BEGIN
   END LOOP;
   RETURN false;
 END $$;
-SELECT event_store_dynamo.start_projection('pb', poll => interval '200 ms');
-SELECT pt_workers_become(3);
-SELECT application_name FROM pg_stat_activity
- WHERE backend_type = 'event_store_dynamo projection' AND datname = current_database() ORDER BY 1;
-INSERT INTO pt (id, domain, type, identifier, payload)
-SELECT format('00000000-0000-4000-8000-0000000f%s', a), 'account', 'deposited', 'a' || a, '{"amount": 1}'
-  FROM generate_series(1, 6) a;
-SELECT bool_and(event_store_dynamo.wait_for_projection('pb', format('00000000-0000-4000-8000-0000000f%s', a),
-                                                       interval '30 seconds')) AS applied
-  FROM generate_series(1, 6) a;
--- repartitioned while running: the workers of 3 partitions give way to 2 at commit
+-- (and until the workers are those named: a worker shows its name a moment after it connects)
 CREATE FUNCTION pt_workers_are(names text[]) RETURNS boolean LANGUAGE plpgsql AS $$
 BEGIN
   FOR i IN 1..300 LOOP
@@ -254,6 +244,15 @@ BEGIN
   END LOOP;
   RETURN false;
 END $$;
+SELECT event_store_dynamo.start_projection('pb', poll => interval '200 ms');
+SELECT pt_workers_are(ARRAY['projection pb 1/3', 'projection pb 2/3', 'projection pb 3/3']);
+INSERT INTO pt (id, domain, type, identifier, payload)
+SELECT format('00000000-0000-4000-8000-0000000f%s', a), 'account', 'deposited', 'a' || a, '{"amount": 1}'
+  FROM generate_series(1, 6) a;
+SELECT bool_and(event_store_dynamo.wait_for_projection('pb', format('00000000-0000-4000-8000-0000000f%s', a),
+                                                       interval '30 seconds')) AS applied
+  FROM generate_series(1, 6) a;
+-- repartitioned while running: the workers of 3 partitions give way to 2 at commit
 SELECT event_store_dynamo.repartition_projection('pb', 2);
 SELECT pt_workers_are(ARRAY['projection pb 1/2', 'projection pb 2/2']);
 INSERT INTO pt (id, domain, type, identifier, payload)
