@@ -18,8 +18,15 @@ SELECT dblink_connect('other', format('host=%s port=%s dbname=%s user=%s',
   split_part(current_setting('unix_socket_directories'), ',', 1), current_setting('port'),
   current_database(), current_user));
 
+\getenv abs_srcdir PG_ABS_SRCDIR
+
 -- a stream head read that fails inside a savepoint (the table is not there
 -- yet) leaves nothing behind: once the table exists, the stream starts at 1
+-- (a run of this file before, on the same stack, created it: gone first)
+\set drop_late 'node ' :abs_srcdir '/test/regress/drop-table.js ' :ddb_url ' commits-late-schemeless-event-store'
+CREATE TEMP TABLE dropped (line text);
+COPY dropped FROM PROGRAM :'drop_late';
+DROP TABLE dropped;
 CREATE FOREIGN TABLE late (id text, domain text, type text, identifier text, sequence bigint)
   SERVER commits_srv OPTIONS (table_name_prefix 'commits-late-', auto_create 'false');
 BEGIN;
@@ -34,7 +41,6 @@ SELECT type, sequence FROM late WHERE domain = 'h' AND identifier = '1';
 
 -- What DynamoDB holds, read with the AWS SDK (test/regress/raw-items.js),
 -- not through this extension: a bug of the read path cannot hide a write.
-\getenv abs_srcdir PG_ABS_SRCDIR
 \set raw_items 'node ' :abs_srcdir '/test/regress/raw-items.js ' :ddb_url ' commits-schemeless-event-store domain=roster'
 \set doctor_items 'node ' :abs_srcdir '/test/regress/raw-items.js ' :ddb_url ' commits-schemeless-event-store domain=doctor'
 CREATE TEMP TABLE raw_items (item jsonb);
