@@ -766,6 +766,19 @@ record_event_id(json_object *record)
 }
 
 /*
+ * A shard read to its end, or given up: its children may be read once this
+ * round commits, and DescribeStream lists them (a closed shard's children,
+ * and those of a shard that is gone).
+ */
+static void
+end_shard(FeedShard *s)
+{
+	s->next_iterator = NULL;
+	s->next_ended = true;
+	feed.need_describe = true;
+}
+
+/*
  * Reads what the shard has, up to FEED_READS_PER_SHARD pages: the new
  * events' ids go to ids, the shard's new position and iterator to its
  * next_* fields.  Returns the number of records read.
@@ -781,9 +794,18 @@ read_shard(const EsdConnOptions *conn, const char *table, FeedShard *s, List **i
 		s->next_iterator = shard_iterator(conn, table, s);
 	if (s->next_iterator == NULL)
 	{
-		s->next_ended = true;
+		end_shard(s);
 		return 0;
 	}
+
+	/*
+	 * LATEST is for the first iterator only.  Once the shard is being read,
+	 * an iterator got again without a position (after a restart, or for an
+	 * expired one) starts at the shard's oldest record: LATEST would skip
+	 * the records that came meanwhile, which are the feed's (those read
+	 * again apply nothing twice).
+	 */
+	s->next_from_start = true;
 	for (int page = 0; page < FEED_READS_PER_SHARD; page++)
 	{
 		StringInfoData body;
@@ -813,7 +835,7 @@ read_shard(const EsdConnOptions *conn, const char *table, FeedShard *s, List **i
 			s->next_iterator = shard_iterator(conn, table, s);
 			if (s->next_iterator == NULL)
 			{
-				s->next_ended = true;
+				end_shard(s);
 				return records;
 			}
 			page--;
@@ -822,8 +844,7 @@ read_shard(const EsdConnOptions *conn, const char *table, FeedShard *s, List **i
 		if (call_failed_with(call, "ResourceNotFoundException"))
 		{
 			note_fallback("shard %s is gone", s->shard_id);
-			s->next_iterator = NULL;
-			s->next_ended = true;
+			end_shard(s);
 			return records;
 		}
 		if (call->failed)
@@ -850,9 +871,7 @@ read_shard(const EsdConnOptions *conn, const char *table, FeedShard *s, List **i
 		if (json_string(call->json, "NextShardIterator") == NULL)
 		{
 			/* a closed shard read to its end: its children come next */
-			s->next_iterator = NULL;
-			s->next_ended = true;
-			feed.need_describe = true;
+			end_shard(s);
 			break;
 		}
 		s->next_iterator = pstrdup(json_string(call->json, "NextShardIterator"));

@@ -6,7 +6,9 @@
 //   - a fault-injecting DynamoDB front (throttling, 5xx, dropped connections) with a control API,
 //   - a hanging front that accepts requests and never answers,
 //   - an odd front that answers DynamoDB and S3 requests in ways AWS never does (truncated, HTML,
-//     empty, huge, trickling, redirecting, wrongly shaped), the way chosen by the request path.
+//     empty, huge, trickling, redirecting, wrongly shaped), the way chosen by the request path,
+//   - a streams front that answers DynamoDB Streams requests from a script the test sets (shards
+//     that close and split, iterators that expire, trimmed records) and relays the rest.
 // Everything listens on 127.0.0.1 on ports the OS picks. When all of it answers, <dir>/stack.env is
 // written (atomically) with the URLs; logs go to <dir>/stack.log. See README.md beside this file.
 //
@@ -195,7 +197,8 @@ function forward(agent, port, req, res, body, overrides) {
 }
 
 // Forwards a buffered request like forward(), but buffers the answer and passes its body through
-// transform(statusCode, body) -> body before relaying it (with the new Content-Length).
+// transform(statusCode, body) -> body before relaying it (with the new Content-Length, and the new
+// body's x-amz-crc32 when DynamoDB sent one); a transform that throws leaves the answer whole.
 function forwardTransformed(agent, port, req, res, body, transform) {
   return new Promise((resolve) => {
     const headers = relayHeaders(req.rawHeaders);
@@ -215,11 +218,14 @@ function forwardTransformed(agent, port, req, res, body, transform) {
           log(`transform failed: ${e.message}`);
         }
         const h = relayHeaders(upRes.rawHeaders);
+        let crc = false;
         for (const name of Object.keys(h)) {
           const lower = name.toLowerCase();
+          if (lower === 'x-amz-crc32') crc = true;
           if (lower === 'content-length' || lower === 'transfer-encoding' || lower === 'x-amz-crc32') delete h[name];
         }
         h['content-length'] = String(out.length);
+        if (crc) h['x-amz-crc32'] = String(crc32(out));
         res.writeHead(upRes.statusCode, h);
         res.end(out);
         resolve();
@@ -467,78 +473,38 @@ function unprocessedSeed(seed) {
   return (seed ^ 0x5bd1e995) >>> 0;
 }
 
-// Forwards a BatchGetItem and answers it in part, as DynamoDB does under load: a seeded share of
-// the requested keys (at least one, never all) is taken out of Responses and given back in
-// UnprocessedKeys, with the request's other parameters (ProjectionExpression, ConsistentRead, ...).
-// Items are matched to keys by id and created, the table's key.
-function forwardInPart(agent, port, req, res, body, faults) {
-  return new Promise((resolve) => {
-    const headers = relayHeaders(req.rawHeaders);
-    for (const name of Object.keys(headers)) {
-      const lower = name.toLowerCase();
-      if (lower === 'content-length' || lower === 'expect') delete headers[name];
+// A transform for forwardTransformed that answers a BatchGetItem in part, as DynamoDB does under
+// load: a seeded share of the requested keys (at least one, never all) is taken out of Responses and
+// given back in UnprocessedKeys, with the request's other parameters (ProjectionExpression,
+// ConsistentRead, ...). Items are matched to keys by id and created, the table's key.
+function answerInPart(body, faults) {
+  return (statusCode, answer) => {
+    if (statusCode !== 200) return answer;
+    const request = JSON.parse(body.toString('utf8'));
+    const out = JSON.parse(answer.toString('utf8'));
+    out.UnprocessedKeys = out.UnprocessedKeys || {};
+    let held = 0;
+    for (const [table, spec] of Object.entries(request.RequestItems || {})) {
+      const keys = spec.Keys || [];
+      if (keys.length < 2) continue;
+      let back = keys.filter(() => faults.urng() < faults.unprocessedShare);
+      if (back.length === 0) back = [keys[keys.length - 1]];
+      if (back.length === keys.length) back = back.slice(1);
+      const k = (item) => `${item.id && item.id.S}\u0000${item.created && item.created.S}`;
+      const backSet = new Set(back.map(k));
+      const items = (out.Responses && out.Responses[table]) || [];
+      out.Responses[table] = items.filter((item) => !backSet.has(k(item)));
+      const prior = out.UnprocessedKeys[table] ? out.UnprocessedKeys[table].Keys : [];
+      out.UnprocessedKeys[table] = { ...spec, Keys: prior.concat(back) };
+      held += back.length;
     }
-    headers['content-length'] = String(body.length);
-    const up = http.request({ host: '127.0.0.1', port, method: req.method, path: req.url, headers, agent }, (upRes) => {
-      const chunks = [];
-      upRes.on('data', (d) => chunks.push(d));
-      upRes.on('error', (e) => { log('relay error:', e.message); res.destroy(); resolve(); });
-      upRes.on('end', () => {
-        let answer = Buffer.concat(chunks);
-        const h = relayHeaders(upRes.rawHeaders);
-        if (upRes.statusCode === 200) {
-          try {
-            const request = JSON.parse(body.toString('utf8'));
-            const out = JSON.parse(answer.toString('utf8'));
-            out.UnprocessedKeys = out.UnprocessedKeys || {};
-            let held = 0;
-            for (const [table, spec] of Object.entries(request.RequestItems || {})) {
-              const keys = spec.Keys || [];
-              if (keys.length < 2) continue;
-              let back = keys.filter(() => faults.urng() < faults.unprocessedShare);
-              if (back.length === 0) back = [keys[keys.length - 1]];
-              if (back.length === keys.length) back = back.slice(1);
-              const k = (item) => `${item.id && item.id.S}\u0000${item.created && item.created.S}`;
-              const backSet = new Set(back.map(k));
-              const items = (out.Responses && out.Responses[table]) || [];
-              out.Responses[table] = items.filter((item) => !backSet.has(k(item)));
-              const prior = out.UnprocessedKeys[table] ? out.UnprocessedKeys[table].Keys : [];
-              out.UnprocessedKeys[table] = { ...spec, Keys: prior.concat(back) };
-              held += back.length;
-            }
-            if (held > 0) {
-              faults.counters.unprocessed++;
-              faults.counters.unprocessedKeys += held;
-              log(`fault front: ${held} key(s) of a BatchGetItem held back as UnprocessedKeys`);
-            }
-            answer = Buffer.from(JSON.stringify(out));
-            for (const name of Object.keys(h)) {
-              const lower = name.toLowerCase();
-              if (lower === 'content-length' || lower === 'x-amz-crc32' || lower === 'transfer-encoding') delete h[name];
-            }
-            h['Content-Length'] = String(answer.length);
-            h['x-amz-crc32'] = String(crc32(answer));
-          } catch (e) {
-            log(`fault front: answer kept whole: ${e.message}`);
-          }
-        }
-        res.writeHead(upRes.statusCode, h);
-        res.end(answer);
-        resolve();
-      });
-    });
-    up.on('error', (e) => {
-      log(`forward to :${port} failed: ${e.message}`);
-      if (!res.headersSent) {
-        res.writeHead(502, { 'content-type': 'text/plain' });
-        res.end(`stack: upstream :${port} failed: ${e.message}\n`);
-      } else {
-        res.destroy();
-      }
-      resolve();
-    });
-    up.end(body);
-  });
+    if (held > 0) {
+      faults.counters.unprocessed++;
+      faults.counters.unprocessedKeys += held;
+      log(`fault front: ${held} key(s) of a BatchGetItem held back as UnprocessedKeys`);
+    }
+    return Buffer.from(JSON.stringify(out));
+  };
 }
 
 function makeFaultFront(ddbFrontPort) {
@@ -772,7 +738,7 @@ function makeFaultFront(ddbFrontPort) {
           if (faults.indexLagMs > 0 && target === 'DynamoDB_20120810.Query' && /"IndexName"/.test(body.toString('utf8')))
             await forwardTransformed(agent, ddbFrontPort, req, res, body, hideRecent);
           else if (target.endsWith('.BatchGetItem') && faults.unprocessed > 0 && faults.urng() < faults.unprocessed)
-            await forwardInPart(agent, ddbFrontPort, req, res, body, faults);
+            await forwardTransformed(agent, ddbFrontPort, req, res, body, answerInPart(body, faults));
           else
             await forward(agent, ddbFrontPort, req, res, body);
         } finally {
@@ -1083,6 +1049,326 @@ function makeOddFront(localPort) {
   }));
 }
 
+// ---------------------------------------------------------------------------------------------
+// The streams front (DDB_STREAMS_URL): DynamoDB Streams as a test scripts them, for the cases that
+// DynamoDB Local's Streams never show (its one shard never closes, its iterators never expire,
+// nothing is trimmed). With a script set (POST /__streams), it answers DescribeStream,
+// GetShardIterator and GetRecords (X-Amz-Target DynamoDBStreams_20120810.*) from it: shards with
+// lineage, open or closed, trimmed up to a record, whose records name items the test wrote;
+// paged DescribeStream answers; iterators that expire; injected errors. Every other request, and
+// every Streams request while no script is set, goes to DynamoDB Local. Signatures are verified
+// first, as on the other fronts. See README.md beside this file.
+
+const STREAMS_TARGET = 'DynamoDBStreams_20120810.';
+const STREAMS_ERRORS = {
+  ExpiredIteratorException: [400, 'Iterator expired. The iterator was created more than 15 minutes ago.'],
+  TrimmedDataAccessException: [400, 'The operation attempted to read past the oldest stream record in a shard.'],
+  ResourceNotFoundException: [400, 'Requested resource not found'],
+  LimitExceededException: [400, 'Rate exceeded for shard'],
+  ValidationException: [400, 'Invalid request'],
+  InternalServerError: [500, 'Internal server error'],
+};
+const STREAMS_OPERATIONS = ['DescribeStream', 'GetShardIterator', 'GetRecords'];
+const STREAMS_LOG_MAX = 10000;
+// Sequence numbers: 21 digits, growing along a shard and from a shard to the shards met after it.
+const SEQUENCE_BASE = 10n ** 20n;
+const SEQUENCE_SHARD_STEP = 10n ** 9n;
+
+function makeStreamsFront(localPort) {
+  const agent = new http.Agent({ keepAlive: true, maxSockets: 64 });
+  const st = {
+    script: null,
+    shardNumbers: new Map(), // shard id -> its number, for its sequence numbers (kept for good)
+    issued: 0,               // iterators handed out
+    expiredBelow: 0,         // iterators numbered below this answer ExpiredIteratorException
+    log: [],
+    counters: null,
+  };
+  function resetLog() {
+    st.log = [];
+    st.counters = { requests: 0, scripted: 0, relayed: 0, errors: 0, byOperation: {} };
+  }
+  resetLog();
+
+  function shardNumber(id) {
+    if (!st.shardNumbers.has(id)) st.shardNumbers.set(id, BigInt(st.shardNumbers.size + 1));
+    return st.shardNumbers.get(id);
+  }
+  function sequenceOf(shard, i) {
+    return (SEQUENCE_BASE + shardNumber(shard.id) * SEQUENCE_SHARD_STEP + BigInt(i + 1)).toString();
+  }
+  // The index in the shard of a sequence number, or null when it is not one of the shard's.
+  function indexOf(shard, sequence) {
+    if (typeof sequence !== 'string' || !/^[0-9]{1,40}$/.test(sequence)) return null;
+    const i = BigInt(sequence) - SEQUENCE_BASE - shardNumber(shard.id) * SEQUENCE_SHARD_STEP - 1n;
+    return i >= 0n && i < BigInt(shard.records.length) ? Number(i) : null;
+  }
+
+  function configure(cfg) {
+    const name = (v, what) => {
+      if (typeof v !== 'string' || v === '') throw new Error(`${what} must be a non-empty string`);
+      return v;
+    };
+    const whole = (v, what, min, dflt) => {
+      if (v === undefined) return dflt;
+      if (!Number.isInteger(v) || v < min) throw new Error(`${what} must be a whole number of at least ${min}`);
+      return v;
+    };
+    const script = {
+      streamArn: name(cfg.streamArn, 'streamArn'),
+      describePageSize: whole(cfg.describePageSize, 'describePageSize', 1, 100),
+      pageSize: whole(cfg.pageSize, 'pageSize', 1, 1000),
+      shards: [],
+      faults: [],
+    };
+    if (!Array.isArray(cfg.shards)) throw new Error('shards must be an array');
+    const ids = new Set();
+    for (const s of cfg.shards) {
+      if (s === null || typeof s !== 'object') throw new Error('a shard must be an object');
+      const id = name(s.id, 'shard id');
+      if (ids.has(id)) throw new Error(`shard ${id} twice`);
+      ids.add(id);
+      if (s.parent !== undefined && s.parent !== null) name(s.parent, 'shard parent');
+      if (!Array.isArray(s.records || [])) throw new Error(`records of shard ${id} must be an array`);
+      const records = (s.records || []).map((r) => {
+        if (r === null || typeof r !== 'object' || r.Keys === null || typeof r.Keys !== 'object') {
+          throw new Error(`a record of shard ${id} must be an object with Keys`);
+        }
+        return { Keys: r.Keys, eventName: r.eventName === undefined ? 'INSERT' : name(r.eventName, 'eventName') };
+      });
+      const trimmed = whole(s.trimmed, `trimmed of shard ${id}`, 0, 0);
+      if (trimmed > records.length) throw new Error(`shard ${id} trimmed past its records`);
+      script.shards.push({ id, parent: s.parent || null, closed: s.closed === true, trimmed, records });
+      shardNumber(id);
+    }
+    for (const f of cfg.faults || []) {
+      if (!STREAMS_OPERATIONS.includes(f.operation)) throw new Error(`fault operation must be one of ${STREAMS_OPERATIONS.join(', ')}`);
+      if (!STREAMS_ERRORS[f.error]) throw new Error(`fault error must be one of ${Object.keys(STREAMS_ERRORS).join(', ')}`);
+      if (f.shard !== undefined) name(f.shard, 'fault shard');
+      script.faults.push({ operation: f.operation, shard: f.shard, error: f.error,
+                           skip: whole(f.skip, 'fault skip', 0, 0), times: whole(f.times, 'fault times', 1, 1) });
+    }
+    if (cfg.expireIterators !== undefined && typeof cfg.expireIterators !== 'boolean') throw new Error('expireIterators must be true or false');
+    if (cfg.expireIterators) st.expiredBelow = st.issued;
+    st.script = script;
+    log(`streams front: script of ${script.shards.length} shard(s), ${script.faults.length} fault(s)` +
+      (cfg.expireIterators ? `, the ${st.issued} iterators handed out so far expired` : ''));
+  }
+
+  function snapshot() {
+    return { ...st.counters, scripted: st.counters.scripted, issued: st.issued, expiredBelow: st.expiredBelow,
+             log: st.log };
+  }
+
+  function sendJson(res, status, obj) {
+    const body = Buffer.from(JSON.stringify(obj));
+    res.writeHead(status, { 'Content-Type': 'application/json', 'Content-Length': String(body.length) });
+    res.end(body);
+  }
+
+  function sendAnswer(res, obj) {
+    const body = Buffer.from(JSON.stringify(obj));
+    res.writeHead(200, {
+      'Content-Type': DDB_CONTENT_TYPE, 'Content-Length': String(body.length),
+      'x-amzn-RequestId': requestId(), 'x-amz-crc32': String(crc32(body)),
+    });
+    res.end(body);
+  }
+
+  // An error of the script, or of the request; noted in the log entry.
+  class StreamsError extends Error {
+    constructor(type, message) {
+      super(message || STREAMS_ERRORS[type][1]);
+      this.type = type;
+    }
+  }
+
+  // The first fault of the script that this request meets, counting down its skip and times.
+  function fault(operation, shard) {
+    for (const f of st.script.faults) {
+      if (f.operation !== operation || f.times === 0 || (f.shard !== undefined && f.shard !== shard)) continue;
+      if (f.skip > 0) {
+        f.skip--;
+        return;
+      }
+      f.times--;
+      throw new StreamsError(f.error, `${STREAMS_ERRORS[f.error][1]} (scripted)`);
+    }
+  }
+
+  function shardOf(arn, id) {
+    if (arn !== st.script.streamArn) throw new StreamsError('ResourceNotFoundException', `Requested resource not found: Stream: ${arn} not found`);
+    const shard = st.script.shards.find((s) => s.id === id);
+    if (!shard) throw new StreamsError('ResourceNotFoundException', `Requested resource not found: Shard does not exist: ${id}`);
+    return shard;
+  }
+
+  function newIterator(shard, position) {
+    const token = { a: st.script.streamArn, s: shard.id, p: position, n: st.issued++ };
+    return `${st.script.streamArn}|1|${Buffer.from(JSON.stringify(token)).toString('base64')}`;
+  }
+
+  function describeStream(q, entry) {
+    if (q.StreamArn !== st.script.streamArn) {
+      throw new StreamsError('ResourceNotFoundException', `Requested resource not found: Stream: ${q.StreamArn} not found`);
+    }
+    fault('DescribeStream', undefined);
+    const all = st.script.shards;
+    let from = 0;
+    if (q.ExclusiveStartShardId !== undefined) from = all.findIndex((s) => s.id === q.ExclusiveStartShardId) + 1;
+    const limit = Math.min(q.Limit === undefined ? 100 : q.Limit, st.script.describePageSize);
+    const page = all.slice(from, from + limit);
+    const desc = {
+      StreamArn: st.script.streamArn,
+      StreamLabel: st.script.streamArn.split('/').pop(),
+      StreamStatus: 'ENABLED',
+      StreamViewType: 'KEYS_ONLY',
+      CreationRequestDateTime: 1.7e9,
+      TableName: (/:table\/([^/]+)/.exec(st.script.streamArn) || [, 'table'])[1],
+      KeySchema: [{ AttributeName: 'id', KeyType: 'HASH' }, { AttributeName: 'created', KeyType: 'RANGE' }],
+      Shards: page.map((s) => {
+        const range = { StartingSequenceNumber: sequenceOf(s, s.trimmed) };
+        if (s.closed) range.EndingSequenceNumber = sequenceOf(s, Math.max(s.records.length - 1, s.trimmed));
+        return { ShardId: s.id, SequenceNumberRange: range, ...(s.parent ? { ParentShardId: s.parent } : {}) };
+      }),
+    };
+    if (from + limit < all.length) desc.LastEvaluatedShardId = page[page.length - 1].id;
+    entry.shards = page.map((s) => s.id);
+    entry.last = desc.LastEvaluatedShardId || null;
+    return { StreamDescription: desc };
+  }
+
+  function getShardIterator(q, entry) {
+    entry.shard = q.ShardId;
+    entry.type = q.ShardIteratorType;
+    if (q.SequenceNumber !== undefined) entry.sequenceNumber = q.SequenceNumber;
+    const shard = shardOf(q.StreamArn, q.ShardId);
+    fault('GetShardIterator', shard.id);
+    let position;
+    switch (q.ShardIteratorType) {
+      case 'TRIM_HORIZON': position = shard.trimmed; break;
+      case 'LATEST': position = shard.records.length; break;
+      case 'AT_SEQUENCE_NUMBER':
+      case 'AFTER_SEQUENCE_NUMBER': {
+        if (q.SequenceNumber === undefined) throw new StreamsError('ValidationException', 'SequenceNumber is required for this ShardIteratorType');
+        const i = indexOf(shard, q.SequenceNumber);
+        if (i === null) throw new StreamsError('ValidationException', `Invalid SequenceNumber ${q.SequenceNumber} for shard ${shard.id}`);
+        if (i < shard.trimmed) throw new StreamsError('TrimmedDataAccessException');
+        position = q.ShardIteratorType === 'AT_SEQUENCE_NUMBER' ? i : i + 1;
+        break;
+      }
+      default:
+        throw new StreamsError('ValidationException', `Invalid ShardIteratorType: ${q.ShardIteratorType}`);
+    }
+    entry.position = position;
+    return { ShardIterator: newIterator(shard, position) };
+  }
+
+  function getRecords(q, entry) {
+    let token;
+    try {
+      token = JSON.parse(Buffer.from(String(q.ShardIterator).split('|')[2], 'base64').toString('utf8'));
+    } catch (e) {
+      throw new StreamsError('ValidationException', 'Invalid ShardIterator');
+    }
+    entry.shard = token.s;
+    entry.position = token.p;
+    const shard = shardOf(token.a, token.s);
+    fault('GetRecords', shard.id);
+    if (token.n < st.expiredBelow) throw new StreamsError('ExpiredIteratorException');
+    if (token.p < shard.trimmed) throw new StreamsError('TrimmedDataAccessException');
+    const limit = q.Limit === undefined ? 1000 : q.Limit;
+    if (!Number.isInteger(limit) || limit < 1 || limit > 1000) throw new StreamsError('ValidationException', 'Limit must be between 1 and 1000');
+    const page = shard.records.slice(token.p, token.p + Math.min(limit, st.script.pageSize));
+    const Records = page.map((r, k) => {
+      const seq = sequenceOf(shard, token.p + k);
+      return {
+        eventID: crypto.createHash('md5').update(seq).digest('hex'),
+        eventName: r.eventName, eventVersion: '1.1', eventSource: 'aws:dynamodb', awsRegion: TEST_REGION,
+        dynamodb: { ApproximateCreationDateTime: 1.7e9, Keys: r.Keys, SequenceNumber: seq, SizeBytes: 100,
+                    StreamViewType: 'KEYS_ONLY' },
+      };
+    });
+    const next = token.p + page.length;
+    entry.records = page.length;
+    if (page.length) entry.sequenceNumbers = [Records[0].dynamodb.SequenceNumber, Records[page.length - 1].dynamodb.SequenceNumber];
+    // a closed shard read to its end has no next iterator
+    entry.ended = shard.closed && next >= shard.records.length;
+    return entry.ended ? { Records } : { Records, NextShardIterator: newIterator(shard, next) };
+  }
+
+  const HANDLERS = { DescribeStream: describeStream, GetShardIterator: getShardIterator, GetRecords: getRecords };
+
+  return track(http.createServer(async (req, res) => {
+    try {
+      const body = await readBody(req);
+      const urlPath = (req.url || '/').split('?')[0];
+      if (urlPath === '/__streams') {
+        if (req.method === 'GET') return sendJson(res, 200, snapshot());
+        if (req.method === 'POST') {
+          try {
+            const cfg = body.length ? JSON.parse(body.toString('utf8')) : {};
+            if (cfg === null || typeof cfg !== 'object' || Array.isArray(cfg)) throw new Error('expected a JSON object');
+            configure(cfg);
+          } catch (e) {
+            return sendJson(res, 400, { error: e.message });
+          }
+          return sendJson(res, 200, snapshot());
+        }
+        if (req.method === 'DELETE') {
+          st.script = null;
+          resetLog();
+          log('streams front: script removed, Streams requests relayed again');
+          return sendJson(res, 200, snapshot());
+        }
+        res.writeHead(405, { Allow: 'GET, POST, DELETE' });
+        return res.end();
+      }
+
+      const r = await verify({ method: req.method, url: req.url, headers: req.headers },
+        { service: 'dynamodb', uriEscapePath: true, payloadHash: sha256Hex(body) });
+      if (!r.ok) {
+        log(`streams front: rejected ${req.headers['x-amz-target'] || req.method}: ${r.kind}: ${r.message}`);
+        sendDdbError(res, 400, DDB_AUTH_TYPES[r.code], r.message);
+        return;
+      }
+      const target = String(req.headers['x-amz-target'] || '');
+      const operation = target.startsWith(STREAMS_TARGET) ? target.slice(STREAMS_TARGET.length) : null;
+      st.counters.requests++;
+      if (!st.script || !HANDLERS[operation]) {
+        st.counters.relayed++;
+        await forward(agent, localPort, req, res, body);
+        return;
+      }
+      st.counters.scripted++;
+      st.counters.byOperation[operation] = (st.counters.byOperation[operation] || 0) + 1;
+      const entry = { operation };
+      if (st.log.length < STREAMS_LOG_MAX) st.log.push(entry);
+      let q;
+      try {
+        q = JSON.parse(body.toString('utf8'));
+        if (q === null || typeof q !== 'object') throw new Error('not an object');
+      } catch (e) {
+        entry.error = 'SerializationException';
+        return sendDdbError(res, 400, 'com.amazon.coral.service#SerializationException', 'Start of structure or map found where not expected');
+      }
+      try {
+        sendAnswer(res, HANDLERS[operation](q, entry));
+      } catch (e) {
+        if (!(e instanceof StreamsError)) throw e;
+        st.counters.errors++;
+        entry.error = e.type;
+        log(`streams front: ${operation} ${entry.shard || ''}: ${e.type}`);
+        sendDdbError(res, STREAMS_ERRORS[e.type][0], `com.amazonaws.dynamodb.v20120810#${e.type}`, e.message);
+      }
+    } catch (e) {
+      log(`streams front: ${e.stack || e}`);
+      if (!res.headersSent) sendDdbError(res, 500, FAULT_BODIES.internal.type, FAULT_BODIES.internal.message);
+      else res.destroy();
+    }
+  }));
+}
+
 const S3_MAX_KEY_BYTES = 1024;
 const S3RVER_MAX_KEY_PART_BYTES = 220; // NAME_MAX (255) less s3rver's "._S3rver_metadata.json"
 
@@ -1333,6 +1619,8 @@ async function main() {
   log(`ddb fault front on :${faultPort}`);
   const oddPort = await listen(makeOddFront(localPort));
   log(`odd front on :${oddPort}`);
+  const streamsPort = await listen(makeStreamsFront(localPort));
+  log(`streams front on :${streamsPort}`);
 
   const env = {
     DDB_LOCAL_URL: `http://127.0.0.1:${localPort}`,
@@ -1341,6 +1629,7 @@ async function main() {
     DDB_HANG_URL: `http://127.0.0.1:${hangPort}`,
     DDB_PENDING_URL: `http://127.0.0.1:${pendingPort}`,
     DDB_ODD_URL: `http://127.0.0.1:${oddPort}`,
+    DDB_STREAMS_URL: `http://127.0.0.1:${streamsPort}`,
     S3_ODD_URL: `http://127.0.0.1:${oddPort}`,
     S3_URL: `http://127.0.0.1:${s3Port}`,
     S3_VHOST_URL: `http://localhost:${s3Port}`,
@@ -1365,6 +1654,12 @@ async function main() {
   s3.destroy();
   await waitFor('the fault front', COMPONENT_TIMEOUT_MS, () => new Promise((resolve, reject) => {
     http.get(`${env.DDB_FAULT_URL}/__faults`, (r) => {
+      r.resume();
+      if (r.statusCode === 200) resolve(); else reject(new Error(`status ${r.statusCode}`));
+    }).on('error', reject);
+  }));
+  await waitFor('the streams front', COMPONENT_TIMEOUT_MS, () => new Promise((resolve, reject) => {
+    http.get(`${env.DDB_STREAMS_URL}/__streams`, (r) => {
       r.resume();
       if (r.statusCode === 200) resolve(); else reject(new Error(`status ${r.statusCode}`));
     }).on('error', reject);

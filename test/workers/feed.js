@@ -16,52 +16,17 @@
 
 const { test, before, after } = require('node:test');
 const assert = require('node:assert/strict');
-const fs = require('fs');
-const path = require('path');
+const http = require('http');
+const { DynamoDBClient, ScanCommand } = require('@aws-sdk/client-dynamodb');
 
-const { Cluster } = require('../credentials/cluster');
+const { startCluster, destroyCluster, rows, value, waitFor, sleep } = require('./cluster');
 
 const DDB_URL = process.env.DDB_URL;
 const S3_URL = process.env.S3_URL;
 const TEST_TIMEOUT_MS = 300000;
-const WAIT_MS = 60000;        // bound of every wait for a state: generous, the machine is shared
 const DB = 'feed_a';
 
 let cluster;
-
-for (const signal of ['SIGINT', 'SIGTERM', 'SIGHUP']) {
-  process.on(signal, () => {
-    try {
-      if (cluster) cluster.destroy();
-    } finally {
-      process.exit(128 + (signal === 'SIGINT' ? 2 : signal === 'SIGTERM' ? 15 : 1));
-    }
-  });
-}
-
-const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
-
-async function rows(db, text) {
-  const r = await cluster.psql(text, { db });
-  assert.equal(r.code, 0, `psql in ${db} failed: ${r.stderr}\n${text}`);
-  return r.stdout.split('\n').filter((l) => l !== '').map((l) => l.split('|'));
-}
-
-async function value(db, text) {
-  const r = await rows(db, text);
-  return r.length ? r[r.length - 1][0] : undefined;
-}
-
-async function waitFor(what, fn, timeoutMs = WAIT_MS) {
-  const deadline = Date.now() + timeoutMs;
-  let last;
-  for (;;) {
-    last = await fn();
-    if (last) return last;
-    if (Date.now() > deadline) assert.fail(`timed out waiting for ${what}`);
-    await sleep(100);
-  }
-}
 
 /* A projection's read model against the full recompute from the events: balance and count per account. */
 async function readModelCurrent(table) {
@@ -105,14 +70,7 @@ function percentile(sorted, p) {
 
 before(async () => {
   assert.ok(DDB_URL && S3_URL, 'DDB_URL and S3_URL must be set (source the stack.env)');
-  cluster = new Cluster();
-  await cluster.init();
-  fs.appendFileSync(path.join(cluster.data, 'postgresql.conf'), `
-shared_preload_libraries = 'event_store_dynamo'
-max_worker_processes = 20
-log_min_messages = info
-`);
-  cluster.start({});
+  cluster = await startCluster({ maxWorkers: 20 });
   await rows('postgres', `CREATE ROLE app LOGIN; CREATE DATABASE ${DB};`);
   await rows(DB, `
 CREATE EXTENSION event_store_dynamo;
@@ -168,11 +126,10 @@ SELECT event_store_dynamo.create_projection(name => 'feed', source => 'events'::
   settle => interval '1 hour', full_recheck => NULL);
 SELECT event_store_dynamo.start_projection('feed', poll => interval '1 second');
 `);
+  await setUpFront();
 });
 
-after(async () => {
-  if (cluster) cluster.destroy();
-});
+after(() => destroyCluster());
 
 test('a new event reaches the read model through the feed, within a second plus poll', { timeout: TEST_TIMEOUT_MS }, async () => {
   // the workers have read the stream once: their shard positions are stored
@@ -351,4 +308,282 @@ SELECT 'account', 'deposited', 'trimmed' || (g % 2), jsonb_build_object('amount'
   const o = await appliedOnceInOrder('feed');
   assert.equal(o.dups, 0, 'the records read again applied nothing twice');
   assert.equal(o.logged, o.events);
+});
+
+// ---------------------------------------------------------------------------------------------
+// The cases DynamoDB Local's Streams never show, against the stack's scripted streams front
+// (DDB_STREAMS_URL): shards that close and split, iterators that expire, records trimmed away,
+// shards that disappear. The foreign table `fevents` reaches DynamoDB Local through that front,
+// whose script says what DescribeStream, GetShardIterator and GetRecords answer; the records name
+// items this test wrote (their keys read back from DynamoDB Local). Each case has a projection of
+// its own over one domain; after each, its read model equals a full recompute from that domain's
+// events, and the projection's counters say what the feed did.
+
+const DDB_LOCAL_URL = process.env.DDB_LOCAL_URL;
+const STREAMS_URL = process.env.DDB_STREAMS_URL;
+const FRONT_TABLE = 'feedfront-schemeless-event-store';
+let frontArn;
+
+/* A call of the streams front's control API. */
+function streamsControl(method, body) {
+  return new Promise((resolve, reject) => {
+    const data = body === undefined ? '' : JSON.stringify(body);
+    const req = http.request(`${STREAMS_URL}/__streams`, {
+      method, headers: { 'content-type': 'application/json', 'content-length': Buffer.byteLength(data) },
+    }, (res) => {
+      const chunks = [];
+      res.on('data', (c) => chunks.push(c));
+      res.on('end', () => {
+        const out = JSON.parse(Buffer.concat(chunks).toString('utf8'));
+        if (res.statusCode !== 200) reject(new Error(`streams front: ${res.statusCode} ${out.error}`));
+        else resolve(out);
+      });
+    });
+    req.on('error', reject);
+    req.end(data);
+  });
+}
+
+/*
+ * A stream as the test scripts it: shards (id, parent, closed, trimmed, records) whose records are
+ * events appended through fevents. set() sends it to the front with the options given.
+ */
+class Script {
+  constructor(options = {}) {
+    this.shards = [];
+    this.options = options;
+  }
+
+  shard(id, { parent = null } = {}) {
+    const s = { id, parent, closed: false, trimmed: 0, records: [] };
+    this.shards.push(s);
+    return s;
+  }
+
+  remove(id) {
+    this.shards = this.shards.filter((s) => s.id !== id);
+  }
+
+  set(extra = {}) {
+    return streamsControl('POST', { streamArn: frontArn, ...this.options, ...extra, shards: this.shards });
+  }
+}
+
+/* The keys (id, created) of the items of these events, as DynamoDB Local holds them. */
+async function itemKeys(events) {
+  const ddb = new DynamoDBClient({
+    endpoint: DDB_LOCAL_URL, region: 'us-east-1', maxAttempts: 3,
+    credentials: { accessKeyId: 'S3RVER', secretAccessKey: 'S3RVER' },
+  });
+  const byId = new Map();
+  try {
+    let start;
+    do {
+      const page = await ddb.send(new ScanCommand({
+        TableName: FRONT_TABLE, ProjectionExpression: 'id, created', ExclusiveStartKey: start, ConsistentRead: true,
+      }));
+      for (const item of page.Items) byId.set(item.id.S.replace(/^EventID#/, ''), item);
+      start = page.LastEvaluatedKey;
+    } while (start);
+  } finally {
+    ddb.destroy();
+  }
+  return events.map((e) => {
+    const keys = byId.get(e.id);
+    assert.ok(keys, `no item for event ${e.id}`);
+    return { Keys: { id: keys.id, created: keys.created } };
+  });
+}
+
+/*
+ * Appends events through fevents, one INSERT each so that each has an item written before the next:
+ * [[identifier, amount], ...] in `domain`; returns them ({ id, identifier }) with their records.
+ */
+async function appendFront(domain, list) {
+  const values = list.map(([ident, amount]) => `('${domain}', 'deposited', '${ident}', '{"amount": ${amount}}')`);
+  const r = await rows(DB, `SET ROLE app;
+${values.map((v) => `INSERT INTO fevents (domain, type, identifier, payload) VALUES ${v} RETURNING id, identifier;`).join('\n')}`);
+  const events = r.map(([id, identifier]) => ({ id, identifier }));
+  const records = await itemKeys(events);
+  return events.map((e, i) => ({ ...e, record: records[i] }));
+}
+
+async function frontReadModelCurrent(domain) {
+  const [[equal]] = await rows(DB, `SET ROLE app;
+SELECT (SELECT coalesce(jsonb_agg(jsonb_build_array(account, balance, events) ORDER BY account), '[]')
+          FROM front_balances WHERE domain = '${domain}')
+     = (SELECT coalesce(jsonb_agg(jsonb_build_array(account, balance, events) ORDER BY account), '[]')
+          FROM (SELECT identifier AS account, sum((payload->>'amount')::numeric) AS balance, count(*) AS events
+                  FROM fevents WHERE domain = '${domain}' GROUP BY identifier) r);`);
+  return equal === 't';
+}
+
+/* Each event of the domain applied once, each stream in sequence order; the order events were applied in. */
+async function frontApplied(domain) {
+  const [[dups, disorder, logged, events]] = await rows(DB, `SET ROLE app;
+SELECT (SELECT count(*) FROM (SELECT event_id FROM front_log WHERE domain = '${domain}'
+                              GROUP BY event_id HAVING count(*) > 1) d),
+       (SELECT count(*) FROM (SELECT sequence <> coalesce(lag(sequence) OVER (PARTITION BY account ORDER BY n), 0) + 1 AS gap
+                                FROM front_log WHERE domain = '${domain}') o WHERE gap),
+       (SELECT count(*) FROM front_log WHERE domain = '${domain}'),
+       (SELECT count(*) FROM fevents WHERE domain = '${domain}');`);
+  const order = (await rows(DB, `SELECT event_id FROM front_log WHERE domain = '${domain}' ORDER BY n;`)).map((x) => x[0]);
+  return { dups: Number(dups), disorder: Number(disorder), logged: Number(logged), events: Number(events), order };
+}
+
+async function assertAppliedOnce(domain) {
+  assert.ok(await frontReadModelCurrent(domain), `${domain}: the read model equals a full recompute`);
+  const a = await frontApplied(domain);
+  assert.equal(a.dups, 0, `${domain}: no event applied twice`);
+  assert.equal(a.disorder, 0, `${domain}: each stream applied in sequence order, none left out`);
+  assert.equal(a.logged, a.events, `${domain}: every event applied`);
+  return a;
+}
+
+/* The stored shards of a projection: { shard_id: { parent, position, ended } }. */
+async function storedShards(projection) {
+  const r = await rows(DB, `SELECT s.shard_id, coalesce(s.parent_shard_id, ''), coalesce(s.position, ''), s.ended
+  FROM event_store_dynamo.projection_feed_shard s
+  JOIN event_store_dynamo.projection p ON p.run_key = s.run_key WHERE p.name = '${projection}';`);
+  return Object.fromEntries(r.map(([id, parent, position, ended]) => [id, { parent, position, ended: ended === 't' }]));
+}
+
+/* The front's log of Streams requests since the last reset, from index `from`. */
+async function frontLog(from = 0) {
+  return (await streamsControl('GET')).log.slice(from);
+}
+
+/* The last sequence number the front handed out for a shard. */
+function lastHandedOut(log, shard) {
+  const reads = log.filter((e) => e.operation === 'GetRecords' && e.shard === shard && e.sequenceNumbers);
+  return reads.length ? reads[reads.length - 1].sequenceNumbers[1] : null;
+}
+
+async function startFrontProjection(name, domain, { settle = '1 hour' } = {}) {
+  await rows(DB, `SET ROLE app;
+SELECT event_store_dynamo.create_projection(name => '${name}', source => 'fevents'::regclass,
+  handler => 'apply_front(fevents)'::regprocedure, tables => ARRAY['front_balances'::regclass],
+  domains => ARRAY['${domain}'], settle => interval '${settle}', full_recheck => NULL);
+SELECT event_store_dynamo.start_projection('${name}', poll => interval '200 ms');`);
+  // its first round has read the stream: from here on, what the shards get is the feed's
+  await waitFor(`the feed of ${name} to start`, async () => {
+    const s = await feedStats(name);
+    return s && s.openShards >= 1;
+  });
+}
+
+async function stopWorker(name) {
+  await rows(DB, `SET ROLE app; SELECT event_store_dynamo.stop_projection('${name}');`);
+  await waitFor(`the worker of ${name} to stop`, async () => (await value('postgres', `SELECT count(*) FROM pg_stat_activity
+ WHERE backend_type = 'event_store_dynamo projection' AND application_name = 'projection ${name}';`)) === '0', 20000);
+}
+
+async function startWorker(name) {
+  await rows(DB, `SET ROLE app; SELECT event_store_dynamo.start_projection('${name}', poll => interval '200 ms');`);
+}
+
+async function dropFrontProjection(name) {
+  await rows(DB, `SET ROLE app; SELECT event_store_dynamo.drop_projection('${name}');`);
+  await streamsControl('DELETE');
+}
+
+/* The foreign table over the streams front, its store and stream, and the case's handler. */
+async function setUpFront() {
+  assert.ok(STREAMS_URL && DDB_LOCAL_URL, 'DDB_STREAMS_URL and DDB_LOCAL_URL must be set (source the stack.env)');
+  await streamsControl('DELETE');
+  const r = await rows(DB, `
+CREATE SERVER front_srv FOREIGN DATA WRAPPER event_store_dynamo
+  OPTIONS (endpoint '${STREAMS_URL}', s3_endpoint '${S3_URL}', s3_force_path_style 'true');
+GRANT USAGE ON FOREIGN SERVER front_srv TO app;
+CREATE USER MAPPING FOR app SERVER front_srv OPTIONS (access_key_id 'S3RVER', secret_access_key 'S3RVER');
+CREATE USER MAPPING FOR postgres SERVER front_srv OPTIONS (access_key_id 'S3RVER', secret_access_key 'S3RVER');
+SET ROLE app;
+CREATE FOREIGN TABLE fevents (
+  id text, domain text, type text, identifier text, correlation_id text, causation_id text,
+  sequence bigint, payload jsonb, meta jsonb, created timestamptz, time_bucket text, s3_reference text
+) SERVER front_srv OPTIONS (table_name_prefix 'feedfront-');
+CREATE TABLE front_log (n bigserial PRIMARY KEY, domain text, event_id text, account text, sequence bigint);
+CREATE TABLE front_balances (domain text, account text, balance numeric NOT NULL, events int NOT NULL,
+                             PRIMARY KEY (domain, account));
+CREATE FUNCTION apply_front(e fevents) RETURNS void LANGUAGE plpgsql AS $$
+BEGIN
+  INSERT INTO front_log (domain, event_id, account, sequence) VALUES (e.domain, e.id, e.identifier, e.sequence);
+  INSERT INTO front_balances VALUES (e.domain, e.identifier, (e.payload->>'amount')::numeric, 1)
+    ON CONFLICT (domain, account) DO UPDATE SET balance = front_balances.balance + excluded.balance,
+                                                events = front_balances.events + 1;
+END $$;
+RESET ROLE;
+SELECT event_store_dynamo.reset_store('fevents');
+SELECT event_store_dynamo.enable_change_feed('fevents');`);
+  frontArn = r[r.length - 1][0];
+  assert.match(frontArn, /^arn:aws:dynamodb:/);
+}
+
+test('scripted stream: a closed parent shard and its child, parent first, across a worker restart', { timeout: TEST_TIMEOUT_MS }, async () => {
+  // the other projections are done with: their workers would only load the machine
+  await rows(DB, `SET ROLE app; SELECT event_store_dynamo.stop_projection(name) FROM event_store_dynamo.projections
+ WHERE name IN ('feed', 'parted', 'race');`);
+  const D = 'lineage';
+  const script = new Script({ pageSize: 1 });
+  const parent = script.shard('shardId-00000001-lineage-parent');
+  await script.set();
+  await startFrontProjection('lineage', D);
+  await stopWorker('lineage');
+
+  // while the worker is away, the parent gets six records and closes, and its child gets six:
+  // stream "split" runs 1 to 3 in the parent and 4 to 6 in the child; "a" is the parent's, "b" the child's
+  const inParent = await appendFront(D, [['split', 1], ['a', 10], ['split', 2], ['a', 20], ['split', 3], ['a', 30]]);
+  const inChild = await appendFront(D, [['split', 4], ['b', 100], ['split', 5], ['b', 200], ['split', 6], ['b', 300]]);
+  parent.records.push(...inParent.map((e) => e.record));
+  parent.closed = true;
+  const child = script.shard('shardId-00000002-lineage-child', { parent: parent.id });
+  child.records.push(...inChild.map((e) => e.record));
+  await script.set();
+
+  // one record a GetRecords, four GetRecords a shard and round: the parent takes two rounds,
+  // and the worker knows of the child from its first one (DescribeStream when it starts)
+  await startWorker('lineage');
+  await waitFor('the lineage events', () => frontReadModelCurrent(D));
+  const a = await assertAppliedOnce(D);
+  const lastParent = Math.max(...inParent.map((e) => a.order.indexOf(e.id)));
+  const firstChild = Math.min(...inChild.map((e) => a.order.indexOf(e.id)));
+  assert.ok(lastParent < firstChild, `every event of the parent was applied before any of the child's (${a.order})`);
+  let s = await feedStats('lineage');
+  assert.equal(s.records, 12, 'each record read once');
+  assert.equal(s.applied, 12, 'every event applied by the feed (settle is an hour)');
+  assert.equal(s.fallbacks, 0);
+
+  // the parent is finished: its stored position is its last record, and it is not read again
+  const log = await frontLog();
+  const ended = log.findIndex((e) => e.operation === 'GetRecords' && e.shard === parent.id && e.ended);
+  assert.ok(ended >= 0, 'the parent was read to its end');
+  const firstChildRead = log.findIndex((e) => e.shard === child.id);
+  assert.ok(firstChildRead > ended, 'the child was first asked for after the parent was read to its end');
+  const stored = await storedShards('lineage');
+  assert.equal(stored[parent.id].ended, true);
+  assert.equal(stored[parent.id].position, lastHandedOut(log, parent.id));
+  assert.equal(stored[child.id].parent, parent.id);
+  const parentRequests = () => frontLog().then((l) => l.filter((e) => e.shard === parent.id).length);
+  const before = await parentRequests();
+
+  const more = await appendFront(D, [['split', 7], ['b', 400]]);
+  child.records.push(...more.map((e) => e.record));
+  await script.set();
+  await waitFor('the child\'s new records', () => frontReadModelCurrent(D));
+  // and across a worker restart: the stored positions say the parent is done
+  await stopWorker('lineage');
+  const after = await appendFront(D, [['split', 8]]);
+  child.records.push(...after.map((e) => e.record));
+  await script.set();
+  await startWorker('lineage');
+  await waitFor('the child\'s records after the restart', () => frontReadModelCurrent(D));
+  await assertAppliedOnce(D);
+  assert.equal(await parentRequests(), before, 'the parent was not read again');
+  s = await feedStats('lineage');
+  assert.equal(s.records, 15);
+  assert.equal(s.applied, 15);
+  assert.equal(s.fallbacks, 0);
+  assert.equal((await storedShards('lineage'))[child.id].position, lastHandedOut(await frontLog(), child.id),
+    'the child\'s position is its last record');
+  await dropFrontProjection('lineage');
 });

@@ -18,64 +18,16 @@
 
 const { test, before, after } = require('node:test');
 const assert = require('node:assert/strict');
-const fs = require('fs');
-const path = require('path');
-
-const { Cluster } = require('../credentials/cluster');
+const {
+  startCluster, destroyCluster, rows, value, sqlstate, waitFor, sleep,
+} = require('./cluster');
 
 const DDB_URL = process.env.DDB_URL;
 const S3_URL = process.env.S3_URL;
 const TEST_TIMEOUT_MS = 300000;
-const WAIT_MS = 60000;        // bound of every wait for a state: generous, the machine is shared
 const WORKER = 'event_store_dynamo projection';
 
 let cluster;
-
-// Stopped from outside (the runner's timeout, ^C): take the cluster down before going.
-for (const signal of ['SIGINT', 'SIGTERM', 'SIGHUP']) {
-  process.on(signal, () => {
-    try {
-      if (cluster) cluster.destroy();
-    } finally {
-      process.exit(128 + (signal === 'SIGINT' ? 2 : signal === 'SIGTERM' ? 15 : 1));
-    }
-  });
-}
-
-const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
-
-/* Runs SQL that must succeed in a database; returns its rows (lines, fields split on |). */
-async function rows(db, text) {
-  const r = await cluster.psql(text, { db });
-  assert.equal(r.code, 0, `psql in ${db} failed: ${r.stderr}\n${text}`);
-  return r.stdout.split('\n').filter((l) => l !== '').map((l) => l.split('|'));
-}
-
-async function value(db, text) {
-  const r = await rows(db, text);
-  return r.length ? r[r.length - 1][0] : undefined;
-}
-
-/* Runs SQL whose last statement must fail; returns the SQLSTATE (VERBOSITY verbose prints it). */
-async function sqlstate(db, text) {
-  const r = await cluster.psql(text, { db });
-  assert.notEqual(r.code, 0, `expected an error, got: ${r.stdout}`);
-  const m = /ERROR:\s+([0-9A-Z]{5}):/.exec(r.stderr);
-  assert.ok(m, `no SQLSTATE in: ${r.stderr}`);
-  return { code: m[1], message: r.stderr };
-}
-
-/* Polls fn until it returns a truthy value; fails after WAIT_MS with what it saw last. */
-async function waitFor(what, fn, timeoutMs = WAIT_MS) {
-  const deadline = Date.now() + timeoutMs;
-  let last;
-  for (;;) {
-    last = await fn();
-    if (last) return last;
-    if (Date.now() > deadline) assert.fail(`timed out waiting for ${what}`);
-    await sleep(100);
-  }
-}
 
 /* The projection workers of a database: [{pid, user, superuser, appname}] */
 async function workers(db) {
@@ -185,14 +137,7 @@ SELECT event_store_dynamo.create_projection(name => 'balances', source => 'event
 
 before(async () => {
   assert.ok(DDB_URL && S3_URL, 'DDB_URL and S3_URL must be set (source the stack.env)');
-  cluster = new Cluster();
-  await cluster.init();
-  fs.appendFileSync(path.join(cluster.data, 'postgresql.conf'), `
-shared_preload_libraries = 'event_store_dynamo'
-max_worker_processes = 40
-log_min_messages = info
-`);
-  cluster.start({});
+  cluster = await startCluster({ maxWorkers: 40 });
   await rows('postgres', `
 CREATE ROLE app LOGIN;
 CREATE ROLE outsider LOGIN;
@@ -201,9 +146,7 @@ CREATE ROLE no_login NOLOGIN;`);
   await setUpDatabase('shop_b');
 });
 
-after(async () => {
-  if (cluster) cluster.destroy();
-});
+after(() => destroyCluster());
 
 test('start_projection: a worker connected as the owner keeps the read model current', { timeout: TEST_TIMEOUT_MS }, async () => {
   await deposit('shop_a', 20);
