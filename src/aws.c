@@ -477,6 +477,7 @@ type_is(const char *type, const char *const *names)
 static const char *const throttling_types[] = {
 	"ProvisionedThroughputExceededException", "ThrottlingException",
 	"RequestLimitExceeded", "Throttling", "SlowDown", "TooManyRequestsException",
+	"LimitExceededException",	/* DynamoDB Streams, and too many table changes at once */
 	NULL
 };
 

@@ -1086,6 +1086,7 @@ function makeStreamsFront(localPort) {
   };
   function resetLog() {
     st.log = [];
+    st.t0 = Date.now();
     st.counters = { requests: 0, scripted: 0, relayed: 0, errors: 0, byOperation: {} };
   }
   resetLog();
@@ -1215,7 +1216,10 @@ function makeStreamsFront(localPort) {
     fault('DescribeStream', undefined);
     const all = st.script.shards;
     let from = 0;
-    if (q.ExclusiveStartShardId !== undefined) from = all.findIndex((s) => s.id === q.ExclusiveStartShardId) + 1;
+    if (q.ExclusiveStartShardId !== undefined) {
+      entry.exclusiveStart = q.ExclusiveStartShardId;
+      from = all.findIndex((s) => s.id === q.ExclusiveStartShardId) + 1;
+    }
     const limit = Math.min(q.Limit === undefined ? 100 : q.Limit, st.script.describePageSize);
     const page = all.slice(from, from + limit);
     const desc = {
@@ -1342,7 +1346,7 @@ function makeStreamsFront(localPort) {
       }
       st.counters.scripted++;
       st.counters.byOperation[operation] = (st.counters.byOperation[operation] || 0) + 1;
-      const entry = { operation };
+      const entry = { operation, at: Date.now() - st.t0 };
       if (st.log.length < STREAMS_LOG_MAX) st.log.push(entry);
       let q;
       try {

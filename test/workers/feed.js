@@ -587,3 +587,238 @@ test('scripted stream: a closed parent shard and its child, parent first, across
     'the child\'s position is its last record');
   await dropFrontProjection('lineage');
 });
+
+test('scripted stream: a parent split in two children, found through a paged DescribeStream', { timeout: TEST_TIMEOUT_MS }, async () => {
+  const D = 'split';
+  // one shard a DescribeStream page: every listing takes as many pages as there are shards
+  const script = new Script({ describePageSize: 1 });
+  const other = script.shard('shardId-00000003-split-other');   // an open shard with nothing for this case
+  const parent = script.shard('shardId-00000004-split-parent');
+  await script.set();
+  await startFrontProjection('split', D);
+
+  // read live: two records in the parent
+  const first = await appendFront(D, [['s', 1], ['x', 5]]);
+  parent.records.push(...first.map((e) => e.record));
+  await script.set();
+  await waitFor('the parent\'s first records', () => frontReadModelCurrent(D));
+
+  // the parent gets one more and closes; stream "s" goes on in both children (3 in the second
+  // child, 4 in the first: read in the other order, it is held until 3 is applied)
+  const last = await appendFront(D, [['x', 6]]);
+  const s3 = await appendFront(D, [['s', 3]]);
+  const s4 = await appendFront(D, [['s', 4], ['y', 7]]);
+  const s5 = await appendFront(D, [['s', 5], ['z', 8]]);
+  parent.records.push(...last.map((e) => e.record));
+  parent.closed = true;
+  const left = script.shard('shardId-00000005-split-left', { parent: parent.id });
+  const right = script.shard('shardId-00000006-split-right', { parent: parent.id });
+  left.records.push(...s4.map((e) => e.record));
+  right.records.push(...s3.map((e) => e.record), ...s5.map((e) => e.record));
+  await script.set();
+  await waitFor('the children\'s events', () => frontReadModelCurrent(D));
+  await assertAppliedOnce(D);
+  const s = await feedStats('split');
+  assert.equal(s.records, 8, 'each record read once');
+  assert.equal(s.applied, 8, 'all through the feed');
+  assert.equal(s.fallbacks, 0);
+
+  // the listings were read page after page, each from the shard where the one before stopped
+  const log = await frontLog();
+  const describes = log.filter((e) => e.operation === 'DescribeStream');
+  assert.ok(describes.some((e) => e.shards.includes(left.id)) && describes.some((e) => e.shards.includes(right.id)),
+    'the children were found on later pages');
+  for (let i = 0; i + 1 < describes.length; i++) {
+    if (describes[i].last) assert.equal(describes[i + 1].exclusiveStart, describes[i].last, 'the next page starts where the last stopped');
+  }
+  const stored = await storedShards('split');
+  assert.deepEqual(Object.keys(stored).sort(), [other.id, parent.id, left.id, right.id].sort());
+  assert.equal(stored[parent.id].ended, true);
+  assert.equal(stored[left.id].parent, parent.id);
+  assert.equal(stored[right.id].parent, parent.id);
+  for (const child of [left, right]) {
+    const firstRead = log.findIndex((e) => e.shard === child.id);
+    const parentEnd = log.findIndex((e) => e.operation === 'GetRecords' && e.shard === parent.id && e.ended);
+    assert.ok(parentEnd >= 0 && firstRead > parentEnd, `${child.id} first asked for after its parent was read to its end`);
+    assert.equal(log[firstRead].type, 'TRIM_HORIZON', 'a child is read from its first record');
+  }
+  await dropFrontProjection('split');
+});
+
+test('scripted stream: an expired iterator, between rounds and within one, renewed from the position', { timeout: TEST_TIMEOUT_MS }, async () => {
+  const D = 'expiry';
+  const script = new Script({ pageSize: 2 });
+  const shard = script.shard('shardId-00000007-expiry');
+  await script.set();
+  await startFrontProjection('expiry', D);
+  const add = async (list) => {
+    const evs = await appendFront(D, list);
+    shard.records.push(...evs.map((e) => e.record));
+    return evs;
+  };
+
+  await add([['e', 1], ['f', 2], ['e', 3]]);
+  await script.set();
+  await waitFor('the first records', () => frontReadModelCurrent(D));
+  let log = await frontLog();
+  const position = lastHandedOut(log, shard.id);
+
+  // between rounds: the iterator the worker keeps expires (as after 15 minutes)
+  await add([['e', 4], ['f', 5], ['e', 6]]);
+  await script.set({ expireIterators: true });
+  await waitFor('the records after the expiry', () => frontReadModelCurrent(D));
+  log = await frontLog();
+  let expired = log.findIndex((e) => e.error === 'ExpiredIteratorException');
+  assert.ok(expired >= 0, 'the worker met the expired iterator');
+  let renewal = log.slice(expired + 1).find((e) => e.operation === 'GetShardIterator');
+  assert.equal(renewal.type, 'AFTER_SEQUENCE_NUMBER');
+  assert.equal(renewal.sequenceNumber, position, 'renewed after the stored position');
+
+  // within a round: the second GetRecords of the next batch answers ExpiredIteratorException
+  const from = log.length;
+  const midPosition = shard.records.length;
+  await add([['e', 7], ['f', 8], ['e', 9], ['f', 10], ['e', 11], ['f', 12]]);
+  await script.set({ faults: [{ operation: 'GetRecords', shard: shard.id, skip: 1, error: 'ExpiredIteratorException' }] });
+  await waitFor('the records after the expiry within a round', () => frontReadModelCurrent(D));
+  log = await frontLog(from);
+  expired = log.findIndex((e) => e.error === 'ExpiredIteratorException');
+  assert.ok(expired >= 1, 'the scripted expiry was met');
+  renewal = log.slice(expired + 1).find((e) => e.operation === 'GetShardIterator');
+  assert.equal(renewal.type, 'AFTER_SEQUENCE_NUMBER');
+  assert.equal(renewal.sequenceNumber, log[expired - 1].sequenceNumbers[1], 'renewed after the last record read');
+  assert.equal(renewal.position, midPosition + 2);
+
+  await assertAppliedOnce(D);
+  const s = await feedStats('expiry');
+  assert.equal(s.records, 12, 'each record read once: nothing read again, nothing skipped');
+  assert.equal(s.applied, 12, 'all through the feed');
+  assert.equal(s.fallbacks, 0, 'an expired iterator is no fallback');
+  assert.equal((await storedShards('expiry'))[shard.id].position, lastHandedOut(await frontLog(), shard.id));
+
+  // Streams throttling (LimitExceededException) is retried, not taken for a position refused
+  await stopWorker('expiry');
+  await add([['e', 13]]);
+  await script.set({ faults: [{ operation: 'GetShardIterator', shard: shard.id, error: 'LimitExceededException', times: 2 }] });
+  await startWorker('expiry');
+  await waitFor('the record after the throttled restart', () => frontReadModelCurrent(D));
+  const t = await feedStats('expiry');
+  assert.equal(t.records, 13, 'read on from the stored position');
+  assert.equal(t.fallbacks, 0, 'throttling is no fallback');
+  log = await frontLog();
+  assert.equal(log.filter((e) => e.error === 'LimitExceededException').length, 2);
+  await dropFrontProjection('expiry');
+});
+
+test('scripted stream: positions before the trim horizon start the shard there; the index walk covers the rest', { timeout: TEST_TIMEOUT_MS }, async () => {
+  const D = 'trim';
+  const script = new Script();
+  const shard = script.shard('shardId-00000008-trim');
+  await script.set();
+  // settle 3 seconds: the index walk applies what the feed could not read
+  await startFrontProjection('trim', D, { settle: '3 seconds' });
+  const add = async (list) => {
+    const evs = await appendFront(D, list);
+    shard.records.push(...evs.map((e) => e.record));
+    return evs;
+  };
+  await add([['t', 1], ['u', 2]]);
+  await script.set();
+  await waitFor('the first position', async () => (await storedShards('trim'))[shard.id].position === lastHandedOut(await frontLog(), shard.id));
+  await waitFor('the first records', () => frontReadModelCurrent(D));
+
+  // the worker away, six more records, and the first five trimmed: the stored position is gone
+  await stopWorker('trim');
+  await add([['t', 3], ['u', 4], ['t', 5], ['u', 6], ['t', 7], ['u', 8]]);
+  shard.trimmed = 5;
+  await script.set();
+  let from = (await frontLog()).length;
+  await startWorker('trim');
+  await waitFor('the trimmed events', () => frontReadModelCurrent(D));
+  await waitFor('the feed after the trim horizon', async () => (await feedStats('trim')).records === 5);
+  let log = await frontLog(from);
+  const refused = log.findIndex((e) => e.operation === 'GetShardIterator' && e.error === 'TrimmedDataAccessException');
+  assert.ok(refused >= 0, 'the stored position was refused');
+  assert.equal(log[refused].type, 'AFTER_SEQUENCE_NUMBER');
+  const again = log.slice(refused + 1).find((e) => e.operation === 'GetShardIterator');
+  assert.equal(again.type, 'TRIM_HORIZON', 'then the shard was read from its trim horizon');
+  assert.equal(again.position, 5);
+  let s = await feedStats('trim');
+  assert.equal(s.fallbacks, 1);
+  assert.match(s.lastFallback, /cannot be read \(TrimmedDataAccessException\)/);
+
+  // an iterator the worker holds, whose records are trimmed before it is used
+  from = (await frontLog()).length;
+  await add([['t', 9], ['u', 10]]);
+  shard.trimmed = shard.records.length;
+  await script.set();
+  await waitFor('the events trimmed under the iterator', () => frontReadModelCurrent(D));
+  await waitFor('the fallback', async () => (await feedStats('trim')).fallbacks === 2);
+  log = await frontLog(from);
+  const trimmed = log.findIndex((e) => e.operation === 'GetRecords' && e.error === 'TrimmedDataAccessException');
+  assert.ok(trimmed >= 0);
+  assert.equal(log.slice(trimmed + 1).find((e) => e.operation === 'GetShardIterator').type, 'TRIM_HORIZON');
+  s = await feedStats('trim');
+  assert.match(s.lastFallback, /trimmed past the iterator/);
+  assert.equal(s.records, 5, 'nothing read twice');
+  await add([['t', 11]]);
+  await script.set();
+  await waitFor('a record after the trim horizon', async () => (await feedStats('trim')).records === 6);
+  await waitFor('the last event', () => frontReadModelCurrent(D));
+  await assertAppliedOnce(D);
+  await dropFrontProjection('trim');
+});
+
+test('scripted stream: shards that disappear, after their children were read and before their end', { timeout: TEST_TIMEOUT_MS }, async () => {
+  const D = 'gone';
+  const script = new Script();
+  const parent = script.shard('shardId-00000009-gone-parent');
+  await script.set();
+  // settle 3 seconds: the index walk applies what a shard took away with it
+  await startFrontProjection('gone', D, { settle: '3 seconds' });
+  const put = async (shard, list) => {
+    const evs = await appendFront(D, list);
+    shard.records.push(...evs.map((e) => e.record));
+    await script.set();
+  };
+  await put(parent, [['g', 1], ['h', 2]]);
+  parent.closed = true;
+  const child = script.shard('shardId-00000010-gone-child', { parent: parent.id });
+  await put(child, [['g', 3]]);
+  await waitFor('the child\'s record', async () => (await feedStats('gone')).records === 3);
+
+  // the parent, read to its end, is trimmed away: nothing is lost, nothing asks for it
+  script.remove(parent.id);
+  await put(child, [['h', 4], ['g', 5]]);
+  await waitFor('the child read on', async () => (await feedStats('gone')).records === 5);
+  await stopWorker('gone');
+  await put(child, [['h', 6]]);
+  let from = (await frontLog()).length;
+  await startWorker('gone');
+  await waitFor('the child read on after a restart', async () => (await feedStats('gone')).records === 6);
+  let log = await frontLog(from);
+  assert.equal(log.filter((e) => e.shard === parent.id).length, 0, 'the parent gone is not asked for');
+  let s = await feedStats('gone');
+  assert.equal(s.fallbacks, 0, 'a shard gone after its end is no fallback');
+
+  // the child closes, splits into a grandchild, and disappears before the worker read its last
+  // records: given up (the index walk applies those), and the grandchild is read at once
+  from = (await frontLog()).length;
+  const lost = await appendFront(D, [['g', 7], ['h', 8]]);
+  child.records.push(...lost.map((e) => e.record));
+  child.closed = true;
+  const grandchild = script.shard('shardId-00000011-gone-grandchild', { parent: child.id });
+  grandchild.records.push(...(await appendFront(D, [['g', 9], ['h', 10]])).map((e) => e.record));
+  script.remove(child.id);
+  await script.set();
+  await waitFor('the grandchild\'s records', async () => (await feedStats('gone')).records === 8);
+  await waitFor('the events of the shard gone', () => frontReadModelCurrent(D));
+  s = await feedStats('gone');
+  assert.equal(s.fallbacks, 1);
+  assert.match(s.lastFallback, new RegExp(`shard ${child.id} is gone`));
+  log = await frontLog(from);
+  assert.equal(log.find((e) => e.shard === grandchild.id).type, 'TRIM_HORIZON');
+  const stored = await storedShards('gone');
+  assert.equal(stored[child.id].ended, true);
+  await assertAppliedOnce(D);
+  await dropFrontProjection('gone');
+});
