@@ -7,6 +7,8 @@
 #   faults                   test/interop/faults.js (the replay under faults)
 #   write-faults             test/interop/write-faults.js
 #   outcomes                 test/interop/outcomes.js (answers other than success to a commit)
+#   feed:PATTERN             the cases of test/workers/feed.js (step 86) whose name matches PATTERN
+#                            (a regular expression without spaces)
 # shellcheck shell=bash
 
 # A Put without its condition: an event with the id and created of another overwrites it.
@@ -183,3 +185,38 @@ mutant repartition-seen-in-partition-0 sql/event_store_dynamo--0.4--0.5.sql \
 mutant repartition-heads-in-partition-0 sql/event_store_dynamo--0.4--0.5.sql \
     's/AND nr\.generation = k AND nr\.part = event_store_dynamo\._partition_of\(s\.domain, s\.identifier, n\);/AND nr.generation = k AND nr.part = 0;/' \
     regress:partitions
+
+# Change feed: a child shard read before its parent was read to its end.
+mutant feed-child-before-parent src/feed.c \
+    's/\treturn parent == NULL \|\| parent->ended;/\treturn true;/' \
+    feed:closed.parent
+
+# Change feed: an expired iterator taken for the end of its shard.
+mutant feed-expired-as-end-of-shard src/feed.c \
+    's/(\t\tif \(call->failed && !renewed &&\n)/\t\tif (call_failed_with(call, "ExpiredIteratorException"))\n\t\t{\n\t\t\tend_shard(s);\n\t\t\treturn records;\n\t\t}\n$1/' \
+    feed:expired.iterator
+
+# Change feed: a shard without a position read from LATEST again after a restart or an expiry.
+mutant feed-latest-again src/feed.c \
+    's/\ts->next_from_start = true;\n\tfor \(int page/\tfor (int page/' \
+    feed:closed.parent feed:expired.iterator
+
+# Change feed: no DescribeStream when a shard ends: its children wait for the periodic one.
+mutant feed-ended-without-describe src/feed.c \
+    's/(\ts->next_ended = true;\n)\tfeed.need_describe = true;\n/$1/' \
+    feed:split feed:disappear
+
+# Change feed: DescribeStream's first page taken for the whole listing.
+mutant feed-describe-first-page-only src/feed.c \
+    's/last = json_string\(desc, "LastEvaluatedShardId"\);/last = NULL;/' \
+    feed:split
+
+# Change feed: a trimmed position given up without starting again at the trim horizon.
+mutant feed-trimmed-position-kept src/feed.c \
+    's/\t\t\ts->next_from_start = true;\n\t\t\tcontinue;/\t\t\ts->next_from_start = false;\n\t\t\tcontinue;/' \
+    feed:trim.horizon
+
+# Streams throttling (LimitExceededException) taken for a refusal of the position.
+mutant streams-throttling-not-retried src/aws.c \
+    's/\t"LimitExceededException",[^\n]*\n//' \
+    feed:expired.iterator

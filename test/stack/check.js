@@ -2,7 +2,8 @@
 // wrong or stale signatures and unknown keys are refused the way AWS refuses them, S3 answers both
 // path-style and virtual-hosted requests, the fault front injects faults at about the configured
 // rates (deterministically for a seed) and counts requests, records arrivals and holds requests, the
-// hanging front hangs and a connection to the pending front stays pending.
+// hanging front hangs, a connection to the pending front stays pending, and the streams front
+// answers DynamoDB Streams requests from its script.
 // Needs the stack.env variables in the environment. Run: node test/stack/check.js
 
 'use strict';
@@ -22,7 +23,7 @@ const {
   S3Client, CreateBucketCommand, PutObjectCommand, GetObjectCommand, ListObjectsV2Command,
 } = require('@aws-sdk/client-s3');
 
-const need = ['DDB_URL', 'DDB_LOCAL_URL', 'DDB_FAULT_URL', 'DDB_HANG_URL', 'DDB_PENDING_URL', 'S3_URL', 'S3_VHOST_URL',
+const need = ['DDB_URL', 'DDB_LOCAL_URL', 'DDB_FAULT_URL', 'DDB_HANG_URL', 'DDB_PENDING_URL', 'DDB_STREAMS_URL', 'S3_URL', 'S3_VHOST_URL',
   'AWS_TEST_ACCESS_KEY_ID', 'AWS_TEST_SECRET_ACCESS_KEY', 'AWS_TEST_REGION'];
 for (const n of need) {
   if (!process.env[n]) {
@@ -446,6 +447,74 @@ test('hang front: accepts the request and never answers', async () => {
   const req = await signDdb(E.DDB_HANG_URL, 'ListTables', {});
   const r = await send(E.DDB_HANG_URL, req, { timeoutMs: 1500 });
   assert.ok(r.timedOut, 'no answer before the timeout');
+});
+
+test('streams front: scripted DescribeStream pages, iterators, records, expiry, trimming, faults; the rest relayed', async () => {
+  const U = E.DDB_STREAMS_URL;
+  const control = async (method, cfg) => {
+    const r = await send(U, { method, path: '/__streams', headers: { 'content-type': 'application/json' },
+                              body: cfg === undefined ? '' : JSON.stringify(cfg) });
+    return { status: r.status, body: JSON.parse(r.body) };
+  };
+  const call = async (target, payload) => {
+    const r = await send(U, await signDdb(U, target, payload, { api: 'DynamoDBStreams_20120810' }));
+    return { status: r.status, body: JSON.parse(r.body) };
+  };
+  const arn = 'arn:aws:dynamodb:us-east-1:000000000000:table/check/stream/2024-01-01T00:00:00.000';
+  const keys = (n) => ({ Keys: { id: { S: `EventID#${n}` }, created: { S: '2024-01-15T00:00:00.000Z' } } });
+  assert.equal((await control('DELETE')).status, 200);
+  // unsigned: refused as on the other fronts; no script: relayed to DynamoDB Local
+  const unsigned = await send(U, { method: 'POST', path: '/', headers: { 'x-amz-target': 'DynamoDB_20120810.ListTables' }, body: '{}' });
+  assert.equal(unsigned.status, 400);
+  assert.match(errType(unsigned), /MissingAuthenticationToken/);
+  assert.equal((await send(U, await signDdb(U, 'ListTables', {}))).status, 200);
+  assert.equal((await control('POST', { streamArn: arn, shards: 'no' })).status, 400);
+  assert.equal((await control('POST', {
+    streamArn: arn, describePageSize: 1, pageSize: 2,
+    shards: [{ id: 'p', closed: true, trimmed: 1, records: [keys(1), keys(2), keys(3)] },
+             { id: 'c', parent: 'p', records: [keys(4)] }],
+    faults: [{ operation: 'GetRecords', shard: 'c', skip: 1, error: 'LimitExceededException' }],
+  })).status, 200);
+  // DescribeStream: one shard a page, LastEvaluatedShardId to go on from
+  let d = await call('DescribeStream', { StreamArn: arn });
+  assert.deepEqual(d.body.StreamDescription.Shards.map((x) => x.ShardId), ['p']);
+  assert.ok(d.body.StreamDescription.Shards[0].SequenceNumberRange.EndingSequenceNumber, 'p is closed');
+  assert.equal(d.body.StreamDescription.LastEvaluatedShardId, 'p');
+  d = await call('DescribeStream', { StreamArn: arn, ExclusiveStartShardId: 'p' });
+  assert.deepEqual(d.body.StreamDescription.Shards.map((x) => [x.ShardId, x.ParentShardId]), [['c', 'p']]);
+  assert.equal(d.body.StreamDescription.LastEvaluatedShardId, undefined);
+  assert.equal((await call('DescribeStream', { StreamArn: `${arn}x` })).body.__type.split('#')[1], 'ResourceNotFoundException');
+  // the closed parent from its trim horizon: records 2 and 3, then no next iterator
+  let it = await call('GetShardIterator', { StreamArn: arn, ShardId: 'p', ShardIteratorType: 'TRIM_HORIZON' });
+  let page = await call('GetRecords', { ShardIterator: it.body.ShardIterator });
+  assert.deepEqual(page.body.Records.map((x) => x.dynamodb.Keys.id.S), ['EventID#2', 'EventID#3']);
+  assert.equal(page.body.Records[0].eventName, 'INSERT');
+  assert.equal(page.body.NextShardIterator, undefined, 'the closed shard was read to its end');
+  const [second, third] = page.body.Records.map((x) => x.dynamodb.SequenceNumber);
+  assert.ok(BigInt(third) > BigInt(second));
+  it = await call('GetShardIterator', { StreamArn: arn, ShardId: 'p', ShardIteratorType: 'AFTER_SEQUENCE_NUMBER', SequenceNumber: second });
+  assert.deepEqual((await call('GetRecords', { ShardIterator: it.body.ShardIterator })).body.Records.map((x) => x.dynamodb.SequenceNumber), [third]);
+  const before = String(BigInt(second) - 1n);
+  assert.equal((await call('GetShardIterator', { StreamArn: arn, ShardId: 'p', ShardIteratorType: 'AFTER_SEQUENCE_NUMBER', SequenceNumber: before })).body.__type.split('#')[1],
+    'TrimmedDataAccessException');
+  // the open child: a next iterator even with nothing more; the scripted fault on its second read
+  it = await call('GetShardIterator', { StreamArn: arn, ShardId: 'c', ShardIteratorType: 'TRIM_HORIZON' });
+  page = await call('GetRecords', { ShardIterator: it.body.ShardIterator });
+  assert.equal(page.body.Records.length, 1);
+  assert.ok(BigInt(page.body.Records[0].dynamodb.SequenceNumber) > BigInt(third), 'a child\'s records come after its parent\'s');
+  const failed = await call('GetRecords', { ShardIterator: page.body.NextShardIterator });
+  assert.equal(failed.status, 400);
+  assert.equal(failed.body.__type.split('#')[1], 'LimitExceededException');
+  assert.deepEqual((await call('GetRecords', { ShardIterator: page.body.NextShardIterator })).body.Records, []);
+  // every iterator handed out so far expires
+  assert.equal((await control('POST', { streamArn: arn, shards: [{ id: 'c', records: [keys(4)] }], expireIterators: true })).status, 200);
+  assert.equal((await call('GetRecords', { ShardIterator: page.body.NextShardIterator })).body.__type.split('#')[1], 'ExpiredIteratorException');
+  assert.equal((await call('GetShardIterator', { StreamArn: arn, ShardId: 'p', ShardIteratorType: 'LATEST' })).body.__type.split('#')[1],
+    'ResourceNotFoundException', 'a shard gone from the script');
+  const { body: state } = await control('GET');
+  assert.deepEqual(state.log.filter((x) => x.error).map((x) => x.error), ['ResourceNotFoundException',
+    'TrimmedDataAccessException', 'LimitExceededException', 'ExpiredIteratorException', 'ResourceNotFoundException']);
+  assert.equal((await control('DELETE')).status, 200);
 });
 
 test('cleanup', async () => {
