@@ -29,8 +29,12 @@
  * iterators in memory between rounds, and gets new ones from the stored
  * positions after an error or a restart.  Shards are read parents first:
  * a shard is read once its parent was read to its end, or is unknown (gone
- * from the stream, trimmed).  When a projection first reads a stream it
- * starts at its latest records: what came before is the index walk's.
+ * from the stream, trimmed); a shard that ends has DescribeStream asked
+ * again at once, for its children.  When a projection first reads a stream
+ * it starts at its latest records: what came before is the index walk's.
+ * Only that first iterator is LATEST: a shard being read that has no
+ * position yet is read again from its oldest record (after a restart, an
+ * expired iterator), as LATEST would skip what came meanwhile.
  *
  * enable_change_feed and disable_change_feed change the production table
  * (UpdateTable), so they need what reset_store needs: ownership of the
@@ -461,7 +465,8 @@ typedef struct FeedShard
 	char	   *shard_id;
 	char	   *parent;
 	char	   *position;		/* last record dealt with (committed); NULL: none yet */
-	bool		from_start;		/* with no position: TRIM_HORIZON, else LATEST */
+	bool		from_start;		/* with no position: TRIM_HORIZON (a child, or a
+								 * shard read before), else LATEST */
 	bool		ended;			/* read to its end, or given up */
 	char	   *iterator;		/* where the next GetRecords reads; NULL: get one */
 

@@ -9,6 +9,10 @@
 // start; a projection of three partitions alongside, whose first worker reads
 // the feed and hands each event to its partition's run. After each case the read models equal a
 // full recompute.
+// Then the cases of real DynamoDB Streams that DynamoDB Local never shows, against the stack's
+// scripted streams front (test/stack/README.md): a closed parent shard and its child, a split
+// found through a paged DescribeStream, expired iterators, positions before the trim horizon,
+// shards that disappear, Streams throttling; see the section further down.
 //
 // Usage: node test/workers/feed.js   (node:test; TAP output)
 // Needs the stack's DDB_URL and S3_URL, the extension installed, and root or the postgres account.
