@@ -599,13 +599,30 @@ load_shards(void)
 	feed.need_describe = true;
 }
 
+/* Deletes the stored position of a shard (SPI connected), in the round's transaction. */
+static void
+forget_shard(FeedShard *s)
+{
+	Oid			argtypes[3] = {UUIDOID, TEXTOID, TEXTOID};
+	Datum		values[3];
+
+	values[0] = DirectFunctionCall1(uuid_in, CStringGetDatum(feed.run_key));
+	values[1] = CStringGetTextDatum(feed.stream_arn);
+	values[2] = CStringGetTextDatum(s->shard_id);
+	if (SPI_execute_with_args("DELETE FROM event_store_dynamo.projection_feed_shard"
+							  " WHERE run_key = $1 AND stream_arn = $2 AND shard_id = $3",
+							  3, argtypes, values, NULL, false, 0) != SPI_OK_DELETE)
+		elog(ERROR, "could not forget shard %s of the change feed", s->shard_id);
+}
+
 /*
  * Brings the shard list up to date with DescribeStream: shards met for the
  * first time when the projection starts reading the stream begin at their
  * latest record (closed ones are left to the index walk); shards appearing
  * later (children of a shard that closed) are read from their start.
- * Known shards missing from the stream were trimmed before being read to
- * their end.  False when the stream is gone.
+ * Known shards missing from the stream were trimmed: before being read to
+ * their end (a fallback), or after (forgotten).  False when the stream is
+ * gone.
  */
 static bool
 refresh_shards(const EsdConnOptions *conn, const char *table)
@@ -659,6 +676,17 @@ refresh_shards(const EsdConnOptions *conn, const char *table)
 			note_fallback("shard %s was trimmed before it was read to its end", s->shard_id);
 			s->ended = true;
 			s->next_ended = true;
+		}
+		else if (!listed_now)
+		{
+			/*
+			 * Read to its end and since trimmed away: nothing will ask for it
+			 * again (a child of a shard unknown is read as one whose parent
+			 * ended), so it is forgotten, its stored row too, rather than kept
+			 * and written again every round for good.
+			 */
+			forget_shard(s);
+			feed.shards = foreach_delete_current(feed.shards, lc);
 		}
 	}
 	feed.need_describe = false;

@@ -220,3 +220,8 @@ mutant feed-trimmed-position-kept src/feed.c \
 mutant streams-throttling-not-retried src/aws.c \
     's/\t"LimitExceededException",[^\n]*\n//' \
     feed:expired.iterator
+
+# Change feed: shards read to their end and trimmed away kept (and written again every round) for good.
+mutant feed-gone-shards-kept src/feed.c \
+    's/\t\t\tforget_shard\(s\);\n\t\t\tfeed.shards = foreach_delete_current\(feed.shards, lc\);\n//' \
+    feed:disappear

@@ -1157,8 +1157,7 @@ function makeStreamsFront(localPort) {
   }
 
   function snapshot() {
-    return { ...st.counters, scripted: st.counters.scripted, issued: st.issued, expiredBelow: st.expiredBelow,
-             log: st.log };
+    return { ...st.counters, issued: st.issued, expiredBelow: st.expiredBelow, log: st.log };
   }
 
   function sendJson(res, status, obj) {

@@ -124,13 +124,14 @@ END $$;
 SELECT event_store_dynamo.create_projection(name => 'parted', source => 'events'::regclass,
   handler => 'apply_parted(events)'::regprocedure, tables => ARRAY['parted_balances'::regclass],
   settle => interval '1 hour', full_recheck => NULL, partitions => 3);
-SELECT event_store_dynamo.start_projection('parted', poll => interval '1 second');
 SELECT event_store_dynamo.create_projection(name => 'feed', source => 'events'::regclass,
   handler => 'apply_feed(events)'::regprocedure, tables => ARRAY['feed_balances'::regclass],
   settle => interval '1 hour', full_recheck => NULL);
-SELECT event_store_dynamo.start_projection('feed', poll => interval '1 second');
 `);
   await setUpFront();
+  await rows(DB, `SET ROLE app;
+SELECT event_store_dynamo.start_projection('parted', poll => interval '1 second');
+SELECT event_store_dynamo.start_projection('feed', poll => interval '1 second');`);
 });
 
 after(() => destroyCluster());
@@ -162,7 +163,7 @@ SELECT event_store_dynamo.wait_for_projection('feed', :'id', interval '30 second
   const s = await feedStats('feed');
   assert.equal(s.applied, 10, 'the feed applied every event (the watermark is an hour behind)');
   assert.ok(s.records >= 10);
-  assert.equal(s.fallbacks, 0);
+  assert.equal(s.fallbacks, 0, `no fallback (the last: ${s.lastFallback})`);
   assert.ok(await readModelCurrent('feed_balances'));
   await waitFor('the partitioned projection', () => readModelCurrent('parted_balances'));
   assert.equal((await feedStats('parted')).applied, 10, 'the partitioned projection: all through the feed');
@@ -326,7 +327,7 @@ SELECT 'account', 'deposited', 'trimmed' || (g % 2), jsonb_build_object('amount'
 const DDB_LOCAL_URL = process.env.DDB_LOCAL_URL;
 const STREAMS_URL = process.env.DDB_STREAMS_URL;
 const FRONT_TABLE = 'feedfront-schemeless-event-store';
-let frontArn;
+const FRONT_ARN = `arn:aws:dynamodb:us-east-1:000000000000:table/${FRONT_TABLE}/stream/2024-01-01T00:00:00.000`;
 
 /* A call of the streams front's control API. */
 function streamsControl(method, body) {
@@ -369,7 +370,7 @@ class Script {
   }
 
   set(extra = {}) {
-    return streamsControl('POST', { streamArn: frontArn, ...this.options, ...extra, shards: this.shards });
+    return streamsControl('POST', { streamArn: FRONT_ARN, ...this.options, ...extra, shards: this.shards });
   }
 }
 
@@ -495,7 +496,7 @@ async function dropFrontProjection(name) {
 async function setUpFront() {
   assert.ok(STREAMS_URL && DDB_LOCAL_URL, 'DDB_STREAMS_URL and DDB_LOCAL_URL must be set (source the stack.env)');
   await streamsControl('DELETE');
-  const r = await rows(DB, `
+  await rows(DB, `
 CREATE SERVER front_srv FOREIGN DATA WRAPPER event_store_dynamo
   OPTIONS (endpoint '${STREAMS_URL}', s3_endpoint '${S3_URL}', s3_force_path_style 'true');
 GRANT USAGE ON FOREIGN SERVER front_srv TO app;
@@ -518,9 +519,10 @@ BEGIN
 END $$;
 RESET ROLE;
 SELECT event_store_dynamo.reset_store('fevents');
-SELECT event_store_dynamo.enable_change_feed('fevents');`);
-  frontArn = r[r.length - 1][0];
-  assert.match(frontArn, /^arn:aws:dynamodb:/);
+-- the feed of a stream the front scripts: recorded as enable_change_feed records one, without
+-- turning on a stream in DynamoDB Local (which cuts short the iterators of its other streams)
+INSERT INTO event_store_dynamo.change_feed (source, table_name, stream_arn, view_type, stream_was_enabled, enabled_by)
+VALUES ('fevents', '${FRONT_TABLE}', '${FRONT_ARN}', 'KEYS_ONLY', false, 'postgres');`);
 }
 
 test('scripted stream: a closed parent shard and its child, parent first, across a worker restart', { timeout: TEST_TIMEOUT_MS }, async () => {
@@ -796,7 +798,8 @@ test('scripted stream: shards that disappear, after their children were read and
   await put(child, [['g', 3]]);
   await waitFor('the child\'s record', async () => (await feedStats('gone')).records === 3);
 
-  // the parent, read to its end, is trimmed away: nothing is lost, nothing asks for it
+  // the parent, read to its end, is trimmed away: nothing is lost, nothing asks for it, and the
+  // next listing (when the worker starts again) forgets it
   script.remove(parent.id);
   await put(child, [['h', 4], ['g', 5]]);
   await waitFor('the child read on', async () => (await feedStats('gone')).records === 5);
@@ -807,6 +810,7 @@ test('scripted stream: shards that disappear, after their children were read and
   await waitFor('the child read on after a restart', async () => (await feedStats('gone')).records === 6);
   let log = await frontLog(from);
   assert.equal(log.filter((e) => e.shard === parent.id).length, 0, 'the parent gone is not asked for');
+  assert.equal((await storedShards('gone'))[parent.id], undefined, 'the parent gone is forgotten, its stored row too');
   let s = await feedStats('gone');
   assert.equal(s.fallbacks, 0, 'a shard gone after its end is no fallback');
 
@@ -827,8 +831,8 @@ test('scripted stream: shards that disappear, after their children were read and
   assert.match(s.lastFallback, new RegExp(`shard ${child.id} is gone`));
   log = await frontLog(from);
   assert.equal(log.find((e) => e.shard === grandchild.id).type, 'TRIM_HORIZON');
-  const stored = await storedShards('gone');
-  assert.equal(stored[child.id].ended, true);
+  // given up, then (as the next listing no longer has it) forgotten
+  assert.equal((await storedShards('gone'))[child.id], undefined);
   await assertAppliedOnce(D);
   await dropFrontProjection('gone');
 });
