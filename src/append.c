@@ -24,7 +24,8 @@
  * larger one is atomic per DynamoDB transaction, and a failure names what
  * was already written.  A conflict fails the commit: 40001 for a stream
  * head that moved, 23505 for a duplicate event id.  A transaction that
- * DynamoDB cancelled for TransactionConflict or ThrottlingError alone
+ * DynamoDB cancelled for TransactionConflict or for capacity
+ * (ThrottlingError, ProvisionedThroughputExceeded) alone
  * wrote nothing and is sent again (start_write says under which token).
  *
  *-------------------------------------------------------------------------
@@ -1069,8 +1070,8 @@ start_write(Flush *f, Txn *t, long delay_ms)
 /*
  * A cancellation that wrote nothing and may go through when sent again:
  * each item's reason is None, TransactionConflict (another transaction
- * was working on the item) or ThrottlingError, and one of them is not
- * None.  ConditionalCheckFailed (a head moved, an id exists),
+ * was working on the item), ThrottlingError or
+ * ProvisionedThroughputExceeded (capacity), and one of them is not None.  ConditionalCheckFailed (a head moved, an id exists),
  * ValidationError and any other reason would be given again.
  */
 static bool
@@ -1096,7 +1097,8 @@ cancellation_retryable(const AwsCall *call)
 		c = json_object_get_string(code);
 		if (pg_strcasecmp(c, "None") == 0)
 			continue;
-		if (strcmp(c, "TransactionConflict") != 0 && strcmp(c, "ThrottlingError") != 0)
+		if (strcmp(c, "TransactionConflict") != 0 && strcmp(c, "ThrottlingError") != 0 &&
+			strcmp(c, "ProvisionedThroughputExceeded") != 0)
 			return false;
 		worth = true;
 	}

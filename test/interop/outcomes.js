@@ -14,8 +14,8 @@
 //   5. Never passed on, TransactionCanceledException whose reason is ThrottlingError,
 //      ProvisionedThroughputExceeded or TransactionConflict, on the stream head or on an event, or
 //      ConditionalCheckFailed on an event: each reason's SQLSTATE and message (never "expected
-//      version N, found N"), nothing written. ThrottlingError and TransactionConflict wrote nothing
-//      and may pass another time: sent again, each time under a new ClientRequestToken with the
+//      version N, found N"), nothing written. ThrottlingError, ProvisionedThroughputExceeded and
+//      TransactionConflict wrote nothing and may pass another time: sent again, each time under a new ClientRequestToken with the
 //      same TransactItems, 1 + max_retries times in all before the commit fails; the other reasons
 //      are sent once.
 //   6. TransactionConflict once, then passed on: the commit succeeds on the second try (a new
@@ -414,7 +414,7 @@ async function main() {
     for (const c of [
       { code: 'ThrottlingError', at: 'head', sqlstate: '53000', message: `${cancelled}ThrottlingError`, retried: true },
       { code: 'ThrottlingError', at: 'event', sqlstate: '53000', message: `${cancelled}ThrottlingError`, retried: true },
-      { code: 'ProvisionedThroughputExceeded', at: 'event', sqlstate: '53000', message: `${cancelled}ProvisionedThroughputExceeded` },
+      { code: 'ProvisionedThroughputExceeded', at: 'event', sqlstate: '53000', message: `${cancelled}ProvisionedThroughputExceeded`, retried: true },
       { code: 'TransactionConflict', at: 'head', sqlstate: '40001', message: `${cancelled}TransactionConflict`, retried: true },
       { code: 'TransactionConflict', at: 'event', sqlstate: '40001', message: `${cancelled}TransactionConflict`, retried: true },
       { code: 'ConditionalCheckFailed', at: 'event', sqlstate: '23505', message: 'duplicate event id "[0-9a-f-]+" in table "oc-schemeless-event-store"' },

@@ -118,13 +118,19 @@ mutant cancel-after-lost-answer-believed src/append.c \
 
 # A commit's transaction cancelled for TransactionConflict (it wrote nothing) not sent again.
 mutant conflict-cancel-not-retried src/append.c \
-    's/if \(strcmp\(c, "TransactionConflict"\) != 0 && strcmp\(c, "ThrottlingError"\) != 0\)/if (strcmp(c, "ThrottlingError") != 0)/' \
+    's/if \(strcmp\(c, "TransactionConflict"\) != 0 && strcmp\(c, "ThrottlingError"\) != 0 &&/if (strcmp(c, "ThrottlingError") != 0 \&\&/' \
     outcomes
 
 # A commit's transaction cancelled for ConditionalCheckFailed (a moved head, an existing id) sent
 # again, as if it might pass.
 mutant conditional-cancel-retried src/append.c \
-    's/strcmp\(c, "ThrottlingError"\) != 0\)/strcmp(c, "ThrottlingError") != 0 \&\& strcmp(c, "ConditionalCheckFailed") != 0)/' \
+    's/strcmp\(c, "ProvisionedThroughputExceeded"\) != 0\)/strcmp(c, "ProvisionedThroughputExceeded") != 0 \&\& strcmp(c, "ConditionalCheckFailed") != 0)/' \
+    outcomes
+
+# A commit's transaction cancelled for ProvisionedThroughputExceeded (capacity: it wrote nothing)
+# not sent again.
+mutant capacity-cancel-not-retried src/append.c \
+    's/ &&\n\t\t\tstrcmp\(c, "ProvisionedThroughputExceeded"\) != 0\)/)/' \
     outcomes
 
 # A transaction sent again after a cancellation under the token of the cancelled round.
