@@ -43,6 +43,7 @@ SELECT event_store_dynamo.start_projection('no_such_projection');
 SET ROLE regress_wk_stranger;
 SELECT event_store_dynamo.start_projection('wk_balances');
 SELECT event_store_dynamo.stop_projection('wk_balances');
+SELECT event_store_dynamo.repartition_projection('wk_balances', 2);
 RESET ROLE;
 SET ROLE regress_wk_owner;
 SELECT event_store_dynamo.start_projection('wk_balances', poll => interval '1 millisecond');
